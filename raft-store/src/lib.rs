@@ -1,0 +1,35 @@
+//! Switchboard's replicated state: the commands of the Raft log, the pure
+//! state machine that applies them, and (with the `rocksdb` feature) the
+//! RocksDB storage openraft runs on. Nothing here knows of gRPC.
+//!
+//! Layout:
+//! - [`ids`]: identifiers and input validation.
+//! - [`command`]: `Proposal` and `Command`, with their versioned binary encoding.
+//! - [`reply`]: what applying a command answers.
+//! - [`state`]: the pure state machine (`State::apply`), placement, rows.
+//! - [`types`]: the openraft type configuration and the site node record.
+//! - [`wire`]: versioned binary encoding of openraft's messages for the network.
+//! - [`store`] (feature `rocksdb`): log store, state machine store, snapshots,
+//!   the group-commit writer thread and the data-dir identity.
+
+pub mod command;
+pub mod error;
+pub mod ids;
+pub mod reply;
+pub mod state;
+pub mod types;
+pub mod wire;
+
+#[cfg(feature = "rocksdb")]
+pub mod store;
+
+pub use command::Actor;
+pub use command::ActorKind;
+pub use command::Command;
+pub use command::Proposal;
+pub use error::Error;
+pub use reply::Outcome;
+pub use reply::Reply;
+pub use state::State;
+pub use types::SiteNode;
+pub use types::TypeConfig;

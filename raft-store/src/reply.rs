@@ -1,0 +1,66 @@
+//! What applying a command answers.
+
+use serde::Deserialize;
+use serde::Serialize;
+
+use crate::ids::HostId;
+use crate::state::RelayRecord;
+use crate::state::RouteView;
+
+/// The answer to one log entry. A retry of an applied request gets the very
+/// same value back, `log_index` included.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    /// Index of the log entry that produced this answer.
+    pub log_index: u64,
+    pub outcome: Outcome,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// A blank or membership entry: nothing for the application.
+    Noop,
+    /// A relay as it is after the command.
+    Relay(RelayRecord),
+    /// A relay's state changed and some of its hosts were moved.
+    RelayMoved { relay: RelayRecord, hosts_moved: u32, hosts_unplaced: u32 },
+    /// A relay is gone.
+    RelayRemoved { relay_id: crate::ids::RelayId },
+    /// A host's route.
+    Route(RouteView),
+    /// A host lost its route.
+    Detached { host_id: HostId, was_attached: bool, last_generation: u64 },
+    /// The command was refused and changed nothing.
+    Refused(Refusal),
+}
+
+/// Why a command changed nothing. Deterministic: every site refuses alike.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub code: RefusalCode,
+    pub message: String,
+}
+
+/// The kind of refusal; the API maps each to a gRPC status code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefusalCode {
+    InvalidArgument,
+    NotFound,
+    /// No relay has room.
+    ResourceExhausted,
+    /// The target is not in a state that allows this.
+    FailedPrecondition,
+}
+
+impl Refusal {
+    pub fn new(code: RefusalCode, message: impl Into<String>) -> Self {
+        Refusal { code, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "reply@{}: {:?}", self.log_index, self.outcome)
+    }
+}

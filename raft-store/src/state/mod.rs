@@ -1,0 +1,475 @@
+//! The pure, deterministic state machine.
+//!
+//! `State::apply(log_index, proposal, changes) -> Reply` reads no clock, draws
+//! no random number and does no I/O: time arrives inside the proposal, and the
+//! rows it touched are noted in a [`ChangeSet`] for the store to write. The
+//! same log therefore gives the same state, byte for byte, on every site.
+
+mod placement;
+mod records;
+mod request_log;
+mod route_table;
+mod rows;
+
+use imbl::OrdMap;
+
+pub use self::placement::choose_relay;
+pub use self::records::AdminState;
+pub use self::records::Meta;
+pub use self::records::RelayRecord;
+pub use self::records::RelayState;
+pub use self::records::RequestRecord;
+pub use self::records::RouteRecord;
+pub use self::records::RouteView;
+pub use self::request_log::REQUEST_RETENTION_MS;
+pub use self::request_log::REQUESTS_RETAINED_MAX;
+pub use self::request_log::RequestLog;
+pub use self::route_table::RouteTable;
+pub use self::rows::ChangeSet;
+pub use self::rows::ROW_FORMAT_VERSION;
+pub use self::rows::RowKey;
+pub use self::rows::decode_value;
+pub use self::rows::encode_value;
+use crate::command::Command;
+use crate::command::Proposal;
+use crate::command::RelayAdminTarget;
+use crate::command::RelayRegistration;
+use crate::error::Error;
+use crate::ids::HostId;
+use crate::ids::RelayId;
+use crate::reply::Outcome;
+use crate::reply::Refusal;
+use crate::reply::RefusalCode;
+use crate::reply::Reply;
+
+/// Everything the cluster agrees on, apart from what openraft itself keeps
+/// (membership, vote, log). Cloning is O(1): all maps are persistent.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    meta: Meta,
+    relays: OrdMap<RelayId, RelayRecord>,
+    routes: RouteTable,
+    requests: RequestLog,
+}
+
+impl State {
+    /// An empty state.
+    pub fn new() -> Self {
+        State::default()
+    }
+
+    // ----- reads -----
+
+    /// The state's clock, in Unix milliseconds.
+    pub fn clock_ms(&self) -> u64 {
+        self.meta.clock_ms
+    }
+
+    /// The last route generation handed out.
+    pub fn last_generation(&self) -> u64 {
+        self.meta.last_generation
+    }
+
+    /// One relay.
+    pub fn relay(&self, relay_id: &RelayId) -> Option<&RelayRecord> {
+        self.relays.get(relay_id)
+    }
+
+    /// All relays, in id order.
+    pub fn relays(&self) -> impl Iterator<Item = &RelayRecord> {
+        self.relays.values()
+    }
+
+    /// The route table.
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    /// Remembered answers.
+    pub fn requests(&self) -> &RequestLog {
+        &self.requests
+    }
+
+    /// A host's route with its relay's current endpoint.
+    pub fn route(&self, host_id: &HostId) -> Option<RouteView> {
+        let route = self.routes.get(host_id)?;
+        Some(self.view(host_id, route))
+    }
+
+    fn view(&self, host_id: &HostId, route: &RouteRecord) -> RouteView {
+        let relay = self.relays.get(&route.relay_id).expect("every route names a known relay");
+        RouteView {
+            host_id: host_id.clone(),
+            relay_id: route.relay_id.clone(),
+            relay_endpoint: relay.endpoint.clone(),
+            generation: route.generation,
+            since_ms: route.since_ms,
+            preferred_region: route.preferred_region.clone(),
+        }
+    }
+
+    // ----- apply -----
+
+    /// Applies one proposal at `log_index`. Pure: the result depends only on
+    /// the state and the arguments.
+    pub fn apply(&mut self, log_index: u64, proposal: &Proposal, changes: &mut ChangeSet) -> Reply {
+        if proposal.issued_at_ms > self.meta.clock_ms {
+            self.meta.clock_ms = proposal.issued_at_ms;
+            changes.touch(RowKey::Meta);
+        }
+
+        let digest = (!proposal.request_id.is_none()).then(|| proposal.command_digest());
+        if let Some(digest) = digest
+            && let Some(seen) = self.requests.get(proposal.request_id)
+        {
+            if seen.command_digest == digest {
+                return seen.reply.clone();
+            }
+            let refusal = Refusal::new(
+                RefusalCode::InvalidArgument,
+                format!("request id {} was already used for a different command", proposal.request_id),
+            );
+            return Reply { log_index, outcome: Outcome::Refused(refusal) };
+        }
+
+        let outcome = match proposal.command.validate() {
+            Ok(()) => self.execute(&proposal.command, changes),
+            Err(error) => Outcome::Refused(Refusal::new(RefusalCode::InvalidArgument, error.to_string())),
+        };
+        let reply = Reply { log_index, outcome };
+
+        if let Some(command_digest) = digest {
+            let record = RequestRecord { command_digest, reply: reply.clone(), applied_at_ms: self.meta.clock_ms };
+            self.requests.insert(proposal.request_id, record);
+            changes.touch(RowKey::Request(proposal.request_id));
+        }
+        for evicted in self.requests.evict(self.meta.clock_ms) {
+            changes.touch(RowKey::Request(evicted));
+        }
+        reply
+    }
+
+    fn execute(&mut self, command: &Command, changes: &mut ChangeSet) -> Outcome {
+        match command {
+            Command::RegisterRelay(registration) => self.register_relay(registration, changes),
+            Command::SetRelayState { relay_id, target } => self.set_relay_state(relay_id, *target, changes),
+            Command::RelayDown { relay_id, incarnation } => self.relay_down(relay_id, *incarnation, changes),
+            Command::RemoveRelay { relay_id } => self.remove_relay(relay_id, changes),
+            Command::AttachHost { host_id, preferred_region } => self.attach_host(host_id, preferred_region, changes),
+            Command::DetachHost { host_id } => self.detach_host(host_id, changes),
+            Command::DrainBatch { relay_id, hosts_max } => self.drain_batch(relay_id, *hosts_max, changes),
+        }
+    }
+
+    fn register_relay(&mut self, registration: &RelayRegistration, changes: &mut ChangeSet) -> Outcome {
+        let now = self.meta.clock_ms;
+        let relay_id = registration.relay_id.clone();
+        let record = match self.relays.get(&relay_id) {
+            None => RelayRecord {
+                relay_id: relay_id.clone(),
+                endpoint: registration.endpoint.clone(),
+                region: registration.region.clone(),
+                labels: registration.labels.clone(),
+                capacity: registration.capacity,
+                incarnation: registration.incarnation,
+                admin_state: AdminState::Active,
+                live: true,
+                route_count: 0,
+                registered_at_ms: now,
+                state_since_ms: now,
+            },
+            Some(existing) => {
+                if registration.incarnation < existing.incarnation {
+                    return refused(
+                        RefusalCode::FailedPrecondition,
+                        format!(
+                            "relay {relay_id} is registered with incarnation {}, newer than {}",
+                            existing.incarnation, registration.incarnation
+                        ),
+                    );
+                }
+                let mut updated = existing.clone();
+                updated.endpoint = registration.endpoint.clone();
+                updated.region = registration.region.clone();
+                updated.labels = registration.labels.clone();
+                updated.capacity = registration.capacity;
+                updated.incarnation = registration.incarnation;
+                if !updated.live {
+                    updated.live = true;
+                    updated.state_since_ms = now;
+                }
+                updated
+            }
+        };
+        self.relays.insert(relay_id.clone(), record.clone());
+        changes.touch(RowKey::Relay(relay_id));
+        Outcome::Relay(record)
+    }
+
+    fn set_relay_state(&mut self, relay_id: &RelayId, target: RelayAdminTarget, changes: &mut ChangeSet) -> Outcome {
+        let Some(relay) = self.relays.get(relay_id) else {
+            return refused(RefusalCode::NotFound, format!("no relay {relay_id}"));
+        };
+        let next = match (target, relay.admin_state) {
+            (RelayAdminTarget::Active, _) => AdminState::Active,
+            (RelayAdminTarget::Draining, AdminState::Active | AdminState::Draining) => {
+                if relay.route_count == 0 { AdminState::Drained } else { AdminState::Draining }
+            }
+            (RelayAdminTarget::Draining, AdminState::Drained) => AdminState::Drained,
+            (RelayAdminTarget::Draining, AdminState::Maintenance) => {
+                return refused(RefusalCode::FailedPrecondition, format!("relay {relay_id} is in maintenance"));
+            }
+            (RelayAdminTarget::Maintenance, _) if relay.route_count > 0 => {
+                return refused(
+                    RefusalCode::FailedPrecondition,
+                    format!("relay {relay_id} still holds {} routes; drain it first", relay.route_count),
+                );
+            }
+            (RelayAdminTarget::Maintenance, _) => AdminState::Maintenance,
+        };
+        self.set_admin_state(relay_id, next, changes);
+        Outcome::Relay(self.relays[relay_id].clone())
+    }
+
+    fn set_admin_state(&mut self, relay_id: &RelayId, next: AdminState, changes: &mut ChangeSet) {
+        let now = self.meta.clock_ms;
+        let relay = self.relays.get_mut(relay_id).expect("caller checked the relay exists");
+        if relay.admin_state != next {
+            relay.admin_state = next;
+            relay.state_since_ms = now;
+            changes.touch(RowKey::Relay(relay_id.clone()));
+        }
+    }
+
+    fn relay_down(&mut self, relay_id: &RelayId, incarnation: u64, changes: &mut ChangeSet) -> Outcome {
+        let Some(relay) = self.relays.get(relay_id) else {
+            return refused(RefusalCode::NotFound, format!("no relay {relay_id}"));
+        };
+        if relay.incarnation != incarnation {
+            return refused(
+                RefusalCode::FailedPrecondition,
+                format!("relay {relay_id} is at incarnation {}, not {incarnation}", relay.incarnation),
+            );
+        }
+        if relay.live {
+            let now = self.meta.clock_ms;
+            let relay = self.relays.get_mut(relay_id).expect("looked up above");
+            relay.live = false;
+            relay.state_since_ms = now;
+            changes.touch(RowKey::Relay(relay_id.clone()));
+        }
+        let (hosts_moved, hosts_unplaced) = self.move_hosts_off(relay_id, u32::MAX, changes);
+        Outcome::RelayMoved { relay: self.relays[relay_id].clone(), hosts_moved, hosts_unplaced }
+    }
+
+    fn drain_batch(&mut self, relay_id: &RelayId, hosts_max: u32, changes: &mut ChangeSet) -> Outcome {
+        let Some(relay) = self.relays.get(relay_id) else {
+            return refused(RefusalCode::NotFound, format!("no relay {relay_id}"));
+        };
+        if relay.admin_state != AdminState::Draining {
+            return refused(
+                RefusalCode::FailedPrecondition,
+                format!("relay {relay_id} is {}, not draining", relay.state().as_str()),
+            );
+        }
+        let (hosts_moved, hosts_unplaced) = self.move_hosts_off(relay_id, hosts_max, changes);
+        Outcome::RelayMoved { relay: self.relays[relay_id].clone(), hosts_moved, hosts_unplaced }
+    }
+
+    /// Moves up to `hosts_max` hosts off a relay, in host-id order. A host for
+    /// which no relay has room keeps its route. Returns (moved, unplaced).
+    fn move_hosts_off(&mut self, relay_id: &RelayId, hosts_max: u32, changes: &mut ChangeSet) -> (u32, u32) {
+        let hosts: Vec<HostId> = self.routes.hosts_on(relay_id).cloned().collect();
+        let mut moved = 0u32;
+        let mut unplaced = 0u32;
+        for host_id in hosts {
+            if moved == hosts_max {
+                break;
+            }
+            let region = self.routes.get(&host_id).expect("indexed host has a route").preferred_region.clone();
+            let target = choose_relay(self.relays.values(), &region, Some(relay_id)).map(|r| r.relay_id.clone());
+            match target {
+                Some(target) => {
+                    self.place(&host_id, &target, region, changes);
+                    moved += 1;
+                }
+                None => unplaced += 1,
+            }
+        }
+        (moved, unplaced)
+    }
+
+    fn remove_relay(&mut self, relay_id: &RelayId, changes: &mut ChangeSet) -> Outcome {
+        let Some(relay) = self.relays.get(relay_id) else {
+            return refused(RefusalCode::NotFound, format!("no relay {relay_id}"));
+        };
+        if relay.route_count > 0 {
+            return refused(
+                RefusalCode::FailedPrecondition,
+                format!("relay {relay_id} still holds {} routes; drain it first", relay.route_count),
+            );
+        }
+        self.relays.remove(relay_id);
+        changes.touch(RowKey::Relay(relay_id.clone()));
+        Outcome::RelayRemoved { relay_id: relay_id.clone() }
+    }
+
+    fn attach_host(&mut self, host_id: &HostId, preferred_region: &str, changes: &mut ChangeSet) -> Outcome {
+        let current = self.routes.get(host_id).cloned();
+        if let Some(route) = &current {
+            let relay = self.relays.get(&route.relay_id).expect("every route names a known relay");
+            if relay.live && relay.admin_state == AdminState::Active {
+                if route.preferred_region != preferred_region {
+                    let mut updated = route.clone();
+                    updated.preferred_region = preferred_region.to_owned();
+                    self.routes.insert(host_id.clone(), updated);
+                    changes.touch(RowKey::Route(host_id.clone()));
+                }
+                return Outcome::Route(self.route(host_id).expect("route exists"));
+            }
+        }
+        let exclude = current.as_ref().map(|route| &route.relay_id);
+        let target = choose_relay(self.relays.values(), preferred_region, exclude).map(|r| r.relay_id.clone());
+        match (target, current) {
+            (Some(target), _) => {
+                self.place(host_id, &target, preferred_region.to_owned(), changes);
+                Outcome::Route(self.route(host_id).expect("just placed"))
+            }
+            (None, Some(route)) => refused(
+                RefusalCode::ResourceExhausted,
+                format!("no active relay has room for host {host_id}; it keeps its route on {}", route.relay_id),
+            ),
+            (None, None) => {
+                refused(RefusalCode::ResourceExhausted, format!("no active relay has room for host {host_id}"))
+            }
+        }
+    }
+
+    fn detach_host(&mut self, host_id: &HostId, changes: &mut ChangeSet) -> Outcome {
+        match self.routes.remove(host_id) {
+            Some(route) => {
+                changes.touch(RowKey::Route(host_id.clone()));
+                self.release(&route.relay_id, changes);
+                Outcome::Detached { host_id: host_id.clone(), was_attached: true, last_generation: route.generation }
+            }
+            None => Outcome::Detached { host_id: host_id.clone(), was_attached: false, last_generation: 0 },
+        }
+    }
+
+    /// Routes a host to `target` under the next generation.
+    fn place(&mut self, host_id: &HostId, target: &RelayId, preferred_region: String, changes: &mut ChangeSet) {
+        self.meta.last_generation += 1;
+        changes.touch(RowKey::Meta);
+        let route = RouteRecord {
+            relay_id: target.clone(),
+            generation: self.meta.last_generation,
+            since_ms: self.meta.clock_ms,
+            preferred_region,
+        };
+        let relay = self.relays.get_mut(target).expect("placement picks a known relay");
+        assert!(relay.route_count < relay.capacity, "placement never exceeds capacity");
+        relay.route_count += 1;
+        changes.touch(RowKey::Relay(target.clone()));
+        changes.touch(RowKey::Route(host_id.clone()));
+        if let Some(previous) = self.routes.insert(host_id.clone(), route) {
+            self.release(&previous.relay_id, changes);
+        }
+    }
+
+    /// One route left a relay; a draining relay that holds none is drained.
+    fn release(&mut self, relay_id: &RelayId, changes: &mut ChangeSet) {
+        let relay = self.relays.get_mut(relay_id).expect("every route names a known relay");
+        relay.route_count = relay.route_count.checked_sub(1).expect("a relay's route count matches its routes");
+        changes.touch(RowKey::Relay(relay_id.clone()));
+        if relay.route_count == 0 && relay.admin_state == AdminState::Draining {
+            self.set_admin_state(relay_id, AdminState::Drained, changes);
+        }
+    }
+
+    // ----- rows -----
+
+    /// The encoded value of one row, or `None` if the row does not exist.
+    pub fn row_value(&self, key: &RowKey) -> Option<Vec<u8>> {
+        match key {
+            RowKey::Meta => Some(encode_value(&self.meta)),
+            RowKey::Relay(id) => self.relays.get(id).map(encode_value),
+            RowKey::Route(id) => self.routes.get(id).map(encode_value),
+            RowKey::Request(id) => self.requests.get(*id).map(encode_value),
+        }
+    }
+
+    /// Every row, in key order: the body of a snapshot.
+    pub fn rows(&self) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
+        let meta = std::iter::once((RowKey::Meta.encode(), encode_value(&self.meta)));
+        let relays = self.relays.iter().map(|(id, r)| (RowKey::Relay(id.clone()).encode(), encode_value(r)));
+        let routes = self.routes.iter().map(|(id, r)| (RowKey::Route(id.clone()).encode(), encode_value(r)));
+        let requests = self.requests.iter().map(|(id, r)| (RowKey::Request(*id).encode(), encode_value(r)));
+        meta.chain(relays).chain(routes).chain(requests)
+    }
+
+    /// Rebuilds a state from its rows (any order) and checks it.
+    pub fn from_rows<K, V>(rows: impl IntoIterator<Item = (K, V)>) -> Result<Self, Error>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let mut state = State::default();
+        for (key, value) in rows {
+            let value = value.as_ref();
+            match RowKey::decode(key.as_ref())? {
+                RowKey::Meta => state.meta = decode_value("meta row", value)?,
+                RowKey::Relay(id) => {
+                    let record: RelayRecord = decode_value("relay row", value)?;
+                    if record.relay_id != id {
+                        return Err(Error::Corrupt { what: "relay row", reason: format!("key {id} holds {}", record.relay_id) });
+                    }
+                    state.relays.insert(id, record);
+                }
+                RowKey::Route(id) => {
+                    state.routes.insert(id, decode_value("route row", value)?);
+                }
+                RowKey::Request(id) => state.requests.insert(id, decode_value("request row", value)?),
+            }
+        }
+        state.check_invariants().map_err(|reason| Error::Corrupt { what: "state", reason })?;
+        Ok(state)
+    }
+
+    /// Checks every invariant of the state; O(size), for loading and tests.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut generations = std::collections::BTreeSet::new();
+        for (host_id, route) in self.routes.iter() {
+            let Some(relay) = self.relays.get(&route.relay_id) else {
+                return Err(format!("host {host_id} routes to unknown relay {}", route.relay_id));
+            };
+            if route.generation == 0 || route.generation > self.meta.last_generation {
+                return Err(format!("host {host_id} has generation {} outside 1..={}", route.generation, self.meta.last_generation));
+            }
+            if !generations.insert(route.generation) {
+                return Err(format!("generation {} is used twice", route.generation));
+            }
+            if matches!(relay.admin_state, AdminState::Drained | AdminState::Maintenance) {
+                return Err(format!("host {host_id} routes to {} relay {}", relay.state().as_str(), relay.relay_id));
+            }
+        }
+        for relay in self.relays.values() {
+            let held = self.routes.count_on(&relay.relay_id);
+            if held != relay.route_count as usize {
+                return Err(format!("relay {} counts {} routes but holds {held}", relay.relay_id, relay.route_count));
+            }
+        }
+        for (id, record) in self.requests.iter() {
+            if record.applied_at_ms > self.meta.clock_ms {
+                return Err(format!("request {id} applied after the state clock"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn refused(code: RefusalCode, message: String) -> Outcome {
+    Outcome::Refused(Refusal::new(code, message))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,410 @@
+//! Unit and property tests of the pure state machine.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::command::Actor;
+use crate::command::ActorKind;
+use crate::ids::RequestId;
+
+fn relay_id(name: &str) -> RelayId {
+    RelayId::new(name).unwrap()
+}
+
+fn host_id(name: &str) -> HostId {
+    HostId::new(name).unwrap()
+}
+
+fn registration(name: &str, region: &str, capacity: u32, incarnation: u64) -> Command {
+    Command::RegisterRelay(RelayRegistration {
+        relay_id: relay_id(name),
+        endpoint: format!("{name}.example:443"),
+        region: region.into(),
+        labels: Default::default(),
+        capacity,
+        incarnation,
+    })
+}
+
+fn attach(host: &str) -> Command {
+    Command::AttachHost { host_id: host_id(host), preferred_region: String::new() }
+}
+
+/// A state plus a log index and a clock, to apply commands one after another.
+struct Harness {
+    state: State,
+    index: u64,
+    now_ms: u64,
+    changes: ChangeSet,
+    /// The rows as a store would hold them, written only from change sets.
+    mirror: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Harness { state: State::new(), index: 0, now_ms: 1_000, changes: ChangeSet::default(), mirror: BTreeMap::new() }
+    }
+
+    fn apply_with(&mut self, request_id: RequestId, command: Command) -> Reply {
+        self.index += 1;
+        self.now_ms += 10;
+        let proposal = Proposal {
+            request_id,
+            actor: Actor::new(ActorKind::Admin, "test"),
+            issued_at_ms: self.now_ms,
+            command,
+        };
+        let reply = self.state.apply(self.index, &proposal, &mut self.changes);
+        self.flush();
+        reply
+    }
+
+    fn apply(&mut self, command: Command) -> Reply {
+        self.apply_with(RequestId::NONE, command)
+    }
+
+    fn flush(&mut self) {
+        for key in self.changes.keys() {
+            match self.state.row_value(key) {
+                Some(value) => self.mirror.insert(key.encode(), value),
+                None => self.mirror.remove(&key.encode()),
+            };
+        }
+        self.changes.clear();
+    }
+
+    fn route_relay(&self, host: &str) -> Option<String> {
+        self.state.route(&host_id(host)).map(|r| r.relay_id.to_string())
+    }
+}
+
+#[test]
+fn attach_places_on_the_least_loaded_relay_and_keeps_a_good_route() {
+    let mut h = Harness::new();
+    h.apply(registration("a", "", 2, 1));
+    h.apply(registration("b", "", 4, 1));
+    let first = h.apply(attach("h1"));
+    let Outcome::Route(route) = first.outcome else { panic!("{first:?}") };
+    assert_eq!(route.relay_id.as_str(), "a", "tie at zero load goes to the smallest id");
+    assert_eq!(route.generation, 1);
+    assert_eq!(h.route_relay("h2"), None);
+    h.apply(attach("h2"));
+    assert_eq!(h.route_relay("h2").as_deref(), Some("b"), "1/2 is more than 0/4");
+
+    let again = h.apply(attach("h1"));
+    let Outcome::Route(same) = again.outcome else { panic!() };
+    assert_eq!(same.generation, 1, "attaching an attached host changes nothing");
+}
+
+#[test]
+fn full_relays_refuse_with_resource_exhausted_and_change_nothing() {
+    let mut h = Harness::new();
+    h.apply(registration("a", "", 1, 1));
+    h.apply(attach("h1"));
+    let before: Vec<_> = h.state.rows().collect();
+    let reply = h.apply(attach("h2"));
+    let Outcome::Refused(refusal) = reply.outcome else { panic!("{reply:?}") };
+    assert_eq!(refusal.code, RefusalCode::ResourceExhausted);
+    let after: Vec<_> = h.state.rows().filter(|(k, _)| k != &RowKey::Meta.encode()).collect();
+    let before: Vec<_> = before.into_iter().filter(|(k, _)| k != &RowKey::Meta.encode()).collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn relay_down_replaces_hosts_with_higher_generations() {
+    let mut h = Harness::new();
+    h.apply(registration("a", "eu", 10, 1));
+    h.apply(registration("b", "eu", 10, 1));
+    h.apply(registration("c", "us", 10, 1));
+    for i in 0..6 {
+        h.apply(Command::AttachHost { host_id: host_id(&format!("h{i}")), preferred_region: "eu".into() });
+    }
+    let on_a: Vec<(HostId, u64)> = h
+        .state
+        .routes()
+        .hosts_on(&relay_id("a"))
+        .map(|host| (host.clone(), h.state.route(host).unwrap().generation))
+        .collect();
+    assert_eq!(on_a.len(), 3);
+    let reply = h.apply(Command::RelayDown { relay_id: relay_id("a"), incarnation: 1 });
+    let Outcome::RelayMoved { hosts_moved, hosts_unplaced, relay } = reply.outcome else { panic!("{reply:?}") };
+    assert_eq!((hosts_moved, hosts_unplaced), (3, 0));
+    assert_eq!(relay.state(), RelayState::Down);
+    for (host, old_generation) in on_a {
+        let route = h.state.route(&host).unwrap();
+        assert_eq!(route.relay_id.as_str(), "b", "the preferred region still wins");
+        assert!(route.generation > old_generation);
+    }
+    assert_eq!(h.state.relay(&relay_id("a")).unwrap().route_count, 0);
+    h.state.check_invariants().unwrap();
+}
+
+#[test]
+fn a_stale_relay_down_is_fenced_by_incarnation() {
+    let mut h = Harness::new();
+    h.apply(registration("a", "", 10, 1));
+    h.apply(registration("a", "", 10, 2));
+    let reply = h.apply(Command::RelayDown { relay_id: relay_id("a"), incarnation: 1 });
+    assert!(matches!(reply.outcome, Outcome::Refused(Refusal { code: RefusalCode::FailedPrecondition, .. })));
+    assert_eq!(h.state.relay(&relay_id("a")).unwrap().state(), RelayState::Active);
+    let older = h.apply(registration("a", "", 10, 1));
+    assert!(matches!(older.outcome, Outcome::Refused(_)), "an older incarnation cannot take over");
+}
+
+#[test]
+fn drain_moves_batches_then_the_relay_is_drained() {
+    let mut h = Harness::new();
+    h.apply(registration("a", "", 10, 1));
+    for i in 0..5 {
+        h.apply(attach(&format!("h{i}")));
+    }
+    h.apply(registration("b", "", 10, 1));
+    let refused = h.apply(Command::DrainBatch { relay_id: relay_id("a"), hosts_max: 2 });
+    assert!(matches!(refused.outcome, Outcome::Refused(_)), "only a draining relay drains");
+    h.apply(Command::SetRelayState { relay_id: relay_id("a"), target: RelayAdminTarget::Draining });
+    let maintenance = h.apply(Command::SetRelayState { relay_id: relay_id("a"), target: RelayAdminTarget::Maintenance });
+    assert!(matches!(maintenance.outcome, Outcome::Refused(_)), "maintenance waits for the drain");
+    for expected_left in [3, 1, 0] {
+        h.apply(Command::DrainBatch { relay_id: relay_id("a"), hosts_max: 2 });
+        assert_eq!(h.state.relay(&relay_id("a")).unwrap().route_count, expected_left);
+        for i in 0..5 {
+            assert!(h.route_relay(&format!("h{i}")).is_some(), "no host is without a route during a drain");
+        }
+    }
+    assert_eq!(h.state.relay(&relay_id("a")).unwrap().state(), RelayState::Drained);
+    let reply = h.apply(Command::SetRelayState { relay_id: relay_id("a"), target: RelayAdminTarget::Maintenance });
+    assert!(matches!(reply.outcome, Outcome::Relay(ref r) if r.state() == RelayState::Maintenance));
+    h.apply(Command::SetRelayState { relay_id: relay_id("a"), target: RelayAdminTarget::Active });
+    assert_eq!(h.state.relay(&relay_id("a")).unwrap().state(), RelayState::Active);
+}
+
+#[test]
+fn a_retried_request_returns_its_first_answer_and_changes_nothing() {
+    let mut h = Harness::new();
+    h.apply(registration("a", "", 10, 1));
+    let id = RequestId(77);
+    let first = h.apply_with(id, attach("h1"));
+    h.apply(Command::DetachHost { host_id: host_id("h1") });
+    let retry = h.apply_with(id, attach("h1"));
+    assert_eq!(retry, first, "same answer, same log index");
+    assert_eq!(h.route_relay("h1"), None, "the retry did not attach the host again");
+
+    let reused = h.apply_with(id, attach("h2"));
+    assert!(matches!(reused.outcome, Outcome::Refused(Refusal { code: RefusalCode::InvalidArgument, .. })));
+}
+
+#[test]
+fn remembered_answers_expire_by_state_time() {
+    let mut h = Harness::new();
+    h.apply(registration("a", "", 10, 1));
+    h.apply_with(RequestId(1), attach("h1"));
+    assert!(h.state.requests().get(RequestId(1)).is_some());
+    h.now_ms += REQUEST_RETENTION_MS + 1;
+    h.apply(attach("h2"));
+    assert!(h.state.requests().get(RequestId(1)).is_none());
+    assert_eq!(h.mirror, h.state.rows().collect::<BTreeMap<_, _>>());
+}
+
+#[test]
+fn time_in_the_state_never_runs_backwards() {
+    let mut h = Harness::new();
+    h.apply(registration("a", "", 10, 1));
+    let clock = h.state.clock_ms();
+    h.now_ms -= 500;
+    h.apply(attach("h1"));
+    assert_eq!(h.state.clock_ms(), clock);
+    assert_eq!(h.state.route(&host_id("h1")).unwrap().since_ms, clock);
+}
+
+#[test]
+fn invalid_commands_are_refused_inside_apply_too() {
+    let mut h = Harness::new();
+    let bad = Command::RegisterRelay(RelayRegistration {
+        relay_id: relay_id("a"),
+        endpoint: "no-port".into(),
+        region: String::new(),
+        labels: Default::default(),
+        capacity: 1,
+        incarnation: 1,
+    });
+    let reply = h.apply(bad);
+    assert!(matches!(reply.outcome, Outcome::Refused(Refusal { code: RefusalCode::InvalidArgument, .. })));
+    assert!(h.state.relay(&relay_id("a")).is_none());
+}
+
+#[test]
+fn rows_round_trip_and_reject_a_corrupt_count() {
+    let mut h = Harness::new();
+    h.apply(registration("a", "eu", 10, 1));
+    h.apply(attach("h1"));
+    let rows: Vec<_> = h.state.rows().collect();
+    let loaded = State::from_rows(rows.clone()).unwrap();
+    assert_eq!(loaded.rows().collect::<Vec<_>>(), rows);
+
+    let mut relay = h.state.relay(&relay_id("a")).unwrap().clone();
+    relay.route_count = 5;
+    let mut corrupt = rows.clone();
+    corrupt[1].1 = encode_value(&relay);
+    assert!(matches!(State::from_rows(corrupt), Err(Error::Corrupt { .. })));
+}
+
+// ----- property tests -----
+
+const RELAYS: [&str; 4] = ["r0", "r1", "r2", "r3"];
+const REGIONS: [&str; 3] = ["", "eu", "us"];
+const HOSTS: usize = 24;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Register { relay: usize, region: usize, incarnation_bump: bool },
+    SetState { relay: usize, target: u8 },
+    Down { relay: usize, stale: bool },
+    Remove { relay: usize },
+    Attach { host: usize, region: usize },
+    Detach { host: usize },
+    Drain { relay: usize, hosts_max: u32 },
+    /// Re-send the n-th earlier request with its request id.
+    Retry { back: usize },
+    /// The leader's clock jumps back (a new leader with a slower clock).
+    ClockBack { ms: u64 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => (0..RELAYS.len(), 0..REGIONS.len(), any::<bool>())
+            .prop_map(|(relay, region, incarnation_bump)| Op::Register { relay, region, incarnation_bump }),
+        1 => (0..RELAYS.len(), 0u8..3).prop_map(|(relay, target)| Op::SetState { relay, target }),
+        1 => (0..RELAYS.len(), any::<bool>()).prop_map(|(relay, stale)| Op::Down { relay, stale }),
+        1 => (0..RELAYS.len()).prop_map(|relay| Op::Remove { relay }),
+        6 => (0..HOSTS, 0..REGIONS.len()).prop_map(|(host, region)| Op::Attach { host, region }),
+        2 => (0..HOSTS).prop_map(|host| Op::Detach { host }),
+        1 => (0..RELAYS.len(), 1u32..4).prop_map(|(relay, hosts_max)| Op::Drain { relay, hosts_max }),
+        1 => (1usize..20).prop_map(|back| Op::Retry { back }),
+        1 => (1u64..5_000).prop_map(|ms| Op::ClockBack { ms }),
+    ]
+}
+
+/// Capacity is fixed per relay so that it never shrinks under its routes.
+fn capacity_of(relay: usize) -> u32 {
+    3 + 2 * relay as u32
+}
+
+/// Turns ops into proposals, deterministically, so the same ops can be
+/// applied to several states.
+fn proposals(ops: &[Op]) -> Vec<Proposal> {
+    let mut incarnations = [1u64; RELAYS.len()];
+    let mut out: Vec<Proposal> = Vec::new();
+    let mut now = 10_000u64;
+    for (n, op) in ops.iter().enumerate() {
+        now += 7;
+        let command = match op {
+            Op::Register { relay, region, incarnation_bump } => {
+                if *incarnation_bump {
+                    incarnations[*relay] += 1;
+                }
+                registration(RELAYS[*relay], REGIONS[*region], capacity_of(*relay), incarnations[*relay])
+            }
+            Op::SetState { relay, target } => Command::SetRelayState {
+                relay_id: relay_id(RELAYS[*relay]),
+                target: [RelayAdminTarget::Active, RelayAdminTarget::Draining, RelayAdminTarget::Maintenance]
+                    [*target as usize],
+            },
+            Op::Down { relay, stale } => Command::RelayDown {
+                relay_id: relay_id(RELAYS[*relay]),
+                incarnation: incarnations[*relay] - u64::from(*stale),
+            },
+            Op::Remove { relay } => Command::RemoveRelay { relay_id: relay_id(RELAYS[*relay]) },
+            Op::Attach { host, region } => Command::AttachHost {
+                host_id: host_id(&format!("h{host}")),
+                preferred_region: REGIONS[*region].into(),
+            },
+            Op::Detach { host } => Command::DetachHost { host_id: host_id(&format!("h{host}")) },
+            Op::Drain { relay, hosts_max } => {
+                Command::DrainBatch { relay_id: relay_id(RELAYS[*relay]), hosts_max: *hosts_max }
+            }
+            Op::Retry { back } => {
+                if let Some(earlier) = out.len().checked_sub(*back).map(|i| out[i].clone()) {
+                    out.push(Proposal { issued_at_ms: now, ..earlier });
+                }
+                continue;
+            }
+            Op::ClockBack { ms } => {
+                now = now.saturating_sub(*ms);
+                continue;
+            }
+        };
+        out.push(Proposal {
+            request_id: RequestId(n as u128 + 1),
+            actor: Actor::new(ActorKind::Admin, "prop"),
+            issued_at_ms: now,
+            command,
+        });
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Invariants after every step: one relay per host (by construction of
+    /// the table, checked through the reverse index), generations strictly
+    /// rising per host, relay load equal to its route count, placement within
+    /// capacity and only on active relays.
+    #[test]
+    fn invariants_hold_after_every_command(ops in prop::collection::vec(op(), 1..200)) {
+        let mut h = Harness::new();
+        let mut last_generation: BTreeMap<HostId, u64> = BTreeMap::new();
+        let mut last_relay: BTreeMap<HostId, RelayId> = BTreeMap::new();
+        for proposal in proposals(&ops) {
+            h.index += 1;
+            let reply = h.state.apply(h.index, &proposal, &mut h.changes);
+            h.flush();
+            prop_assert_eq!(h.state.check_invariants(), Ok(()));
+
+            let hosts_in_index: usize = h.state.relays().map(|r| h.state.routes().count_on(&r.relay_id)).sum();
+            prop_assert_eq!(hosts_in_index, h.state.routes().len(), "each host is on exactly one relay");
+
+            for relay in h.state.relays() {
+                prop_assert!(relay.route_count <= relay.capacity, "relay {} over capacity", relay.relay_id);
+            }
+            if let (Command::AttachHost { .. }, Outcome::Route(route)) = (&proposal.command, &reply.outcome)
+                && reply.log_index == h.index
+            {
+                let relay = h.state.relay(&route.relay_id).unwrap();
+                prop_assert!(relay.live && relay.admin_state == AdminState::Active, "attached to a relay that is not active");
+            }
+            for (host, route) in h.state.routes().iter() {
+                let previous = last_generation.get(host).copied().unwrap_or(0);
+                prop_assert!(route.generation >= previous, "generation of {} went back", host);
+                if last_relay.get(host) != Some(&route.relay_id) {
+                    prop_assert!(route.generation > previous, "host {} moved without a new generation", host);
+                }
+                last_generation.insert(host.clone(), route.generation);
+                last_relay.insert(host.clone(), route.relay_id.clone());
+            }
+            // A detached host that comes back must get a higher generation than it ever had.
+            last_relay.retain(|host, _| h.state.routes().get(host).is_some());
+        }
+        prop_assert_eq!(&h.mirror, &h.state.rows().collect::<BTreeMap<_, _>>(), "change sets cover every changed row");
+    }
+
+    /// The same log gives the same state, byte for byte, and the rows load back.
+    #[test]
+    fn apply_is_deterministic(ops in prop::collection::vec(op(), 1..150)) {
+        let log = proposals(&ops);
+        let run = || {
+            let mut state = State::new();
+            let mut changes = ChangeSet::default();
+            let replies: Vec<Reply> = log.iter().enumerate().map(|(i, p)| state.apply(i as u64 + 1, p, &mut changes)).collect();
+            (state.rows().collect::<Vec<_>>(), replies)
+        };
+        let (rows_a, replies_a) = run();
+        let (rows_b, replies_b) = run();
+        prop_assert_eq!(&rows_a, &rows_b);
+        prop_assert_eq!(replies_a, replies_b);
+        let reloaded = State::from_rows(rows_a.clone()).expect("rows load back");
+        prop_assert_eq!(reloaded.rows().collect::<Vec<_>>(), rows_a);
+    }
+}

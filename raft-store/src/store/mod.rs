@@ -1,0 +1,140 @@
+//! RocksDB storage for openraft: the log store, the state machine store,
+//! snapshot files, the group-commit writer thread and the data-dir identity.
+//!
+//! On disk, under the data dir:
+//! - `IDENTITY`: cluster id and site id, written on first start.
+//! - `db/`: one RocksDB with four column families: `log` (index -> entry),
+//!   `raft` (vote, committed, purged), `state` (the state machine's rows) and
+//!   `applied` (last applied log id, membership).
+//! - `snapshots/`: the current snapshot file, and files being built or received.
+
+mod identity;
+mod log_store;
+mod snapshot_dir;
+mod snapshot_file;
+mod state_machine;
+mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::BlockBasedOptions;
+use rocksdb::Cache;
+use rocksdb::ColumnFamily;
+use rocksdb::ColumnFamilyDescriptor;
+use rocksdb::DB;
+use rocksdb::DBCompressionType;
+use rocksdb::DBRecoveryMode;
+use rocksdb::Options;
+
+pub use self::identity::Identity;
+pub use self::log_store::LogStore;
+pub use self::snapshot_dir::SnapshotDir;
+pub use self::snapshot_dir::SnapshotRecord;
+pub use self::snapshot_file::SnapshotFile;
+pub use self::snapshot_file::read_chunk;
+pub use self::snapshot_file::read_snapshot;
+pub use self::state_machine::AppliedState;
+pub use self::state_machine::SnapshotBuilder;
+pub use self::state_machine::StateMachineStore;
+pub use self::state_machine::StateReader;
+pub use self::writer::Durability;
+pub use self::writer::Stopped;
+pub use self::writer::Writer;
+use crate::error::Error;
+
+pub(crate) const CF_LOG: &str = "log";
+pub(crate) const CF_RAFT: &str = "raft";
+pub(crate) const CF_STATE: &str = "state";
+pub(crate) const CF_APPLIED: &str = "applied";
+const COLUMN_FAMILIES: [&str; 4] = [CF_LOG, CF_RAFT, CF_STATE, CF_APPLIED];
+
+/// Total WAL size before RocksDB flushes the column families that pin the
+/// oldest WAL file. Without it a rarely written family (the vote) keeps every
+/// WAL file alive and the WAL grows without bound.
+pub const WAL_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Memtable size per column family before a flush.
+pub const MEMTABLE_BYTES: usize = 16 * 1024 * 1024;
+/// Shared block cache; the state is also held in memory, so reads here are
+/// mostly the log tail for replication.
+pub const BLOCK_CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// Background flush and compaction threads: the machines have 2 cores.
+pub const BACKGROUND_JOBS: i32 = 2;
+
+/// Looks up a column family that `open` created.
+pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> &'a ColumnFamily {
+    db.cf_handle(name).expect("every column family is created when the database opens")
+}
+
+fn database_options() -> Options {
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.create_missing_column_families(true);
+    options.set_max_total_wal_size(WAL_BYTES_MAX);
+    // Archived WAL files are deleted at once (no TTL, no size allowance).
+    options.set_wal_ttl_seconds(0);
+    options.set_wal_size_limit_mb(0);
+    // A torn last WAL record (crash mid-write) is dropped; anything before it is kept.
+    options.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
+    options.set_max_background_jobs(BACKGROUND_JOBS);
+    options.set_bytes_per_sync(1024 * 1024);
+    options.set_wal_bytes_per_sync(0);
+    options.set_keep_log_file_num(4);
+    options.set_max_log_file_size(8 * 1024 * 1024);
+    options.set_max_open_files(512);
+    options
+}
+
+fn family_options(cache: &Cache) -> Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    let mut options = Options::default();
+    options.set_write_buffer_size(MEMTABLE_BYTES);
+    options.set_compression_type(DBCompressionType::Lz4);
+    options.set_level_compaction_dynamic_level_bytes(true);
+    options.set_block_based_table_factory(&table);
+    options
+}
+
+/// Everything openraft and the API need from one data dir.
+pub struct OpenedStore {
+    pub log: LogStore,
+    pub state_machine: StateMachineStore,
+    pub reader: StateReader,
+    pub snapshots: SnapshotDir,
+    pub db: Arc<DB>,
+    /// Set once every handle is dropped and the database is closed.
+    pub stopped: Stopped,
+}
+
+/// Opens (or creates) the storage under `data_dir`, after checking that the
+/// dir belongs to `identity`.
+pub fn open(data_dir: &Path, identity: &Identity) -> Result<OpenedStore, Error> {
+    identity.claim(data_dir)?;
+    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+    let families = COLUMN_FAMILIES.map(|name| ColumnFamilyDescriptor::new(name, family_options(&cache)));
+    let db = DB::open_cf_descriptors(&database_options(), data_dir.join("db"), families)
+        .map_err(|source| Error::Rocks { context: "opening the database", source })?;
+    let db = Arc::new(db);
+    let writer = Writer::start(db.clone())?;
+    let snapshots = SnapshotDir::open(&data_dir.join("snapshots"))?;
+    let state_machine = StateMachineStore::open(db.clone(), writer.clone(), snapshots.clone())?;
+    let reader = state_machine.reader();
+    let stopped = writer.stopped();
+    let log = LogStore::new(db.clone(), writer);
+    Ok(OpenedStore { log, state_machine, reader, snapshots, db, stopped })
+}
+
+/// Sizes of the store on disk, for metrics and benchmarks.
+pub fn wal_bytes(data_dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("db")) else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|ext| ext == "log"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,278 @@
+//! The applied state in RocksDB, behind openraft's `RaftStateMachine`.
+//!
+//! The pure [`State`] is the working copy; after each batch of entries the
+//! rows the batch touched and the last applied log id go to RocksDB in one
+//! write batch, then a new read-only view is published for readers. Readers
+//! never lock: they load the latest view from an `ArcSwap`.
+//!
+//! Snapshots never stop apply: the builder takes an O(1) clone of the
+//! persistent state and writes the file on a blocking thread while apply
+//! goes on.
+
+use std::io;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use futures::Stream;
+use futures::TryStreamExt;
+use openraft::EntryPayload;
+use openraft::OptionalSend;
+use openraft::RaftSnapshotBuilder;
+use openraft::entry::RaftEntry;
+use openraft::storage::EntryResponder;
+use openraft::storage::RaftStateMachine;
+use rocksdb::DB;
+use rocksdb::WriteBatch;
+use tokio::sync::watch;
+
+use crate::error::Error;
+use crate::reply::Outcome;
+use crate::reply::Reply;
+use crate::state::ChangeSet;
+use crate::state::State;
+use crate::store::CF_APPLIED;
+use crate::store::CF_STATE;
+use crate::store::cf;
+use crate::store::snapshot_dir::SnapshotDir;
+use crate::store::snapshot_file::SnapshotFile;
+use crate::store::snapshot_file::read_snapshot;
+use crate::store::writer::Durability;
+use crate::store::writer::Writer;
+use crate::types::LogId;
+use openraft::type_config::alias::SnapshotOf;
+use crate::types::SnapshotMeta;
+use crate::types::StoredMembership;
+use crate::types::TypeConfig;
+use crate::wire;
+
+pub(crate) const KEY_LAST_APPLIED: &[u8] = b"last_applied";
+pub(crate) const KEY_MEMBERSHIP: &[u8] = b"membership";
+
+/// The bounds of the state column family's key space (all row prefixes are below 0xFF).
+const STATE_KEYS_START: &[u8] = &[0x00];
+const STATE_KEYS_END: &[u8] = &[0xFF, 0xFF];
+
+/// A read-only view of the applied state, as of one log index.
+#[derive(Clone, Debug, Default)]
+pub struct AppliedState {
+    pub state: State,
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+}
+
+impl AppliedState {
+    /// The index of the last applied entry (0 before any).
+    pub fn applied_index(&self) -> u64 {
+        self.last_applied.as_ref().map_or(0, |id| id.index)
+    }
+}
+
+/// Lock-free access to the latest applied state, for the API's reads.
+#[derive(Clone)]
+pub struct StateReader {
+    current: Arc<ArcSwap<AppliedState>>,
+    applied: watch::Receiver<u64>,
+}
+
+impl StateReader {
+    /// The latest applied state.
+    pub fn load(&self) -> Arc<AppliedState> {
+        self.current.load_full()
+    }
+
+    /// A receiver that changes whenever the applied index moves.
+    pub fn watch_applied(&self) -> watch::Receiver<u64> {
+        self.applied.clone()
+    }
+}
+
+/// The state machine store.
+pub struct StateMachineStore {
+    db: Arc<DB>,
+    writer: Writer,
+    applied: AppliedState,
+    changes: ChangeSet,
+    published: Arc<ArcSwap<AppliedState>>,
+    applied_index: watch::Sender<u64>,
+    snapshots: SnapshotDir,
+}
+
+impl StateMachineStore {
+    /// Loads the applied state from RocksDB.
+    pub(crate) fn open(db: Arc<DB>, writer: Writer, snapshots: SnapshotDir) -> Result<Self, Error> {
+        let rows = db
+            .iterator_cf(cf(&db, CF_STATE), rocksdb::IteratorMode::Start)
+            .map(|item| item.map_err(|source| Error::Rocks { context: "reading state", source }));
+        let rows: Vec<_> = rows.collect::<Result<_, _>>()?;
+        let state = State::from_rows(rows)?;
+        let read = |key: &[u8]| db.get_cf(cf(&db, CF_APPLIED), key).map_err(|source| Error::Rocks { context: "reading applied", source });
+        let last_applied: Option<LogId> = match read(KEY_LAST_APPLIED)? {
+            Some(bytes) => wire::decode("last applied log id", &bytes)?,
+            None => None,
+        };
+        let membership: StoredMembership = match read(KEY_MEMBERSHIP)? {
+            Some(bytes) => wire::decode("membership", &bytes)?,
+            None => StoredMembership::default(),
+        };
+        let applied = AppliedState { state, last_applied, membership };
+        let (applied_index, _) = watch::channel(applied.applied_index());
+        Ok(StateMachineStore {
+            db,
+            writer,
+            published: Arc::new(ArcSwap::from_pointee(applied.clone())),
+            applied,
+            changes: ChangeSet::default(),
+            applied_index,
+            snapshots,
+        })
+    }
+
+    /// A reader of the applied state for the API.
+    pub fn reader(&self) -> StateReader {
+        StateReader { current: self.published.clone(), applied: self.applied_index.subscribe() }
+    }
+
+    /// The snapshot directory (where received snapshots are staged).
+    pub fn snapshot_dir(&self) -> SnapshotDir {
+        self.snapshots.clone()
+    }
+
+    fn publish(&self) {
+        self.published.store(Arc::new(self.applied.clone()));
+        self.applied_index.send_replace(self.applied.applied_index());
+        metrics::gauge!("switchboard_state_applied_index").set(self.applied.applied_index() as f64);
+        metrics::gauge!("switchboard_state_routes").set(self.applied.state.routes().len() as f64);
+    }
+
+    fn applied_rows_batch(&self) -> WriteBatch {
+        let mut batch = WriteBatch::default();
+        let applied = cf(&self.db, CF_APPLIED);
+        batch.put_cf(applied, KEY_LAST_APPLIED, wire::encode(&self.applied.last_applied));
+        batch.put_cf(applied, KEY_MEMBERSHIP, wire::encode(&self.applied.membership));
+        batch
+    }
+
+    /// Writes the touched rows and the applied log id in one batch.
+    async fn persist(&mut self) -> Result<(), Error> {
+        let mut batch = self.applied_rows_batch();
+        let state_cf = cf(&self.db, CF_STATE);
+        for key in self.changes.keys() {
+            match self.applied.state.row_value(key) {
+                Some(value) => batch.put_cf(state_cf, key.encode(), value),
+                None => batch.delete_cf(state_cf, key.encode()),
+            }
+        }
+        self.changes.clear();
+        // Buffered: every applied entry is in the synced log, so a lost state
+        // write is re-applied from it after a crash; the rows and the applied
+        // id are in one batch, so they are lost or kept together.
+        self.writer.write(batch, Durability::Buffered, None).await
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotData = SnapshotFile;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        Ok((self.applied.last_applied.clone(), self.applied.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, entries: Strm) -> Result<(), io::Error>
+    where Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend {
+        let mut entries = entries;
+        let mut answers = Vec::new();
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let log_id = entry.log_id();
+            let index = log_id.index;
+            let reply = match entry.payload {
+                EntryPayload::Blank => Reply { log_index: index, outcome: Outcome::Noop },
+                EntryPayload::Normal(proposal) => {
+                    metrics::counter!("switchboard_state_commands_applied_total", "command" => proposal.command.name())
+                        .increment(1);
+                    self.applied.state.apply(index, &proposal, &mut self.changes)
+                }
+                EntryPayload::Membership(membership) => {
+                    self.applied.membership = StoredMembership::new(Some(log_id.clone()), membership);
+                    Reply { log_index: index, outcome: Outcome::Noop }
+                }
+            };
+            self.applied.last_applied = Some(log_id);
+            if let Some(responder) = responder {
+                answers.push((responder, reply));
+            }
+        }
+        self.persist().await?;
+        // Published before anyone is answered: a caller that reads right after
+        // its write, at this site, sees it.
+        self.publish();
+        for (responder, reply) in answers {
+            responder.send(reply);
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder { applied: self.applied.clone(), snapshots: self.snapshots.clone() }
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> Result<(), io::Error> {
+        let started = std::time::Instant::now();
+        let staged = snapshot.path.clone();
+        let (file_meta, rows) = tokio::task::spawn_blocking(move || read_snapshot(&snapshot))
+            .await
+            .map_err(io::Error::other)??;
+        if &file_meta != meta {
+            return Err(Error::Corrupt { what: "snapshot", reason: "file meta differs from the sent meta".into() }.into());
+        }
+        let row_count = rows.len();
+        let state = State::from_rows(rows.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
+
+        self.applied = AppliedState {
+            state,
+            last_applied: meta.last_log_id.clone(),
+            membership: meta.last_membership.clone(),
+        };
+        self.changes.clear();
+        let state_cf = cf(&self.db, CF_STATE);
+        let mut batch = self.applied_rows_batch();
+        batch.delete_range_cf(state_cf, STATE_KEYS_START, STATE_KEYS_END);
+        for (key, value) in rows {
+            batch.put_cf(state_cf, key, value);
+        }
+        // Synced: openraft drops the log the snapshot covers right after this.
+        self.writer.write_synced(batch).await?;
+        self.snapshots.adopt(&staged, meta)?;
+        self.publish();
+        tracing::info!(
+            rows = row_count,
+            last_log_id = ?meta.last_log_id,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "installed snapshot"
+        );
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<TypeConfig, SnapshotFile>>, io::Error> {
+        Ok(self.snapshots.current()?)
+    }
+}
+
+/// Builds a snapshot from an O(1) copy of the state, off the apply path.
+pub struct SnapshotBuilder {
+    applied: AppliedState,
+    snapshots: SnapshotDir,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = SnapshotFile;
+
+    async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, SnapshotFile>, io::Error> {
+        let applied = self.applied.clone();
+        let snapshots = self.snapshots.clone();
+        let snapshot = tokio::task::spawn_blocking(move || snapshots.build(&applied))
+            .await
+            .map_err(io::Error::other)??;
+        Ok(snapshot)
+    }
+}

@@ -1,0 +1,173 @@
+//! The one thread that writes to RocksDB, with group commit.
+//!
+//! Async code never blocks on the disk: it hands a write batch to this thread
+//! and awaits a oneshot. The thread takes every job that is waiting (up to
+//! `WRITE_GROUP_JOBS_MAX`), writes each batch to the memtable and the WAL
+//! buffer, answers "written" (the data is readable from then on), then, if
+//! any job in the group asked for durability, syncs the WAL once for the
+//! whole group and answers "durable". One fsync covers many appends and
+//! votes, and a slow disk delays only the callers that wait for it.
+
+use std::sync::Arc;
+use std::thread;
+
+use rocksdb::DB;
+use rocksdb::WriteBatch;
+use rocksdb::WriteOptions;
+use tokio::sync::mpsc;
+use tokio::sync::oneshot;
+
+use crate::error::Error;
+
+/// Most jobs merged into one group: bounds the latency one group adds to its
+/// first job and the number of callbacks one fsync releases.
+pub const WRITE_GROUP_JOBS_MAX: usize = 256;
+
+/// Jobs that may wait for the writer; a full queue makes callers wait
+/// (backpressure) instead of growing memory.
+pub const WRITE_QUEUE_JOBS_MAX: usize = 1024;
+
+/// Whether a write must reach the disk before it is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Written to the memtable and the WAL buffer; survives a process crash
+    /// (the page cache keeps it) but not a power loss.
+    Buffered,
+    /// The WAL is fsynced before the job is answered.
+    Synced,
+}
+
+/// Called once the write is durable (or failed).
+pub type DurableCallback = Box<dyn FnOnce(Result<(), std::io::Error>) + Send>;
+
+struct WriteJob {
+    batch: WriteBatch,
+    durability: Durability,
+    written: Option<oneshot::Sender<Result<(), Error>>>,
+    durable: Option<DurableCallback>,
+}
+
+/// A handle to the writer thread. Cloning shares the thread.
+#[derive(Clone)]
+pub struct Writer {
+    jobs: mpsc::Sender<WriteJob>,
+    stopped: Stopped,
+}
+
+/// Tells when the writer thread has ended and released the database, so the
+/// data dir can be opened again (its lock is free).
+#[derive(Clone, Default)]
+pub struct Stopped {
+    inner: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl Stopped {
+    fn set(&self) {
+        let (flag, condvar) = &*self.inner;
+        *flag.lock().expect("stop flag is never poisoned") = true;
+        condvar.notify_all();
+    }
+
+    /// Waits until the writer thread ended, at most `timeout`. Returns whether it did.
+    pub fn wait(&self, timeout: std::time::Duration) -> bool {
+        let (flag, condvar) = &*self.inner;
+        let guard = flag.lock().expect("stop flag is never poisoned");
+        let (guard, _) = condvar
+            .wait_timeout_while(guard, timeout, |stopped| !*stopped)
+            .expect("stop flag is never poisoned");
+        *guard
+    }
+}
+
+impl Writer {
+    /// Starts the writer thread for `db`. It ends when every handle is dropped.
+    pub fn start(db: Arc<DB>) -> Result<Self, Error> {
+        let (jobs, receiver) = mpsc::channel(WRITE_QUEUE_JOBS_MAX);
+        let stopped = Stopped::default();
+        let signal = stopped.clone();
+        thread::Builder::new()
+            .name("rocksdb-writer".into())
+            .spawn(move || {
+                run(db, receiver);
+                // `run` consumed the database handle: it is released by now.
+                signal.set();
+            })
+            .map_err(|e| Error::io("starting the storage writer thread", e))?;
+        Ok(Writer { jobs, stopped })
+    }
+
+    /// The signal that the writer thread has ended.
+    pub fn stopped(&self) -> Stopped {
+        self.stopped.clone()
+    }
+
+    /// Writes a batch; returns once it is readable. `durable`, if given, is
+    /// called later, from the writer thread, once the batch is on disk.
+    pub async fn write(
+        &self,
+        batch: WriteBatch,
+        durability: Durability,
+        durable: Option<DurableCallback>,
+    ) -> Result<(), Error> {
+        let (written, receiver) = oneshot::channel();
+        let job = WriteJob { batch, durability, written: Some(written), durable };
+        self.jobs.send(job).await.map_err(|_| Error::WriterStopped)?;
+        receiver.await.map_err(|_| Error::WriterStopped)?
+    }
+
+    /// Writes a batch and returns once it is on disk.
+    pub async fn write_synced(&self, batch: WriteBatch) -> Result<(), Error> {
+        let (done, receiver) = oneshot::channel::<Result<(), std::io::Error>>();
+        let callback: DurableCallback = Box::new(move |result| {
+            let _ = done.send(result);
+        });
+        let job = WriteJob { batch, durability: Durability::Synced, written: None, durable: Some(callback) };
+        self.jobs.send(job).await.map_err(|_| Error::WriterStopped)?;
+        receiver
+            .await
+            .map_err(|_| Error::WriterStopped)?
+            .map_err(|e| Error::io("synced write", e))
+    }
+}
+
+fn run(db: Arc<DB>, mut receiver: mpsc::Receiver<WriteJob>) {
+    // Every write goes to the WAL; none syncs by itself: the group syncs once.
+    let mut options = WriteOptions::default();
+    options.set_sync(false);
+    options.disable_wal(false);
+
+    let mut group: Vec<WriteJob> = Vec::with_capacity(WRITE_GROUP_JOBS_MAX);
+    let mut outcomes: Vec<Result<(), String>> = Vec::with_capacity(WRITE_GROUP_JOBS_MAX);
+    while let Some(first) = receiver.blocking_recv() {
+        group.push(first);
+        while group.len() < WRITE_GROUP_JOBS_MAX {
+            match receiver.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+
+        let mut sync_needed = false;
+        for job in &mut group {
+            let batch = std::mem::take(&mut job.batch);
+            let outcome = db.write_opt(batch, &options).map_err(|e| e.to_string());
+            sync_needed |= outcome.is_ok() && job.durability == Durability::Synced;
+            if let Some(written) = job.written.take() {
+                let _ = written.send(outcome.clone().map_err(|reason| Error::Corrupt { what: "write", reason }));
+            }
+            outcomes.push(outcome);
+        }
+
+        let synced = if sync_needed { db.flush_wal(true).map_err(|e| e.to_string()) } else { Ok(()) };
+        if sync_needed {
+            metrics::counter!("switchboard_storage_wal_syncs_total").increment(1);
+            metrics::histogram!("switchboard_storage_group_jobs").record(group.len() as f64);
+        }
+        for (job, outcome) in group.drain(..).zip(outcomes.drain(..)) {
+            if let Some(durable) = job.durable {
+                let result = outcome.and(synced.clone()).map_err(std::io::Error::other);
+                durable(result);
+            }
+        }
+    }
+}
