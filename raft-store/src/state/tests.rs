@@ -44,7 +44,11 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
-        Harness { state: State::new(), index: 0, now_ms: 1_000, changes: ChangeSet::default(), mirror: BTreeMap::new() }
+        // A store starts empty; an empty state's only row is its meta row, which
+        // loading an empty store also yields, so the mirror starts with it.
+        let state = State::new();
+        let mirror = state.rows().collect();
+        Harness { state, index: 0, now_ms: 1_000, changes: ChangeSet::default(), mirror }
     }
 
     fn apply_with(&mut self, request_id: RequestId, command: Command) -> Reply {
