@@ -1,1 +1,32 @@
-//! placeholder
+//! Switchboard's gRPC services, the conversions between proto messages and
+//! the domain, and the client library.
+//!
+//! Layout:
+//! - [`site`]: the running site every service shares (raft handle, applied
+//!   state, peers) and its write path (`propose`, forwarded to the leader)
+//!   and read paths (local with staleness, linearizable).
+//! - [`peer_service`]: the raft-port service (openraft RPCs, snapshot
+//!   chunks, forwarded writes, read index).
+//! - [`peer_clients`]: pooled channels to other sites.
+//! - [`freshness`]: how stale this site's applied state is.
+//! - [`services`]: relay, host, client and admin services on the API port.
+//! - [`convert`]: proto <-> domain.
+//! - [`client`]: the library sbctl and tests use to talk to a cluster.
+//! - [`cluster_file`]: `cluster.json`, where a cluster's sites are.
+//! - [`limits`]: message sizes and other bounds, each with its reason.
+
+pub mod client;
+pub mod cluster_file;
+pub mod convert;
+pub mod error;
+pub mod freshness;
+pub mod limits;
+pub mod peer_clients;
+pub mod peer_service;
+pub mod services;
+pub mod site;
+
+pub use error::ApiError;
+pub use site::Site;
+pub use site::SiteRaft;
+pub use site::SiteSettings;

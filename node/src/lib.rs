@@ -1,1 +1,21 @@
-//! placeholder
+//! The `switchboard` daemon: one site of a Switchboard cluster, and the
+//! launcher that runs several on one machine.
+//!
+//! Layout:
+//! - [`config`]: `site.toml`, its defaults and checks, and openraft's config.
+//! - [`server`]: `switchboard serve`: storage, Raft, the gRPC servers on the
+//!   raft and API ports, the HTTP plane, bootstrap and a clean shutdown.
+//! - [`raft_network`]: openraft's network over tonic.
+//! - [`http`]: status page, metrics, health and readiness.
+//! - [`launcher`]: runs sites as separate processes on this machine.
+//! - [`dev`]: `switchboard dev`, the demo cluster.
+
+pub mod config;
+pub mod dev;
+pub mod error;
+pub mod http;
+pub mod launcher;
+pub mod raft_network;
+pub mod server;
+
+pub use error::NodeError;

@@ -1,1 +1,83 @@
-fn main() {}
+//! `switchboard`: run a site (`serve`) or a demo cluster (`dev`).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use clap::Subcommand;
+use switchboard_node::config::SiteConfig;
+use switchboard_node::dev;
+use switchboard_node::server;
+use tokio::signal::unix::SignalKind;
+use tokio::signal::unix::signal;
+
+#[derive(Parser)]
+#[command(name = "switchboard", version, about = "Raft-replicated control plane for relay-based remote-access VPN gateways")]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run one site.
+    Serve {
+        /// The site's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run a three-site demo cluster on this machine, with relays and hosts.
+    Dev {
+        /// Directory for data, configs, logs and cluster.json (default: a fresh temp dir, removed on exit).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// First port to use (site n: base+10(n-1) raft, +1 api, +2 http); 0: any free ports.
+        #[arg(long, default_value_t = 0)]
+        base_port: u16,
+        /// Relays to register.
+        #[arg(long, default_value_t = 6)]
+        relays: u32,
+        /// Hosts to attach.
+        #[arg(long, default_value_t = 100)]
+        hosts: u32,
+    },
+}
+
+async fn terminated() {
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut interrupt = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Commands::Serve { config } => {
+            let config = SiteConfig::load(&config)?;
+            server::serve(config, terminated()).await?;
+        }
+        Commands::Dev { dir, base_port, relays, hosts } => {
+            let binary = std::env::current_exe().context("finding the switchboard binary")?;
+            let options = dev::DevOptions { binary, dir, base_port, relays, hosts };
+            let (mut cluster, temporary) = dev::start(&options).await?;
+            terminated().await;
+            println!("Stopping...");
+            cluster.stop_all();
+            drop(cluster);
+            drop(temporary);
+        }
+    }
+    Ok(())
+}

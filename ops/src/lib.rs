@@ -1,1 +1,17 @@
-//! placeholder
+//! `sbctl`, the operator's command line for a Switchboard cluster.
+//!
+//! Layout:
+//! - [`cli`]: the commands and flags (clap).
+//! - [`run`](fn@run): carries a parsed command out against a cluster and
+//!   writes a table for people or JSON for scripts.
+//! - [`table`]: plain-text tables.
+//!
+//! The deploy files (systemd unit, example configs, Prometheus rules) and
+//! the scripts README.md names live beside this crate in `ops/`.
+
+pub mod cli;
+mod commands;
+pub mod table;
+
+pub use commands::CliError;
+pub use commands::run;

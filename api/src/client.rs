@@ -1,0 +1,360 @@
+//! The client library: talks to a cluster through any of its sites.
+//!
+//! A call goes to the site that last answered, and on a retryable failure
+//! (the site is down, has no leader yet, or is not the leader for an admin
+//! call) moves on to the next known site, with exponential backoff and
+//! jitter between rounds, until the call's deadline. Writes carry a request
+//! id chosen once per call, so a retry after a lost answer is applied once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use std::time::Instant;
+
+use switchboard_proto::v1 as pb;
+use switchboard_proto::v1::admin_service_client::AdminServiceClient;
+use switchboard_proto::v1::client_service_client::ClientServiceClient;
+use switchboard_proto::v1::host_service_client::HostServiceClient;
+use switchboard_proto::v1::relay_service_client::RelayServiceClient;
+use tonic::Code;
+use tonic::Status;
+use tonic::transport::Channel;
+use tonic::transport::ClientTlsConfig;
+use tonic::transport::Endpoint;
+
+use crate::limits;
+use crate::services::LEADER_HINT_HEADER;
+
+/// Timing of the client library.
+#[derive(Clone, Debug)]
+pub struct ClientSettings {
+    /// Deadline of one RPC to one site.
+    pub attempt_timeout: Duration,
+    /// Deadline of a whole call, across sites and retries.
+    pub call_deadline: Duration,
+    /// First pause after every known site failed; doubles up to `backoff_max`.
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// Time to open a connection to a site.
+    pub connect_timeout: Duration,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            attempt_timeout: Duration::from_secs(6),
+            call_deadline: Duration::from_secs(15),
+            backoff_initial: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(1),
+            connect_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A site answered with a final error (bad input, not found, no room...).
+    #[error("{endpoint}: {code:?}: {message}")]
+    Refused { endpoint: String, code: Code, message: String },
+    /// No site gave a final answer before the deadline.
+    #[error("no site answered within {deadline_ms} ms after {attempts} attempts; last error: {last}")]
+    Unreachable { deadline_ms: u128, attempts: u32, last: String },
+    /// An endpoint is not a valid address.
+    #[error("invalid endpoint {0:?}")]
+    InvalidEndpoint(String),
+    /// No endpoint was given.
+    #[error("no site endpoints given")]
+    NoEndpoints,
+}
+
+impl ClientError {
+    /// The gRPC code of a final refusal, if this is one.
+    pub fn code(&self) -> Option<Code> {
+        match self {
+            ClientError::Refused { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// Whether another site, or the same one later, may answer differently.
+fn retryable(status: &Status) -> bool {
+    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled | Code::Aborted)
+}
+
+/// A fresh random request id.
+pub fn new_request_id() -> Vec<u8> {
+    rand::random::<u128>().max(1).to_be_bytes().to_vec()
+}
+
+/// A client of one cluster.
+pub struct ClusterClient {
+    endpoints: Mutex<Vec<String>>,
+    preferred: AtomicUsize,
+    channels: Mutex<HashMap<String, Channel>>,
+    settings: ClientSettings,
+    tls: Option<ClientTlsConfig>,
+}
+
+impl ClusterClient {
+    /// A client for the sites at `endpoints` (`host:port` of their API ports).
+    pub fn new(endpoints: Vec<String>, settings: ClientSettings, tls: Option<ClientTlsConfig>) -> Result<Self, ClientError> {
+        if endpoints.is_empty() {
+            return Err(ClientError::NoEndpoints);
+        }
+        Ok(ClusterClient {
+            endpoints: Mutex::new(endpoints),
+            preferred: AtomicUsize::new(0),
+            channels: Mutex::new(HashMap::new()),
+            settings,
+            tls,
+        })
+    }
+
+    /// The known endpoints.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.endpoints.lock().expect("endpoint lock is never poisoned").clone()
+    }
+
+    fn channel(&self, endpoint: &str) -> Result<Channel, ClientError> {
+        let mut channels = self.channels.lock().expect("channel lock is never poisoned");
+        if let Some(channel) = channels.get(endpoint) {
+            return Ok(channel.clone());
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut builder = Endpoint::from_shared(format!("{scheme}://{endpoint}"))
+            .map_err(|_| ClientError::InvalidEndpoint(endpoint.to_owned()))?
+            .connect_timeout(self.settings.connect_timeout)
+            .tcp_nodelay(true);
+        if let Some(tls) = &self.tls {
+            builder = builder.tls_config(tls.clone()).map_err(|_| ClientError::InvalidEndpoint(endpoint.to_owned()))?;
+        }
+        let channel = builder.connect_lazy();
+        channels.insert(endpoint.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.settings.attempt_timeout);
+        request
+    }
+
+    /// Runs `call` against sites until one gives a final answer.
+    async fn call<T, F, Fut>(&self, call: F) -> Result<T, ClientError>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let started = Instant::now();
+        let deadline = started + self.settings.call_deadline;
+        let mut backoff = self.settings.backoff_initial;
+        let mut attempts = 0u32;
+        let mut last = String::from("no attempt made");
+        let mut hinted: Option<String> = None;
+        loop {
+            let endpoints = self.endpoints();
+            let first = self.preferred.load(Ordering::Relaxed) % endpoints.len();
+            let mut order: Vec<String> = (0..endpoints.len()).map(|i| endpoints[(first + i) % endpoints.len()].clone()).collect();
+            if let Some(leader) = hinted.take() {
+                order.retain(|e| e != &leader);
+                order.insert(0, leader);
+            }
+            for endpoint in order {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                attempts += 1;
+                let channel = self.channel(&endpoint)?;
+                match call(channel).await {
+                    Ok(value) => {
+                        if let Some(index) = endpoints.iter().position(|e| e == &endpoint) {
+                            self.preferred.store(index, Ordering::Relaxed);
+                        }
+                        return Ok(value);
+                    }
+                    Err(status) if retryable(&status) => {
+                        last = format!("{endpoint}: {:?}: {}", status.code(), status.message());
+                        if let Some(leader) = status.metadata().get(LEADER_HINT_HEADER).and_then(|v| v.to_str().ok()) {
+                            hinted = Some(leader.to_owned());
+                            self.learn_endpoint(leader);
+                            break;
+                        }
+                    }
+                    Err(status) => {
+                        return Err(ClientError::Refused {
+                            endpoint,
+                            code: status.code(),
+                            message: status.message().to_owned(),
+                        });
+                    }
+                }
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(ClientError::Unreachable {
+                    deadline_ms: self.settings.call_deadline.as_millis(),
+                    attempts,
+                    last,
+                });
+            }
+            if hinted.is_none() {
+                let jitter = rand::random_range(0.5..1.0);
+                tokio::time::sleep(backoff.mul_f64(jitter).min(remaining)).await;
+                backoff = (backoff * 2).min(self.settings.backoff_max);
+            }
+        }
+    }
+
+    fn learn_endpoint(&self, endpoint: &str) {
+        let mut endpoints = self.endpoints.lock().expect("endpoint lock is never poisoned");
+        if !endpoints.iter().any(|e| e == endpoint) {
+            endpoints.push(endpoint.to_owned());
+        }
+    }
+
+    fn host_client(channel: Channel) -> HostServiceClient<Channel> {
+        HostServiceClient::new(channel).max_decoding_message_size(limits::API_MESSAGE_BYTES_MAX)
+    }
+
+    fn relay_client(channel: Channel) -> RelayServiceClient<Channel> {
+        RelayServiceClient::new(channel).max_decoding_message_size(limits::API_MESSAGE_BYTES_MAX)
+    }
+
+    fn admin_client(channel: Channel) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(channel).max_decoding_message_size(limits::API_MESSAGE_BYTES_MAX)
+    }
+
+    /// Attaches a host; `request_id` makes retries safe (use `new_request_id`).
+    pub async fn attach(&self, request_id: &[u8], host_id: &str, preferred_region: &str) -> Result<pb::AttachResponse, ClientError> {
+        let message = pb::AttachRequest {
+            request_id: request_id.to_vec(),
+            host_id: host_id.to_owned(),
+            preferred_region: preferred_region.to_owned(),
+        };
+        self.call(|channel| {
+            let request = self.request(message.clone());
+            async move { Ok(Self::host_client(channel).attach(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// Detaches a host.
+    pub async fn detach(&self, request_id: &[u8], host_id: &str) -> Result<pb::DetachResponse, ClientError> {
+        let message = pb::DetachRequest { request_id: request_id.to_vec(), host_id: host_id.to_owned() };
+        self.call(|channel| {
+            let request = self.request(message.clone());
+            async move { Ok(Self::host_client(channel).detach(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// Registers (or re-registers) a relay.
+    pub async fn register_relay(&self, message: pb::RegisterRelayRequest) -> Result<pb::RegisterRelayResponse, ClientError> {
+        self.call(|channel| {
+            let request = self.request(message.clone());
+            async move { Ok(Self::relay_client(channel).register(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// Lists relays as one site knows them.
+    pub async fn list_relays(&self) -> Result<pb::ListRelaysResponse, ClientError> {
+        self.call(|channel| {
+            let request = self.request(pb::ListRelaysRequest {});
+            async move { Ok(Self::relay_client(channel).list(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// Resolves a host to its relay.
+    pub async fn resolve(
+        &self,
+        host_id: &str,
+        consistency: pb::Consistency,
+        max_stale_ms: u64,
+    ) -> Result<pb::ResolveResponse, ClientError> {
+        let message = pb::ResolveRequest { host_id: host_id.to_owned(), consistency: consistency as i32, max_stale_ms };
+        self.call(|channel| {
+            let request = self.request(message.clone());
+            async move {
+                let mut client = ClientServiceClient::new(channel).max_decoding_message_size(limits::API_MESSAGE_BYTES_MAX);
+                Ok(client.resolve(request).await?.into_inner())
+            }
+        })
+        .await
+    }
+
+    /// Asks one site for its own status, without retrying elsewhere.
+    pub async fn status_of(&self, endpoint: &str) -> Result<pb::StatusResponse, ClientError> {
+        let channel = self.channel(endpoint)?;
+        let mut request = tonic::Request::new(pb::StatusRequest {});
+        request.set_timeout(self.settings.connect_timeout.max(Duration::from_secs(2)));
+        Self::admin_client(channel).status(request).await.map(|r| r.into_inner()).map_err(|status| ClientError::Refused {
+            endpoint: endpoint.to_owned(),
+            code: status.code(),
+            message: status.message().to_owned(),
+        })
+    }
+
+    /// Asks every known site for its status, all at once.
+    pub async fn status_all(&self) -> Vec<(String, Result<pb::StatusResponse, ClientError>)> {
+        let endpoints = self.endpoints();
+        let calls = endpoints.iter().map(|endpoint| async move { (endpoint.clone(), self.status_of(endpoint).await) });
+        futures::future::join_all(calls).await
+    }
+
+    /// Initializes a new cluster through one site.
+    pub async fn initialize(&self, endpoint: &str, voters: Vec<pb::SiteEndpoints>) -> Result<(), ClientError> {
+        let channel = self.channel(endpoint)?;
+        Self::admin_client(channel)
+            .initialize_cluster(self.request(pb::InitializeClusterRequest { voters }))
+            .await
+            .map(|_| ())
+            .map_err(|status| ClientError::Refused {
+                endpoint: endpoint.to_owned(),
+                code: status.code(),
+                message: status.message().to_owned(),
+            })
+    }
+
+    /// Adds a site as a learner.
+    pub async fn add_learner(&self, site: pb::SiteEndpoints, wait_caught_up: bool) -> Result<pb::MembershipResponse, ClientError> {
+        let message = pb::AddLearnerRequest { site: Some(site), wait_caught_up };
+        self.call(|channel| {
+            let request = self.request(message.clone());
+            async move { Ok(Self::admin_client(channel).add_learner(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// Makes a learner a voter.
+    pub async fn promote_voter(&self, site_id: u64) -> Result<pb::MembershipResponse, ClientError> {
+        self.call(|channel| {
+            let request = self.request(pb::PromoteVoterRequest { site_id });
+            async move { Ok(Self::admin_client(channel).promote_voter(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// Removes a site from the cluster.
+    pub async fn remove_member(&self, site_id: u64, force: bool) -> Result<pb::MembershipResponse, ClientError> {
+        self.call(|channel| {
+            let request = self.request(pb::RemoveMemberRequest { site_id, force });
+            async move { Ok(Self::admin_client(channel).remove_member(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// Hands leadership to `to_site_id` (0: the most caught-up other voter).
+    pub async fn transfer_leader(&self, to_site_id: u64) -> Result<pb::TransferLeaderResponse, ClientError> {
+        self.call(|channel| {
+            let request = self.request(pb::TransferLeaderRequest { to_site_id });
+            async move { Ok(Self::admin_client(channel).transfer_leader(request).await?.into_inner()) }
+        })
+        .await
+    }
+}

@@ -1,0 +1,54 @@
+//! `cluster.json`: where a cluster's sites are, for sbctl and scripts.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde::Serialize;
+
+/// The file `switchboard dev` writes and `sbctl --cluster` reads.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClusterFile {
+    pub cluster_id: String,
+    pub sites: Vec<ClusterSite>,
+}
+
+/// One site of a cluster file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClusterSite {
+    pub id: u64,
+    pub name: String,
+    /// Process id of the site, when it was started by `switchboard dev`.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// API address (relay, host, client, admin), `host:port`.
+    pub api: String,
+    /// Raft peer address.
+    pub raft: String,
+    /// Status page, metrics and health.
+    pub http: String,
+    #[serde(default)]
+    pub data_dir: Option<String>,
+    #[serde(default)]
+    pub config: Option<String>,
+}
+
+impl ClusterFile {
+    /// Reads a cluster file.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Writes a cluster file (through a temporary file, so readers never see half of it).
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+        let temporary = path.with_extension("json.tmp");
+        std::fs::write(&temporary, text).map_err(|e| format!("writing {}: {e}", temporary.display()))?;
+        std::fs::rename(&temporary, path).map_err(|e| format!("renaming to {}: {e}", path.display()))
+    }
+
+    /// The API addresses of every site.
+    pub fn api_endpoints(&self) -> Vec<String> {
+        self.sites.iter().map(|site| site.api.clone()).collect()
+    }
+}

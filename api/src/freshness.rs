@@ -1,0 +1,82 @@
+//! How stale this site's applied state is.
+//!
+//! `staleness_ms` is the time since this site last heard from a leader whose
+//! commit index it had applied. Each AppendEntries (heartbeats included)
+//! brings the leader's commit index; once the applied index reaches it, the
+//! state was fresh as of that message's arrival.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Leader messages waiting for apply to reach their commit index. Older ones
+/// are dropped first; a newer message with a higher commit index supersedes
+/// them anyway.
+pub const PENDING_CONTACTS_MAX: usize = 256;
+
+struct Contacts {
+    /// When this site was last known fresh.
+    fresh_at: Option<Instant>,
+    /// (arrival, leader commit index), oldest first, not yet applied.
+    pending: VecDeque<(Instant, u64)>,
+}
+
+/// Tracks messages from the leader against the applied index.
+pub struct LeaderContact {
+    contacts: Mutex<Contacts>,
+}
+
+impl Default for LeaderContact {
+    fn default() -> Self {
+        LeaderContact { contacts: Mutex::new(Contacts { fresh_at: None, pending: VecDeque::new() }) }
+    }
+}
+
+impl LeaderContact {
+    /// Notes a message from the leader carrying `leader_commit`, seen when
+    /// this site had applied up to `applied`.
+    pub fn record(&self, leader_commit: u64, applied: u64) {
+        let now = Instant::now();
+        let mut contacts = self.contacts.lock().expect("contact lock is never poisoned");
+        if leader_commit <= applied {
+            contacts.fresh_at = Some(now);
+            contacts.pending.clear();
+            return;
+        }
+        if contacts.pending.len() == PENDING_CONTACTS_MAX {
+            contacts.pending.pop_front();
+        }
+        contacts.pending.push_back((now, leader_commit));
+    }
+
+    /// Milliseconds since the site was last known fresh, given what it has
+    /// applied now; `None` if it never heard from a leader.
+    pub fn staleness_ms(&self, applied: u64) -> Option<u64> {
+        let mut contacts = self.contacts.lock().expect("contact lock is never poisoned");
+        while let Some(&(at, commit)) = contacts.pending.front() {
+            if commit > applied {
+                break;
+            }
+            contacts.fresh_at = Some(contacts.fresh_at.map_or(at, |fresh| fresh.max(at)));
+            contacts.pending.pop_front();
+        }
+        contacts.fresh_at.map(|at| at.elapsed().as_millis() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_site_is_fresh_only_once_it_applied_what_the_leader_committed() {
+        let contact = LeaderContact::default();
+        assert_eq!(contact.staleness_ms(0), None);
+        contact.record(10, 5);
+        assert_eq!(contact.staleness_ms(5), None, "not yet applied the leader's commit");
+        let staleness = contact.staleness_ms(10).expect("fresh as of the message");
+        assert!(staleness < 1_000);
+        contact.record(3, 10);
+        assert!(contact.staleness_ms(10).unwrap() < 1_000);
+    }
+}

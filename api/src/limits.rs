@@ -1,0 +1,37 @@
+//! Bounds on what crosses the network, each with its reason.
+
+use std::time::Duration;
+
+/// Largest message on the raft port. An AppendEntries carries at most
+/// `RAFT_ENTRIES_PER_MESSAGE_MAX` entries of at most `PROPOSAL_BYTES_MAX`
+/// (64 KiB) each: 256 x 64 KiB = 16 MiB.
+pub const RAFT_MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024 + 64 * 1024;
+
+/// Most log entries per AppendEntries (openraft's `max_payload_entries`).
+pub const RAFT_ENTRIES_PER_MESSAGE_MAX: u64 = 256;
+
+/// Largest request or response on the API port. Requests are small records;
+/// the largest response is a relay list (1,000 relays at ~300 bytes).
+pub const API_MESSAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Snapshot chunk size: a quarter of tonic's default 4 MiB message limit,
+/// so a chunk and its framing always fit.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Largest snapshot a site accepts from a leader.
+pub const SNAPSHOT_BYTES_MAX: u64 = 8 * 1024 * 1024 * 1024;
+
+/// Concurrent requests served per connection before the server makes
+/// callers wait.
+pub const REQUESTS_PER_CONNECTION_MAX: usize = 256;
+
+/// Time to open a TCP connection to another site.
+pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// HTTP/2 keepalive to another site: a dead peer is noticed within
+/// interval + timeout even when no RPC is in flight.
+pub const PEER_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+pub const PEER_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most relays one list returns.
+pub const RELAYS_PER_LIST_MAX: usize = 10_000;

@@ -1,0 +1,63 @@
+//! The host service: attach, detach.
+
+use std::sync::Arc;
+
+use switchboard_proto::v1 as pb;
+use switchboard_proto::v1::host_service_server::HostService;
+use switchboard_raft_store::Command;
+use switchboard_raft_store::Proposal;
+use switchboard_raft_store::ids::validate_region;
+use switchboard_raft_store::reply::Outcome;
+use tonic::Request;
+use tonic::Response;
+use tonic::Status;
+
+use crate::convert;
+use crate::error::ApiError;
+use crate::services::actor;
+use crate::services::request_id;
+use crate::site::Site;
+
+pub struct HostApi {
+    site: Arc<Site>,
+}
+
+impl HostApi {
+    pub fn new(site: Arc<Site>) -> Self {
+        HostApi { site }
+    }
+}
+
+#[tonic::async_trait]
+impl HostService for HostApi {
+    async fn attach(&self, request: Request<pb::AttachRequest>) -> Result<Response<pb::AttachResponse>, Status> {
+        let actor = actor(&request);
+        let message = request.get_ref();
+        let host_id = convert::host_id(&message.host_id)?;
+        validate_region(&message.preferred_region).map_err(ApiError::from)?;
+        let command = Command::AttachHost { host_id, preferred_region: message.preferred_region.clone() };
+        let reply = self.site.propose(Proposal::new(request_id(&message.request_id)?, actor, command)).await?;
+        match reply.outcome {
+            Outcome::Route(route) => Ok(Response::new(pb::AttachResponse {
+                route: Some(convert::route(&route)),
+                applied_index: reply.log_index,
+            })),
+            other => Err(ApiError::Internal(format!("unexpected outcome {other:?}")).into()),
+        }
+    }
+
+    async fn detach(&self, request: Request<pb::DetachRequest>) -> Result<Response<pb::DetachResponse>, Status> {
+        let actor = actor(&request);
+        let message = request.get_ref();
+        let command = Command::DetachHost { host_id: convert::host_id(&message.host_id)? };
+        let reply = self.site.propose(Proposal::new(request_id(&message.request_id)?, actor, command)).await?;
+        match reply.outcome {
+            Outcome::Detached { was_attached, last_generation, .. } => Ok(Response::new(pb::DetachResponse {
+                was_attached,
+                last_generation,
+                applied_index: reply.log_index,
+            })),
+            other => Err(ApiError::Internal(format!("unexpected outcome {other:?}")).into()),
+        }
+    }
+}

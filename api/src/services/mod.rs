@@ -1,0 +1,32 @@
+//! The API-port services: relays, hosts, clients and operators.
+
+mod admin;
+mod client;
+mod host;
+mod relay;
+
+pub use admin::AdminApi;
+pub use admin::LEADER_HINT_HEADER;
+pub use admin::most_caught_up_voter;
+pub use admin::transfer_leadership;
+pub use client::ClientApi;
+pub use host::HostApi;
+pub use relay::RelayApi;
+use switchboard_raft_store::Actor;
+use switchboard_raft_store::ActorKind;
+use switchboard_raft_store::ids::RequestId;
+use tonic::Request;
+
+use crate::error::ApiError;
+
+/// Who is calling. Until certificates carry identities, every caller is
+/// anonymous and named by its address.
+pub fn actor<T>(request: &Request<T>) -> Actor {
+    let name = request.remote_addr().map_or_else(|| "unknown".to_owned(), |addr| addr.to_string());
+    Actor::new(ActorKind::Anonymous, name)
+}
+
+/// The caller's request id, checked.
+pub fn request_id(bytes: &[u8]) -> Result<RequestId, ApiError> {
+    Ok(RequestId::from_bytes(bytes)?)
+}

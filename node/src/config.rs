@@ -1,0 +1,284 @@
+//! The site configuration file (`site.toml`).
+//!
+//! Every field has a default except the ones that name the site. See
+//! `ops/deploy/site.example.toml` for a documented example.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::Serialize;
+use switchboard_api::limits::RAFT_ENTRIES_PER_MESSAGE_MAX;
+use switchboard_raft_store::ids::validate_endpoint;
+use switchboard_raft_store::ids::validate_labels;
+
+use crate::error::NodeError;
+
+/// One site's configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// The site's Raft node id: unique in the cluster, never reused, at least 1.
+    pub id: u64,
+    /// A short human name, shown in status (e.g. the datacenter).
+    pub name: String,
+    /// The cluster this site belongs to. Recorded in the data dir on first
+    /// start; a site refuses a data dir of another cluster or site.
+    pub cluster_id: String,
+    /// Where the Raft log, the state and snapshots live.
+    pub data_dir: PathBuf,
+    /// `host:port` for Raft traffic between sites. Port 0 picks a free port.
+    pub raft_addr: String,
+    /// `host:port` for the relay, host, client and admin APIs.
+    pub api_addr: String,
+    /// `host:port` for the status page, `/metrics`, `/healthz`, `/readyz`.
+    pub http_addr: String,
+    /// Host name other sites and clients use to reach this site, when it
+    /// differs from the bind address (e.g. binding 0.0.0.0). Default: the
+    /// host of each bind address.
+    #[serde(default)]
+    pub advertise_host: Option<String>,
+    /// Failure-domain labels: region, datacenter, power feed, uplink, ...
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub timing: Timing,
+    #[serde(default)]
+    pub snapshots: Snapshots,
+    /// Initial voters, for a cluster formed from config files: every listed
+    /// site that starts on an empty data dir proposes the same membership.
+    /// Leave empty when the cluster is initialized through the admin API.
+    #[serde(default)]
+    pub initial_sites: Vec<InitialSite>,
+}
+
+/// Raft and request timing, in milliseconds.
+///
+/// Defaults suit sites whose round trip is up to ~20 ms. For a WAN with
+/// round-trip time R: keep `heartbeat_ms` at 2R or more (at least 100),
+/// `election_min_ms` at 5 to 10 heartbeats, and `election_max_ms` at about
+/// twice `election_min_ms`. A follower starts an election only after
+/// `election_max_ms` plus a random time in [min, max), so failover takes
+/// roughly 2 x `election_max_ms`: shorter timeouts mean faster failover but
+/// spurious elections when the WAN hiccups.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timing {
+    /// Leader heartbeat interval. Default 100.
+    pub heartbeat_ms: u64,
+    /// Lower bound of the election timeout. Default 500.
+    pub election_min_ms: u64,
+    /// Upper bound of the election timeout; also the leader lease. Default 1000.
+    pub election_max_ms: u64,
+    /// How long a write may wait for a leader and a commit. Default 5000.
+    pub write_deadline_ms: u64,
+    /// How long a linearizable read may wait. Default 3000.
+    pub read_deadline_ms: u64,
+    /// How long a snapshot may take to send and install. Default 120000.
+    pub install_snapshot_timeout_ms: u64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            heartbeat_ms: 100,
+            election_min_ms: 500,
+            election_max_ms: 1000,
+            write_deadline_ms: 5000,
+            read_deadline_ms: 3000,
+            install_snapshot_timeout_ms: 120_000,
+        }
+    }
+}
+
+impl Timing {
+    /// LAN timing used by tests and `switchboard dev`.
+    pub fn lan() -> Self {
+        Timing { heartbeat_ms: 50, election_min_ms: 300, election_max_ms: 500, ..Timing::default() }
+    }
+
+    /// The longest a cluster can go without a leader after the leader dies,
+    /// in the common case: the last heartbeat, the followers' lease
+    /// (`election_max`), their election timeout (below `election_max`), and
+    /// one retry of a split vote (`election_max`).
+    pub fn failover_bound(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms + 3 * self.election_max_ms)
+    }
+}
+
+/// When snapshots are taken and how much log is kept behind them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Snapshots {
+    /// Take a snapshot after this many entries since the last one. Default 10000.
+    pub logs_since_last: u64,
+    /// Entries kept in the log behind a snapshot, so a briefly lagging site
+    /// catches up from the log instead of a snapshot. Default 1000.
+    pub logs_kept: u64,
+}
+
+impl Default for Snapshots {
+    fn default() -> Self {
+        Snapshots { logs_since_last: 10_000, logs_kept: 1_000 }
+    }
+}
+
+/// One initial voter.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitialSite {
+    pub id: u64,
+    pub name: String,
+    pub raft_addr: String,
+    pub api_addr: String,
+    pub http_addr: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl SiteConfig {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Self, NodeError> {
+        let text = std::fs::read_to_string(path).map_err(|e| NodeError::Config(format!("reading {}: {e}", path.display())))?;
+        let config: SiteConfig =
+            toml::from_str(&text).map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Writes the config as TOML.
+    pub fn save(&self, path: &Path) -> Result<(), NodeError> {
+        let text = toml::to_string_pretty(self).map_err(|e| NodeError::Config(e.to_string()))?;
+        std::fs::write(path, text).map_err(|e| NodeError::Config(format!("writing {}: {e}", path.display())))
+    }
+
+    /// Checks every field; the message names the field and the fix.
+    pub fn validate(&self) -> Result<(), NodeError> {
+        let bad = |message: String| Err(NodeError::Config(message));
+        if self.id == 0 {
+            return bad("id must be at least 1".into());
+        }
+        if self.name.is_empty() || self.name.len() > 63 {
+            return bad("name must be 1 to 63 bytes".into());
+        }
+        if self.cluster_id.is_empty() || self.cluster_id.len() > 64 || !self.cluster_id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+            return bad("cluster_id must be 1 to 64 letters, digits or '-'".into());
+        }
+        for (field, addr) in [("raft_addr", &self.raft_addr), ("api_addr", &self.api_addr), ("http_addr", &self.http_addr)] {
+            // Port 0 is allowed here: it asks for any free port.
+            let checked = addr.replace(":0", ":1");
+            validate_endpoint(field, if addr.ends_with(":0") { &checked } else { addr })
+                .map_err(|e| NodeError::Config(e.to_string()))?;
+        }
+        validate_labels(&self.labels).map_err(|e| NodeError::Config(e.to_string()))?;
+        let t = &self.timing;
+        if t.heartbeat_ms == 0 || t.election_min_ms <= 2 * t.heartbeat_ms {
+            return bad(format!(
+                "timing: election_min_ms ({}) must be more than twice heartbeat_ms ({})",
+                t.election_min_ms, t.heartbeat_ms
+            ));
+        }
+        if t.election_max_ms <= t.election_min_ms {
+            return bad(format!(
+                "timing: election_max_ms ({}) must be more than election_min_ms ({})",
+                t.election_max_ms, t.election_min_ms
+            ));
+        }
+        if t.write_deadline_ms < t.election_max_ms || t.read_deadline_ms < t.election_max_ms {
+            return bad("timing: write and read deadlines must be at least election_max_ms, to outlast an election".into());
+        }
+        if self.snapshots.logs_since_last == 0 {
+            return bad("snapshots.logs_since_last must be at least 1".into());
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for site in &self.initial_sites {
+            if !ids.insert(site.id) {
+                return bad(format!("initial_sites lists site {} twice", site.id));
+            }
+        }
+        if !self.initial_sites.is_empty() && !ids.contains(&self.id) {
+            return bad(format!("initial_sites does not list this site ({})", self.id));
+        }
+        Ok(())
+    }
+
+    /// openraft's configuration for this site.
+    pub fn raft_config(&self) -> Result<openraft::Config, NodeError> {
+        let t = &self.timing;
+        let config = openraft::Config {
+            cluster_name: self.cluster_id.clone(),
+            heartbeat_interval: t.heartbeat_ms,
+            election_timeout_min: t.election_min_ms,
+            election_timeout_max: t.election_max_ms,
+            install_snapshot_timeout: t.install_snapshot_timeout_ms,
+            max_payload_entries: RAFT_ENTRIES_PER_MESSAGE_MAX,
+            // A follower further behind than this gets a snapshot.
+            replication_lag_threshold: self.snapshots.logs_since_last.max(5_000),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshots.logs_since_last),
+            max_in_snapshot_log_to_keep: self.snapshots.logs_kept,
+            purge_batch_size: 256,
+            // A site that was cut off cannot disturb a healthy leader when it returns.
+            enable_pre_vote: Some(true),
+            // A restarted leader must win an election again: its applied state
+            // is written without fsync and may be behind what it committed.
+            enable_leader_restore: Some(false),
+            ..openraft::Config::default()
+        };
+        config.validate().map_err(|e| NodeError::Config(format!("raft timing: {e}")))
+    }
+
+    /// Request deadlines and lease for the API.
+    pub fn site_settings(&self) -> switchboard_api::SiteSettings {
+        switchboard_api::SiteSettings {
+            write_deadline: Duration::from_millis(self.timing.write_deadline_ms),
+            read_deadline: Duration::from_millis(self.timing.read_deadline_ms),
+            leader_lease: Duration::from_millis(self.timing.election_max_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> &'static str {
+        r#"
+id = 1
+name = "tokyo"
+cluster_id = "prod-1"
+data_dir = "/var/lib/switchboard"
+raft_addr = "10.0.0.1:7000"
+api_addr = "10.0.0.1:7001"
+http_addr = "10.0.0.1:7002"
+"#
+    }
+
+    #[test]
+    fn a_minimal_config_gets_documented_defaults() {
+        let config: SiteConfig = toml::from_str(minimal()).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.timing.heartbeat_ms, 100);
+        assert_eq!(config.timing.election_max_ms, 1000);
+        assert_eq!(config.snapshots.logs_since_last, 10_000);
+        let raft = config.raft_config().unwrap();
+        assert_eq!(raft.election_timeout_max, 1000);
+    }
+
+    #[test]
+    fn bad_configs_name_the_field() {
+        let mut config: SiteConfig = toml::from_str(minimal()).unwrap();
+        config.timing.election_min_ms = 150;
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("election_min_ms"), "{message}");
+
+        let unknown = format!("{}\nheartbeat = 5\n", minimal());
+        let error = toml::from_str::<SiteConfig>(&unknown).unwrap_err().to_string();
+        assert!(error.contains("heartbeat"), "{error}");
+
+        let mut config: SiteConfig = toml::from_str(minimal()).unwrap();
+        config.raft_addr = "nowhere".into();
+        assert!(config.validate().unwrap_err().to_string().contains("raft_addr"));
+    }
+}

@@ -1,0 +1,284 @@
+//! The HTTP plane: status page, `/status.json`, `/metrics`, `/healthz`,
+//! `/readyz`. No client certificate needed; nothing secret is shown.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::OnceLock;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::response::Response;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_exporter_prometheus::PrometheusHandle;
+use openraft::ServerState;
+use openraft::async_runtime::watch::WatchReceiver;
+use serde::Serialize;
+use switchboard_api::Site;
+use tokio::net::TcpListener;
+
+use crate::config::Timing;
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    pub site: Arc<Site>,
+    pub prometheus: PrometheusHandle,
+    pub timing: Timing,
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .install_recorder()
+                .expect("the metrics recorder is installed once per process")
+        })
+        .clone()
+}
+
+/// Serves HTTP until `stop` completes.
+pub async fn serve(listener: TcpListener, state: HttpState, stop: impl Future<Output = ()> + Send + 'static) {
+    let router = Router::new()
+        .route("/", get(status_page))
+        .route("/status.json", get(status_json))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state);
+    if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+        tracing::warn!(%error, "http server ended with an error");
+    }
+}
+
+/// A site's view of the cluster, as the status page and `/status.json` show it.
+#[derive(Serialize)]
+pub struct StatusView {
+    pub site_id: u64,
+    pub name: String,
+    pub cluster_id: String,
+    pub role: &'static str,
+    pub leader_id: Option<u64>,
+    pub term: u64,
+    pub last_log_index: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub snapshot_index: u64,
+    pub staleness_ms: Option<u64>,
+    pub members: Vec<MemberView>,
+    pub relays_by_state: BTreeMap<&'static str, usize>,
+    pub relays: Vec<RelayView>,
+    pub route_count: usize,
+}
+
+#[derive(Serialize)]
+pub struct MemberView {
+    pub site_id: u64,
+    pub name: String,
+    pub voter: bool,
+    pub api_addr: String,
+    pub http_addr: String,
+    /// Entries behind the leader (leader's view only).
+    pub lag: Option<u64>,
+}
+
+#[derive(Serialize)]
+pub struct RelayView {
+    pub relay_id: String,
+    pub region: String,
+    pub state: &'static str,
+    pub routes: u32,
+    pub capacity: u32,
+}
+
+/// Relays shown on the page; the rest are counted.
+const STATUS_PAGE_RELAYS_MAX: usize = 200;
+
+fn role(state: ServerState) -> &'static str {
+    match state {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    }
+}
+
+/// Builds this site's status view.
+pub fn status_view(site: &Site) -> StatusView {
+    let applied = site.reader.load();
+    let staleness_ms = site.staleness_ms();
+    let metrics = site.raft.metrics();
+    let metrics = metrics.borrow_watched();
+    let last_log = metrics.last_log_index.unwrap_or(0);
+    let membership = metrics.membership_config.membership();
+    let voters: Vec<u64> = membership.voter_ids().collect();
+    let members = membership
+        .nodes()
+        .map(|(id, node)| MemberView {
+            site_id: *id,
+            name: node.name.clone(),
+            voter: voters.contains(id),
+            api_addr: node.api_addr.clone(),
+            http_addr: node.http_addr.clone(),
+            lag: metrics
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(id).cloned())
+                .map(|matched| last_log.saturating_sub(matched.map_or(0, |m| m.index))),
+        })
+        .collect();
+    let mut relays_by_state = BTreeMap::new();
+    for relay in applied.state.relays() {
+        *relays_by_state.entry(relay.state().as_str()).or_insert(0) += 1;
+    }
+    let relays = applied
+        .state
+        .relays()
+        .take(STATUS_PAGE_RELAYS_MAX)
+        .map(|r| RelayView {
+            relay_id: r.relay_id.to_string(),
+            region: r.region.clone(),
+            state: r.state().as_str(),
+            routes: r.route_count,
+            capacity: r.capacity,
+        })
+        .collect();
+    StatusView {
+        site_id: site.id,
+        name: site.name.clone(),
+        cluster_id: site.cluster_id.clone(),
+        role: role(metrics.state),
+        leader_id: metrics.current_leader,
+        term: metrics.current_term,
+        last_log_index: last_log,
+        commit_index: metrics.local_committed.as_ref().map_or(0, |id| id.index),
+        applied_index: applied.applied_index(),
+        snapshot_index: metrics.snapshot.as_ref().map_or(0, |id| id.index),
+        staleness_ms,
+        members,
+        relays_by_state,
+        relays,
+        route_count: applied.state.routes().len(),
+    }
+}
+
+async fn status_json(State(state): State<HttpState>) -> Json<StatusView> {
+    Json(status_view(&state.site))
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+async fn status_page(State(state): State<HttpState>) -> Response {
+    let view = status_view(&state.site);
+    let mut html = String::new();
+    let leader = view.leader_id.map_or_else(|| "none (election in progress)".to_owned(), |id| format!("site {id}"));
+    let staleness = view.staleness_ms.map_or_else(|| "never heard from a leader".to_owned(), |ms| format!("{ms} ms"));
+    let _ = write!(
+        html,
+        "<!doctype html><html><head><meta charset=utf-8><meta http-equiv=refresh content=5>\
+         <title>Switchboard {name}</title><style>body{{font-family:sans-serif;margin:2em}}\
+         table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head><body>\
+         <h1>Switchboard: site {id} ({name})</h1>\
+         <p>Cluster <b>{cluster}</b>. This site is <b>{role}</b>; leader: <b>{leader}</b>; term {term}.</p>\
+         <p>Log {last}, committed {commit}, applied {applied}, snapshot {snapshot}; staleness {staleness}.</p>",
+        name = escape(&view.name),
+        id = view.site_id,
+        cluster = escape(&view.cluster_id),
+        role = view.role,
+        term = view.term,
+        last = view.last_log_index,
+        commit = view.commit_index,
+        applied = view.applied_index,
+        snapshot = view.snapshot_index,
+    );
+    html.push_str("<h2>Members</h2><table><tr><th>site</th><th>name</th><th>voter</th><th>api</th><th>status page</th><th>lag</th></tr>");
+    for member in &view.members {
+        let lag = member.lag.map_or_else(|| "-".to_owned(), |lag| lag.to_string());
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"http://{http}/\">{http}</a></td><td>{lag}</td></tr>",
+            member.site_id,
+            escape(&member.name),
+            if member.voter { "yes" } else { "learner" },
+            escape(&member.api_addr),
+            http = escape(&member.http_addr),
+        );
+    }
+    html.push_str("</table><h2>Relays</h2><p>");
+    for (state_name, count) in &view.relays_by_state {
+        let _ = write!(html, "{state_name}: {count} &nbsp; ");
+    }
+    let _ = write!(html, "</p><p>Routes: {}</p>", view.route_count);
+    html.push_str("<table><tr><th>relay</th><th>region</th><th>state</th><th>routes</th><th>capacity</th></tr>");
+    for relay in &view.relays {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&relay.relay_id),
+            escape(&relay.region),
+            relay.state,
+            relay.routes,
+            relay.capacity
+        );
+    }
+    html.push_str("</table></body></html>");
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    record_raft_gauges(&state.site);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.prometheus.render()).into_response()
+}
+
+/// Raft's own numbers, read at scrape time.
+fn record_raft_gauges(site: &Site) {
+    let metrics = site.raft.metrics();
+    let metrics = metrics.borrow_watched();
+    metrics::gauge!("switchboard_raft_term").set(metrics.current_term as f64);
+    metrics::gauge!("switchboard_raft_is_leader").set(f64::from(u8::from(metrics.state == ServerState::Leader)));
+    metrics::gauge!("switchboard_raft_last_log_index").set(metrics.last_log_index.unwrap_or(0) as f64);
+    metrics::gauge!("switchboard_raft_commit_index").set(metrics.local_committed.as_ref().map_or(0, |id| id.index) as f64);
+    metrics::gauge!("switchboard_raft_has_leader").set(f64::from(u8::from(metrics.current_leader.is_some())));
+    if let Some(replication) = &metrics.replication {
+        let last = metrics.last_log_index.unwrap_or(0);
+        for (id, matched) in replication {
+            let lag = last.saturating_sub(matched.as_ref().map_or(0, |m| m.index));
+            metrics::gauge!("switchboard_raft_follower_lag_entries", "site" => id.to_string()).set(lag as f64);
+        }
+    }
+    drop(metrics);
+    if let Some(staleness) = site.staleness_ms() {
+        metrics::gauge!("switchboard_site_staleness_ms").set(staleness as f64);
+    }
+}
+
+async fn healthz(State(state): State<HttpState>) -> Response {
+    let running = state.site.raft.metrics().borrow_watched().running_state.clone();
+    match running {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(fatal) => (StatusCode::SERVICE_UNAVAILABLE, format!("raft stopped: {fatal}\n")).into_response(),
+    }
+}
+
+/// Ready: this site knows a leader and is no staler than two election timeouts.
+async fn readyz(State(state): State<HttpState>) -> Response {
+    let bound_ms = 2 * state.timing.election_max_ms;
+    match (state.site.leader(), state.site.staleness_ms()) {
+        (None, _) => (StatusCode::SERVICE_UNAVAILABLE, "no leader known\n").into_response(),
+        (Some(_), Some(staleness)) if staleness <= bound_ms => (StatusCode::OK, "ready\n").into_response(),
+        (Some(_), staleness) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("stale: {staleness:?} ms, bound {bound_ms} ms\n")).into_response()
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! Carrying out sbctl's commands.
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde::Serialize;
+use switchboard_api::client::ClientError;
+use switchboard_api::client::ClientSettings;
+use switchboard_api::client::ClusterClient;
+use switchboard_api::client::new_request_id;
+use switchboard_api::cluster_file::ClusterFile;
+use switchboard_proto::v1 as pb;
+
+use crate::cli::Cli;
+use crate::cli::Command;
+use crate::cli::HostCommand;
+use crate::cli::LeaderCommand;
+use crate::cli::MembersCommand;
+use crate::cli::RelayCommand;
+use crate::cli::RouteCommand;
+use crate::table::Table;
+
+/// Why a command failed. The message is for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Cluster(#[from] ClientError),
+    #[error("no site answered: {0}")]
+    NoSiteAnswered(String),
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+fn client(cli: &Cli) -> Result<ClusterClient, CliError> {
+    let mut endpoints = cli.target.endpoints.clone();
+    if let Some(path) = &cli.target.cluster {
+        let file = ClusterFile::load(path).map_err(CliError::Usage)?;
+        endpoints.extend(file.api_endpoints());
+    }
+    endpoints.retain(|e| !e.trim().is_empty());
+    if endpoints.is_empty() {
+        return Err(CliError::Usage("name the cluster with --endpoints A,B,C or --cluster cluster.json".into()));
+    }
+    let deadline = Duration::from_secs(cli.target.timeout_secs.max(1));
+    let settings = ClientSettings {
+        call_deadline: deadline,
+        attempt_timeout: deadline.min(Duration::from_secs(6)),
+        ..ClientSettings::default()
+    };
+    Ok(ClusterClient::new(endpoints, settings, None)?)
+}
+
+fn emit<T: Serialize>(out: &mut dyn Write, json: bool, value: &T, table: impl FnOnce() -> String) -> Result<(), CliError> {
+    if json {
+        serde_json::to_writer_pretty(&mut *out, value).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", table())?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct SiteStatusView {
+    endpoint: String,
+    reachable: bool,
+    error: Option<String>,
+    site_id: Option<u64>,
+    name: Option<String>,
+    role: Option<String>,
+    leader_id: Option<u64>,
+    term: Option<u64>,
+    last_log_index: Option<u64>,
+    commit_index: Option<u64>,
+    applied_index: Option<u64>,
+    staleness_ms: Option<u64>,
+    relays: Option<u64>,
+    routes: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct RelayView {
+    relay_id: String,
+    endpoint: String,
+    region: String,
+    state: String,
+    routes: u32,
+    capacity: u32,
+    incarnation: u64,
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+fn relay_view(relay: &pb::Relay) -> RelayView {
+    let state = pb::RelayState::try_from(relay.state).unwrap_or(pb::RelayState::Unspecified);
+    RelayView {
+        relay_id: relay.relay_id.clone(),
+        endpoint: relay.endpoint.clone(),
+        region: relay.region.clone(),
+        state: state.as_str_name().trim_start_matches("RELAY_STATE_").to_lowercase(),
+        routes: relay.route_count,
+        capacity: relay.capacity,
+        incarnation: relay.incarnation,
+        labels: relay.labels.clone().into_iter().collect(),
+    }
+}
+
+#[derive(Serialize)]
+struct RouteView {
+    host_id: String,
+    relay_id: String,
+    relay_endpoint: String,
+    generation: u64,
+    since_unix_ms: u64,
+    applied_index: u64,
+    staleness_ms: Option<u64>,
+    served_by_site: Option<u64>,
+}
+
+fn route_view(route: &pb::Route, applied_index: u64) -> RouteView {
+    RouteView {
+        host_id: route.host_id.clone(),
+        relay_id: route.relay_id.clone(),
+        relay_endpoint: route.relay_endpoint.clone(),
+        generation: route.generation,
+        since_unix_ms: route.since_unix_ms,
+        applied_index,
+        staleness_ms: None,
+        served_by_site: None,
+    }
+}
+
+fn route_table(route: &RouteView) -> String {
+    let mut table = Table::new(&["HOST", "RELAY", "ENDPOINT", "GENERATION", "APPLIED", "STALENESS", "SITE"]);
+    table.row(vec![
+        route.host_id.clone(),
+        route.relay_id.clone(),
+        route.relay_endpoint.clone(),
+        route.generation.to_string(),
+        route.applied_index.to_string(),
+        route.staleness_ms.map_or_else(|| "-".into(), |s| format!("{s} ms")),
+        route.served_by_site.map_or_else(|| "-".into(), |s| s.to_string()),
+    ]);
+    table.render()
+}
+
+#[derive(Serialize)]
+struct MemberView {
+    site_id: u64,
+    name: String,
+    voter: bool,
+    raft: String,
+    api: String,
+    http: String,
+    matched_index: Option<u64>,
+}
+
+fn members_output(out: &mut dyn Write, json: bool, members: &[pb::Member]) -> Result<(), CliError> {
+    let views: Vec<MemberView> = members
+        .iter()
+        .map(|m| MemberView {
+            site_id: m.site_id,
+            name: m.name.clone(),
+            voter: m.voter,
+            raft: m.raft_addr.clone(),
+            api: m.api_addr.clone(),
+            http: m.http_addr.clone(),
+            matched_index: m.matched_index,
+        })
+        .collect();
+    emit(out, json, &views, || {
+        let mut table = Table::new(&["SITE", "NAME", "VOTER", "RAFT", "API", "HTTP", "MATCHED"]);
+        for m in &views {
+            table.row(vec![
+                m.site_id.to_string(),
+                m.name.clone(),
+                if m.voter { "yes".into() } else { "learner".into() },
+                m.raft.clone(),
+                m.api.clone(),
+                m.http.clone(),
+                m.matched_index.map_or_else(|| "-".into(), |i| i.to_string()),
+            ]);
+        }
+        table.render()
+    })
+}
+
+/// Runs one sbctl command, writing its output to `out`.
+pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let client = client(cli)?;
+    let json = cli.json;
+    match &cli.command {
+        Command::Status => {
+            let statuses = client.status_all().await;
+            let views: Vec<SiteStatusView> = statuses
+                .into_iter()
+                .map(|(endpoint, result)| match result {
+                    Ok(s) => SiteStatusView {
+                        endpoint,
+                        reachable: true,
+                        error: None,
+                        site_id: Some(s.site_id),
+                        name: Some(s.name),
+                        role: Some(s.role),
+                        leader_id: (s.leader_id != 0).then_some(s.leader_id),
+                        term: Some(s.term),
+                        last_log_index: Some(s.last_log_index),
+                        commit_index: Some(s.commit_index),
+                        applied_index: Some(s.applied_index),
+                        staleness_ms: (s.staleness_ms != u64::MAX).then_some(s.staleness_ms),
+                        relays: Some(s.relay_count),
+                        routes: Some(s.route_count),
+                    },
+                    Err(error) => SiteStatusView {
+                        endpoint,
+                        reachable: false,
+                        error: Some(error.to_string()),
+                        site_id: None,
+                        name: None,
+                        role: None,
+                        leader_id: None,
+                        term: None,
+                        last_log_index: None,
+                        commit_index: None,
+                        applied_index: None,
+                        staleness_ms: None,
+                        relays: None,
+                        routes: None,
+                    },
+                })
+                .collect();
+            let any_reachable = views.iter().any(|v| v.reachable);
+            emit(out, json, &views, || {
+                let mut table =
+                    Table::new(&["ENDPOINT", "SITE", "NAME", "ROLE", "LEADER", "TERM", "LOG", "COMMIT", "APPLIED", "STALENESS", "ROUTES"]);
+                let dash = || "-".to_owned();
+                for v in &views {
+                    let number = |n: Option<u64>| n.map_or_else(dash, |n| n.to_string());
+                    table.row(vec![
+                        v.endpoint.clone(),
+                        number(v.site_id),
+                        v.name.clone().unwrap_or_else(dash),
+                        v.role.clone().unwrap_or_else(|| "unreachable".into()),
+                        number(v.leader_id),
+                        number(v.term),
+                        number(v.last_log_index),
+                        number(v.commit_index),
+                        number(v.applied_index),
+                        v.staleness_ms.map_or_else(dash, |s| format!("{s} ms")),
+                        number(v.routes),
+                    ]);
+                }
+                table.render()
+            })?;
+            if !any_reachable {
+                let errors: Vec<String> = views.iter().filter_map(|v| v.error.clone()).collect();
+                return Err(CliError::NoSiteAnswered(errors.join("; ")));
+            }
+        }
+        Command::Relay(RelayCommand::Register { relay_id, endpoint, capacity, region, labels, incarnation }) => {
+            let request = pb::RegisterRelayRequest {
+                request_id: new_request_id(),
+                relay_id: relay_id.clone(),
+                endpoint: endpoint.clone(),
+                region: region.clone(),
+                labels: labels.iter().cloned().collect(),
+                capacity: *capacity,
+                incarnation: *incarnation,
+            };
+            let response = client.register_relay(request).await?;
+            let relays: Vec<RelayView> = response.relay.iter().map(relay_view).collect();
+            emit(out, json, &relays, || relays_table(&relays))?;
+        }
+        Command::Relay(RelayCommand::List) => {
+            let response = client.list_relays().await?;
+            let relays: Vec<RelayView> = response.relays.iter().map(relay_view).collect();
+            emit(out, json, &relays, || relays_table(&relays))?;
+        }
+        Command::Host(HostCommand::Attach { host_id, region }) => {
+            let response = client.attach(&new_request_id(), host_id, region).await?;
+            let route = response.route.as_ref().map(|r| route_view(r, response.applied_index));
+            let route = route.ok_or_else(|| CliError::Usage("the site answered without a route".into()))?;
+            emit(out, json, &route, || route_table(&route))?;
+        }
+        Command::Host(HostCommand::Detach { host_id }) => {
+            let response = client.detach(&new_request_id(), host_id).await?;
+            #[derive(Serialize)]
+            struct Detached {
+                host_id: String,
+                was_attached: bool,
+                last_generation: u64,
+                applied_index: u64,
+            }
+            let view = Detached {
+                host_id: host_id.clone(),
+                was_attached: response.was_attached,
+                last_generation: response.last_generation,
+                applied_index: response.applied_index,
+            };
+            emit(out, json, &view, || {
+                if view.was_attached {
+                    format!("detached {} (was generation {})\n", view.host_id, view.last_generation)
+                } else {
+                    format!("{} had no route\n", view.host_id)
+                }
+            })?;
+        }
+        Command::Route(RouteCommand::Get { host_id, linearizable, max_stale_ms }) => {
+            let consistency = if *linearizable { pb::Consistency::Linearizable } else { pb::Consistency::Local };
+            let response = client.resolve(host_id, consistency, *max_stale_ms).await?;
+            let route = response.route.as_ref().ok_or_else(|| CliError::Usage("the site answered without a route".into()))?;
+            let mut view = route_view(route, response.applied_index);
+            view.staleness_ms = Some(response.staleness_ms).filter(|s| *s != u64::MAX);
+            view.served_by_site = Some(response.served_by_site);
+            emit(out, json, &view, || route_table(&view))?;
+        }
+        Command::Members(MembersCommand::List) => {
+            let statuses = client.status_all().await;
+            let leader_view = statuses
+                .iter()
+                .filter_map(|(_, s)| s.as_ref().ok())
+                .find(|s| s.role == "leader")
+                .or_else(|| statuses.iter().filter_map(|(_, s)| s.as_ref().ok()).next())
+                .ok_or_else(|| CliError::NoSiteAnswered("no site answered status".into()))?;
+            members_output(out, json, &leader_view.members)?;
+        }
+        Command::Members(MembersCommand::AddLearner { id, name, raft, api, http, wait }) => {
+            let site = pb::SiteEndpoints {
+                site_id: *id,
+                name: name.clone(),
+                raft_addr: raft.clone(),
+                api_addr: api.clone(),
+                http_addr: http.clone(),
+                labels: Default::default(),
+            };
+            let response = client.add_learner(site, *wait).await?;
+            members_output(out, json, &response.members)?;
+        }
+        Command::Members(MembersCommand::Promote { site_id }) => {
+            let response = client.promote_voter(*site_id).await?;
+            members_output(out, json, &response.members)?;
+        }
+        Command::Members(MembersCommand::Remove { site_id, force }) => {
+            let response = client.remove_member(*site_id, *force).await?;
+            members_output(out, json, &response.members)?;
+        }
+        Command::Leader(LeaderCommand::Transfer { to }) => {
+            let response = client.transfer_leader(to.unwrap_or(0)).await?;
+            #[derive(Serialize)]
+            struct Transferred {
+                new_leader_id: u64,
+            }
+            let view = Transferred { new_leader_id: response.new_leader_id };
+            emit(out, json, &view, || format!("site {} now leads\n", view.new_leader_id))?;
+        }
+    }
+    Ok(())
+}
+
+fn relays_table(relays: &[RelayView]) -> String {
+    let mut table = Table::new(&["RELAY", "STATE", "REGION", "ROUTES", "CAPACITY", "ENDPOINT", "INCARNATION"]);
+    for r in relays {
+        table.row(vec![
+            r.relay_id.clone(),
+            r.state.clone(),
+            r.region.clone(),
+            r.routes.to_string(),
+            r.capacity.to_string(),
+            r.endpoint.clone(),
+            r.incarnation.to_string(),
+        ]);
+    }
+    table.render()
+}
