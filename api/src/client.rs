@@ -27,6 +27,9 @@ use tonic::transport::Endpoint;
 use crate::limits;
 use crate::services::LEADER_HINT_HEADER;
 
+/// How often `wait_caught_up` asks the leader for progress.
+pub const CATCH_UP_POLL_INTERVAL: Duration = Duration::from_millis(200);
+
 /// Timing of the client library.
 #[derive(Clone, Debug)]
 pub struct ClientSettings {
@@ -61,7 +64,7 @@ pub enum ClientError {
     Refused { endpoint: String, code: Code, message: String },
     /// No site gave a final answer before the deadline.
     #[error("no site answered within {deadline_ms} ms after {attempts} attempts; last error: {last}")]
-    Unreachable { deadline_ms: u128, attempts: u32, last: String },
+    Unreachable { deadline_ms: u128, attempts: u32, last: String, last_code: Option<Code> },
     /// An endpoint is not a valid address.
     #[error("invalid endpoint {0:?}")]
     InvalidEndpoint(String),
@@ -71,10 +74,12 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// The gRPC code of a final refusal, if this is one.
+    /// The gRPC code of a final refusal, or of the last retryable error
+    /// when no site gave a final answer.
     pub fn code(&self) -> Option<Code> {
         match self {
             ClientError::Refused { code, .. } => Some(*code),
+            ClientError::Unreachable { last_code, .. } => *last_code,
             _ => None,
         }
     }
@@ -154,6 +159,7 @@ impl ClusterClient {
         let mut backoff = self.settings.backoff_initial;
         let mut attempts = 0u32;
         let mut last = String::from("no attempt made");
+        let mut last_code = None;
         let mut hinted: Option<String> = None;
         loop {
             let endpoints = self.endpoints();
@@ -178,6 +184,7 @@ impl ClusterClient {
                     }
                     Err(status) if retryable(&status) => {
                         last = format!("{endpoint}: {:?}: {}", status.code(), status.message());
+                        last_code = Some(status.code());
                         if let Some(leader) = status.metadata().get(LEADER_HINT_HEADER).and_then(|v| v.to_str().ok()) {
                             hinted = Some(leader.to_owned());
                             self.learn_endpoint(leader);
@@ -199,6 +206,7 @@ impl ClusterClient {
                     deadline_ms: self.settings.call_deadline.as_millis(),
                     attempts,
                     last,
+                    last_code,
                 });
             }
             if hinted.is_none() {
@@ -321,14 +329,50 @@ impl ClusterClient {
             })
     }
 
-    /// Adds a site as a learner.
-    pub async fn add_learner(&self, site: pb::SiteEndpoints, wait_caught_up: bool) -> Result<pb::MembershipResponse, ClientError> {
-        let message = pb::AddLearnerRequest { site: Some(site), wait_caught_up };
+    /// Adds a site as a learner; returns at once (see `wait_caught_up`).
+    pub async fn add_learner(&self, site: pb::SiteEndpoints) -> Result<pb::MembershipResponse, ClientError> {
+        let message = pb::AddLearnerRequest { site: Some(site) };
         self.call(|channel| {
             let request = self.request(message.clone());
             async move { Ok(Self::admin_client(channel).add_learner(request).await?.into_inner()) }
         })
         .await
+    }
+
+    /// Waits until the leader has replicated to `site_id` everything it had
+    /// when the wait began, calling `progress(matched, target)` on each poll
+    /// (about every 200 ms). Returns the time it took.
+    pub async fn wait_caught_up(
+        &self,
+        site_id: u64,
+        deadline: Duration,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<Duration, ClientError> {
+        let started = Instant::now();
+        let mut target = None;
+        loop {
+            let statuses = self.status_all().await;
+            let leader = statuses.iter().filter_map(|(_, s)| s.as_ref().ok()).find(|s| s.role == "leader");
+            if let Some(leader) = leader {
+                let target = *target.get_or_insert(leader.last_log_index);
+                let matched = leader.members.iter().find(|m| m.site_id == site_id).and_then(|m| m.matched_index);
+                if let Some(matched) = matched {
+                    progress(matched, target);
+                    if matched >= target {
+                        return Ok(started.elapsed());
+                    }
+                }
+            }
+            if started.elapsed() >= deadline {
+                return Err(ClientError::Unreachable {
+                    deadline_ms: deadline.as_millis(),
+                    attempts: 0,
+                    last: format!("site {site_id} did not catch up"),
+                    last_code: Some(Code::DeadlineExceeded),
+                });
+            }
+            tokio::time::sleep(CATCH_UP_POLL_INTERVAL).await;
+        }
     }
 
     /// Makes a learner a voter.

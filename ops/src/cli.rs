@@ -118,9 +118,12 @@ pub enum MembersCommand {
         api: String,
         #[arg(long)]
         http: String,
-        /// Return only once the learner has caught up.
+        /// Wait, showing progress, until the learner has caught up.
         #[arg(long)]
         wait: bool,
+        /// With --wait: give up after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        wait_secs: u64,
     },
     /// Make a learner a voter.
     Promote { site_id: u64 },

@@ -325,7 +325,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 .ok_or_else(|| CliError::NoSiteAnswered("no site answered status".into()))?;
             members_output(out, json, &leader_view.members)?;
         }
-        Command::Members(MembersCommand::AddLearner { id, name, raft, api, http, wait }) => {
+        Command::Members(MembersCommand::AddLearner { id, name, raft, api, http, wait, wait_secs }) => {
             let site = pb::SiteEndpoints {
                 site_id: *id,
                 name: name.clone(),
@@ -334,7 +334,20 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 http_addr: http.clone(),
                 labels: Default::default(),
             };
-            let response = client.add_learner(site, *wait).await?;
+            let response = client.add_learner(site).await?;
+            if *wait {
+                let mut last_percent = None;
+                let took = client
+                    .wait_caught_up(*id, Duration::from_secs(*wait_secs), |matched, target| {
+                        let percent = matched.min(target) * 100 / target.max(1);
+                        if last_percent != Some(percent) {
+                            eprintln!("site {id}: replicated {matched} of {target} entries ({percent}%)");
+                            last_percent = Some(percent);
+                        }
+                    })
+                    .await?;
+                eprintln!("site {id} caught up in {:.1} s", took.as_secs_f64());
+            }
             members_output(out, json, &response.members)?;
         }
         Command::Members(MembersCommand::Promote { site_id }) => {

@@ -1,1 +1,10 @@
+//! Integration tests against real multi-process clusters: separate
+//! `switchboard serve` processes, RocksDB on disk, gRPC over loopback.
+//! Tests run one at a time (the harness holds a lock per cluster).
 
+mod durability;
+mod failover;
+mod load;
+mod membership;
+mod reads;
+mod sbctl;

@@ -1,1 +1,166 @@
-//! placeholder
+//! The multi-process cluster harness for Switchboard's integration tests.
+//!
+//! Every test cluster is real: `switchboard serve` processes with their own
+//! RocksDB data dirs in a fresh temp dir, talking gRPC over loopback sockets
+//! on ports they pick themselves. Tests that start clusters run one at a
+//! time (a process-wide lock), and everything is killed and deleted when the
+//! cluster is dropped.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::MutexGuard;
+use std::time::Duration;
+use std::time::Instant;
+
+use switchboard_api::client::ClientSettings;
+use switchboard_api::client::ClusterClient;
+pub use switchboard_node::config::Snapshots;
+pub use switchboard_node::config::Timing;
+use switchboard_node::launcher::LaunchSpec;
+pub use switchboard_node::launcher::LocalCluster;
+use switchboard_proto::v1 as pb;
+
+static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// The directory that holds the workspace's built binaries.
+pub fn binary_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("SWITCHBOARD_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    // target/<profile>/deps/<test binary> -> target/<profile>
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let deps = exe.parent().expect("the test binary is in a directory");
+    deps.parent().expect("deps is inside the profile directory").to_owned()
+}
+
+/// The path of a workspace binary, checked to exist.
+pub fn binary(name: &str) -> PathBuf {
+    let path = binary_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (cargo build --workspace --bins), or set SWITCHBOARD_BIN_DIR",
+        path.display()
+    );
+    path
+}
+
+/// A cluster for one test; killed and deleted on drop.
+pub struct TestCluster {
+    pub cluster: LocalCluster,
+    // Dropped after `cluster`, whose drop kills the processes.
+    _dir: tempfile::TempDir,
+    _turn: MutexGuard<'static, ()>,
+}
+
+/// How to start a test cluster.
+pub struct TestSpec {
+    pub sites: u64,
+    pub timing: Timing,
+    pub snapshots: Snapshots,
+}
+
+impl Default for TestSpec {
+    fn default() -> Self {
+        TestSpec { sites: 3, timing: Timing::lan(), snapshots: Snapshots::default() }
+    }
+}
+
+impl TestCluster {
+    /// Starts three sites with LAN timing.
+    pub async fn start() -> Self {
+        Self::start_with(TestSpec::default()).await
+    }
+
+    /// Starts a cluster as specified.
+    pub async fn start_with(spec: TestSpec) -> Self {
+        let turn = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let dir = tempfile::Builder::new().prefix("switchboard-test-").tempdir().expect("temp dir");
+        let mut launch = LaunchSpec::new(binary("switchboard"), dir.path().to_owned());
+        launch.sites = spec.sites;
+        launch.timing = spec.timing;
+        launch.snapshots = spec.snapshots;
+        launch.log_filter = "info,openraft=warn".into();
+        let cluster = LocalCluster::start(launch).await.unwrap_or_else(|e| panic!("starting the cluster: {e}"));
+        TestCluster { cluster, _dir: dir, _turn: turn }
+    }
+
+    /// The timing the sites run with.
+    pub fn timing(&self) -> &Timing {
+        &self.cluster.spec.timing
+    }
+
+    /// A client that knows every site, retrying fast.
+    pub fn client(&self) -> ClusterClient {
+        self.cluster.client().expect("client")
+    }
+
+    /// A client that talks to one site only and never retries elsewhere.
+    pub fn site_client(&self, id: u64) -> ClusterClient {
+        self.site_client_with_deadline(id, Duration::from_secs(5))
+    }
+
+    /// A client of one site that gives up after `deadline`.
+    pub fn site_client_with_deadline(&self, id: u64, deadline: Duration) -> ClusterClient {
+        let endpoint = self.cluster.sites[&id].report.api_addr.clone();
+        let settings = ClientSettings {
+            call_deadline: deadline,
+            attempt_timeout: deadline,
+            backoff_initial: Duration::from_millis(20),
+            ..ClientSettings::default()
+        };
+        ClusterClient::new(vec![endpoint], settings, None).expect("client")
+    }
+
+    /// The API address of a site.
+    pub fn api(&self, id: u64) -> String {
+        self.cluster.sites[&id].report.api_addr.clone()
+    }
+
+    /// The current leader, once every running site agrees.
+    pub async fn leader(&self) -> u64 {
+        self.cluster
+            .wait_for_leader(self.timing().failover_bound() * 4)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// One site's status.
+    pub async fn status(&self, id: u64) -> pb::StatusResponse {
+        self.site_client(id).status_of(&self.api(id)).await.unwrap_or_else(|e| panic!("status of site {id}: {e}"))
+    }
+
+    /// Waits until site `id` has applied at least `index`.
+    pub async fn wait_applied(&self, id: u64, index: u64, deadline: Duration) {
+        let client = self.site_client(id);
+        let api = self.api(id);
+        wait_until(deadline, &format!("site {id} applies index {index}"), || {
+            let client = &client;
+            let api = &api;
+            async move { client.status_of(api).await.is_ok_and(|s| s.applied_index >= index) }
+        })
+        .await;
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds; panics after `deadline`.
+pub async fn wait_until<F, Fut>(deadline: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let until = Instant::now() + deadline;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(Instant::now() < until, "timed out after {} ms waiting until {what}", deadline.as_millis());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The median of some durations.
+pub fn median(mut values: Vec<Duration>) -> Duration {
+    assert!(!values.is_empty(), "median of nothing");
+    values.sort();
+    values[values.len() / 2]
+}

@@ -182,7 +182,8 @@ impl AdminService for AdminApi {
         {
             return Err(ApiError::FailedPrecondition(format!("site {id} is already a member with other endpoints")).into());
         }
-        let response = self.site.raft.add_learner(id, node, message.wait_caught_up).await.map_err(membership_error)?;
+        // Not blocking: catching up can take minutes; callers watch progress in Status.
+        let response = self.site.raft.add_learner(id, node, false).await.map_err(membership_error)?;
         Ok(Response::new(self.membership_response(response.log_id.index)))
     }
 
