@@ -1,7 +1,10 @@
 //! Generates the tonic services from `proto/switchboard/v1/*.proto`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/switchboard/v1/peer.proto", "proto/switchboard/v1/api.proto"];
+    let files = [
+        "proto/switchboard/v1/peer.proto",
+        "proto/switchboard/v1/api.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }

@@ -61,10 +61,21 @@ impl Default for ClientSettings {
 pub enum ClientError {
     /// A site answered with a final error (bad input, not found, no room...).
     #[error("{endpoint}: {code:?}: {message}")]
-    Refused { endpoint: String, code: Code, message: String },
+    Refused {
+        endpoint: String,
+        code: Code,
+        message: String,
+    },
     /// No site gave a final answer before the deadline.
-    #[error("no site answered within {deadline_ms} ms after {attempts} attempts; last error: {last}")]
-    Unreachable { deadline_ms: u128, attempts: u32, last: String, last_code: Option<Code> },
+    #[error(
+        "no site answered within {deadline_ms} ms after {attempts} attempts; last error: {last}"
+    )]
+    Unreachable {
+        deadline_ms: u128,
+        attempts: u32,
+        last: String,
+        last_code: Option<Code>,
+    },
     /// An endpoint is not a valid address.
     #[error("invalid endpoint {0:?}")]
     InvalidEndpoint(String),
@@ -87,7 +98,14 @@ impl ClientError {
 
 /// Whether another site, or the same one later, may answer differently.
 fn retryable(status: &Status) -> bool {
-    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled | Code::Aborted)
+    matches!(
+        status.code(),
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Unknown
+            | Code::Cancelled
+            | Code::Aborted
+    )
 }
 
 /// A fresh random request id.
@@ -106,7 +124,11 @@ pub struct ClusterClient {
 
 impl ClusterClient {
     /// A client for the sites at `endpoints` (`host:port` of their API ports).
-    pub fn new(endpoints: Vec<String>, settings: ClientSettings, tls: Option<ClientTlsConfig>) -> Result<Self, ClientError> {
+    pub fn new(
+        endpoints: Vec<String>,
+        settings: ClientSettings,
+        tls: Option<ClientTlsConfig>,
+    ) -> Result<Self, ClientError> {
         if endpoints.is_empty() {
             return Err(ClientError::NoEndpoints);
         }
@@ -121,11 +143,17 @@ impl ClusterClient {
 
     /// The known endpoints.
     pub fn endpoints(&self) -> Vec<String> {
-        self.endpoints.lock().expect("endpoint lock is never poisoned").clone()
+        self.endpoints
+            .lock()
+            .expect("endpoint lock is never poisoned")
+            .clone()
     }
 
     fn channel(&self, endpoint: &str) -> Result<Channel, ClientError> {
-        let mut channels = self.channels.lock().expect("channel lock is never poisoned");
+        let mut channels = self
+            .channels
+            .lock()
+            .expect("channel lock is never poisoned");
         if let Some(channel) = channels.get(endpoint) {
             return Ok(channel.clone());
         }
@@ -135,7 +163,9 @@ impl ClusterClient {
             .connect_timeout(self.settings.connect_timeout)
             .tcp_nodelay(true);
         if let Some(tls) = &self.tls {
-            builder = builder.tls_config(tls.clone()).map_err(|_| ClientError::InvalidEndpoint(endpoint.to_owned()))?;
+            builder = builder
+                .tls_config(tls.clone())
+                .map_err(|_| ClientError::InvalidEndpoint(endpoint.to_owned()))?;
         }
         let channel = builder.connect_lazy();
         channels.insert(endpoint.to_owned(), channel.clone());
@@ -164,7 +194,9 @@ impl ClusterClient {
         loop {
             let endpoints = self.endpoints();
             let first = self.preferred.load(Ordering::Relaxed) % endpoints.len();
-            let mut order: Vec<String> = (0..endpoints.len()).map(|i| endpoints[(first + i) % endpoints.len()].clone()).collect();
+            let mut order: Vec<String> = (0..endpoints.len())
+                .map(|i| endpoints[(first + i) % endpoints.len()].clone())
+                .collect();
             if let Some(leader) = hinted.take() {
                 order.retain(|e| e != &leader);
                 order.insert(0, leader);
@@ -185,7 +217,11 @@ impl ClusterClient {
                     Err(status) if retryable(&status) => {
                         last = format!("{endpoint}: {:?}: {}", status.code(), status.message());
                         last_code = Some(status.code());
-                        if let Some(leader) = status.metadata().get(LEADER_HINT_HEADER).and_then(|v| v.to_str().ok()) {
+                        if let Some(leader) = status
+                            .metadata()
+                            .get(LEADER_HINT_HEADER)
+                            .and_then(|v| v.to_str().ok())
+                        {
                             hinted = Some(leader.to_owned());
                             self.learn_endpoint(leader);
                             break;
@@ -218,7 +254,10 @@ impl ClusterClient {
     }
 
     fn learn_endpoint(&self, endpoint: &str) {
-        let mut endpoints = self.endpoints.lock().expect("endpoint lock is never poisoned");
+        let mut endpoints = self
+            .endpoints
+            .lock()
+            .expect("endpoint lock is never poisoned");
         if !endpoints.iter().any(|e| e == endpoint) {
             endpoints.push(endpoint.to_owned());
         }
@@ -237,7 +276,12 @@ impl ClusterClient {
     }
 
     /// Attaches a host; `request_id` makes retries safe (use `new_request_id`).
-    pub async fn attach(&self, request_id: &[u8], host_id: &str, preferred_region: &str) -> Result<pb::AttachResponse, ClientError> {
+    pub async fn attach(
+        &self,
+        request_id: &[u8],
+        host_id: &str,
+        preferred_region: &str,
+    ) -> Result<pb::AttachResponse, ClientError> {
         let message = pb::AttachRequest {
             request_id: request_id.to_vec(),
             host_id: host_id.to_owned(),
@@ -245,26 +289,51 @@ impl ClusterClient {
         };
         self.call(|channel| {
             let request = self.request(message.clone());
-            async move { Ok(Self::host_client(channel).attach(request).await?.into_inner()) }
+            async move {
+                Ok(Self::host_client(channel)
+                    .attach(request)
+                    .await?
+                    .into_inner())
+            }
         })
         .await
     }
 
     /// Detaches a host.
-    pub async fn detach(&self, request_id: &[u8], host_id: &str) -> Result<pb::DetachResponse, ClientError> {
-        let message = pb::DetachRequest { request_id: request_id.to_vec(), host_id: host_id.to_owned() };
+    pub async fn detach(
+        &self,
+        request_id: &[u8],
+        host_id: &str,
+    ) -> Result<pb::DetachResponse, ClientError> {
+        let message = pb::DetachRequest {
+            request_id: request_id.to_vec(),
+            host_id: host_id.to_owned(),
+        };
         self.call(|channel| {
             let request = self.request(message.clone());
-            async move { Ok(Self::host_client(channel).detach(request).await?.into_inner()) }
+            async move {
+                Ok(Self::host_client(channel)
+                    .detach(request)
+                    .await?
+                    .into_inner())
+            }
         })
         .await
     }
 
     /// Registers (or re-registers) a relay.
-    pub async fn register_relay(&self, message: pb::RegisterRelayRequest) -> Result<pb::RegisterRelayResponse, ClientError> {
+    pub async fn register_relay(
+        &self,
+        message: pb::RegisterRelayRequest,
+    ) -> Result<pb::RegisterRelayResponse, ClientError> {
         self.call(|channel| {
             let request = self.request(message.clone());
-            async move { Ok(Self::relay_client(channel).register(request).await?.into_inner()) }
+            async move {
+                Ok(Self::relay_client(channel)
+                    .register(request)
+                    .await?
+                    .into_inner())
+            }
         })
         .await
     }
@@ -273,7 +342,12 @@ impl ClusterClient {
     pub async fn list_relays(&self) -> Result<pb::ListRelaysResponse, ClientError> {
         self.call(|channel| {
             let request = self.request(pb::ListRelaysRequest {});
-            async move { Ok(Self::relay_client(channel).list(request).await?.into_inner()) }
+            async move {
+                Ok(Self::relay_client(channel)
+                    .list(request)
+                    .await?
+                    .into_inner())
+            }
         })
         .await
     }
@@ -285,11 +359,16 @@ impl ClusterClient {
         consistency: pb::Consistency,
         max_stale_ms: u64,
     ) -> Result<pb::ResolveResponse, ClientError> {
-        let message = pb::ResolveRequest { host_id: host_id.to_owned(), consistency: consistency as i32, max_stale_ms };
+        let message = pb::ResolveRequest {
+            host_id: host_id.to_owned(),
+            consistency: consistency as i32,
+            max_stale_ms,
+        };
         self.call(|channel| {
             let request = self.request(message.clone());
             async move {
-                let mut client = ClientServiceClient::new(channel).max_decoding_message_size(limits::API_MESSAGE_BYTES_MAX);
+                let mut client = ClientServiceClient::new(channel)
+                    .max_decoding_message_size(limits::API_MESSAGE_BYTES_MAX);
                 Ok(client.resolve(request).await?.into_inner())
             }
         })
@@ -301,22 +380,32 @@ impl ClusterClient {
         let channel = self.channel(endpoint)?;
         let mut request = tonic::Request::new(pb::StatusRequest {});
         request.set_timeout(self.settings.connect_timeout.max(Duration::from_secs(2)));
-        Self::admin_client(channel).status(request).await.map(|r| r.into_inner()).map_err(|status| ClientError::Refused {
-            endpoint: endpoint.to_owned(),
-            code: status.code(),
-            message: status.message().to_owned(),
-        })
+        Self::admin_client(channel)
+            .status(request)
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|status| ClientError::Refused {
+                endpoint: endpoint.to_owned(),
+                code: status.code(),
+                message: status.message().to_owned(),
+            })
     }
 
     /// Asks every known site for its status, all at once.
     pub async fn status_all(&self) -> Vec<(String, Result<pb::StatusResponse, ClientError>)> {
         let endpoints = self.endpoints();
-        let calls = endpoints.iter().map(|endpoint| async move { (endpoint.clone(), self.status_of(endpoint).await) });
+        let calls = endpoints
+            .iter()
+            .map(|endpoint| async move { (endpoint.clone(), self.status_of(endpoint).await) });
         futures::future::join_all(calls).await
     }
 
     /// Initializes a new cluster through one site.
-    pub async fn initialize(&self, endpoint: &str, voters: Vec<pb::SiteEndpoints>) -> Result<(), ClientError> {
+    pub async fn initialize(
+        &self,
+        endpoint: &str,
+        voters: Vec<pb::SiteEndpoints>,
+    ) -> Result<(), ClientError> {
         let channel = self.channel(endpoint)?;
         Self::admin_client(channel)
             .initialize_cluster(self.request(pb::InitializeClusterRequest { voters }))
@@ -330,11 +419,19 @@ impl ClusterClient {
     }
 
     /// Adds a site as a learner; returns at once (see `wait_caught_up`).
-    pub async fn add_learner(&self, site: pb::SiteEndpoints) -> Result<pb::MembershipResponse, ClientError> {
+    pub async fn add_learner(
+        &self,
+        site: pb::SiteEndpoints,
+    ) -> Result<pb::MembershipResponse, ClientError> {
         let message = pb::AddLearnerRequest { site: Some(site) };
         self.call(|channel| {
             let request = self.request(message.clone());
-            async move { Ok(Self::admin_client(channel).add_learner(request).await?.into_inner()) }
+            async move {
+                Ok(Self::admin_client(channel)
+                    .add_learner(request)
+                    .await?
+                    .into_inner())
+            }
         })
         .await
     }
@@ -352,10 +449,17 @@ impl ClusterClient {
         let mut target = None;
         loop {
             let statuses = self.status_all().await;
-            let leader = statuses.iter().filter_map(|(_, s)| s.as_ref().ok()).find(|s| s.role == "leader");
+            let leader = statuses
+                .iter()
+                .filter_map(|(_, s)| s.as_ref().ok())
+                .find(|s| s.role == "leader");
             if let Some(leader) = leader {
                 let target = *target.get_or_insert(leader.last_log_index);
-                let matched = leader.members.iter().find(|m| m.site_id == site_id).and_then(|m| m.matched_index);
+                let matched = leader
+                    .members
+                    .iter()
+                    .find(|m| m.site_id == site_id)
+                    .and_then(|m| m.matched_index);
                 if let Some(matched) = matched {
                     progress(matched, target);
                     if matched >= target {
@@ -379,25 +483,47 @@ impl ClusterClient {
     pub async fn promote_voter(&self, site_id: u64) -> Result<pb::MembershipResponse, ClientError> {
         self.call(|channel| {
             let request = self.request(pb::PromoteVoterRequest { site_id });
-            async move { Ok(Self::admin_client(channel).promote_voter(request).await?.into_inner()) }
+            async move {
+                Ok(Self::admin_client(channel)
+                    .promote_voter(request)
+                    .await?
+                    .into_inner())
+            }
         })
         .await
     }
 
     /// Removes a site from the cluster.
-    pub async fn remove_member(&self, site_id: u64, force: bool) -> Result<pb::MembershipResponse, ClientError> {
+    pub async fn remove_member(
+        &self,
+        site_id: u64,
+        force: bool,
+    ) -> Result<pb::MembershipResponse, ClientError> {
         self.call(|channel| {
             let request = self.request(pb::RemoveMemberRequest { site_id, force });
-            async move { Ok(Self::admin_client(channel).remove_member(request).await?.into_inner()) }
+            async move {
+                Ok(Self::admin_client(channel)
+                    .remove_member(request)
+                    .await?
+                    .into_inner())
+            }
         })
         .await
     }
 
     /// Hands leadership to `to_site_id` (0: the most caught-up other voter).
-    pub async fn transfer_leader(&self, to_site_id: u64) -> Result<pb::TransferLeaderResponse, ClientError> {
+    pub async fn transfer_leader(
+        &self,
+        to_site_id: u64,
+    ) -> Result<pb::TransferLeaderResponse, ClientError> {
         self.call(|channel| {
             let request = self.request(pb::TransferLeaderRequest { to_site_id });
-            async move { Ok(Self::admin_client(channel).transfer_leader(request).await?.into_inner()) }
+            async move {
+                Ok(Self::admin_client(channel)
+                    .transfer_leader(request)
+                    .await?
+                    .into_inner())
+            }
         })
         .await
     }

@@ -35,7 +35,8 @@ pub struct ClusterSite {
 impl ClusterFile {
     /// Reads a cluster file.
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
@@ -43,8 +44,10 @@ impl ClusterFile {
     pub fn save(&self, path: &Path) -> Result<(), String> {
         let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
         let temporary = path.with_extension("json.tmp");
-        std::fs::write(&temporary, text).map_err(|e| format!("writing {}: {e}", temporary.display()))?;
-        std::fs::rename(&temporary, path).map_err(|e| format!("renaming to {}: {e}", path.display()))
+        std::fs::write(&temporary, text)
+            .map_err(|e| format!("writing {}: {e}", temporary.display()))?;
+        std::fs::rename(&temporary, path)
+            .map_err(|e| format!("renaming to {}: {e}", path.display()))
     }
 
     /// The API addresses of every site.

@@ -80,10 +80,14 @@ pub fn registration(request: &pb::RegisterRelayRequest) -> Result<RelayRegistrat
 /// A site's endpoints from the admin API, checked.
 pub fn site_node(site: &pb::SiteEndpoints) -> Result<(u64, SiteNode), ApiError> {
     if site.site_id == 0 {
-        return Err(ApiError::InvalidArgument("site_id must be at least 1".into()));
+        return Err(ApiError::InvalidArgument(
+            "site_id must be at least 1".into(),
+        ));
     }
     if site.name.is_empty() || site.name.len() > SITE_NAME_BYTES_MAX {
-        return Err(ApiError::InvalidArgument(format!("site name must be 1 to {SITE_NAME_BYTES_MAX} bytes")));
+        return Err(ApiError::InvalidArgument(format!(
+            "site name must be 1 to {SITE_NAME_BYTES_MAX} bytes"
+        )));
     }
     validate_endpoint("raft_addr", &site.raft_addr)?;
     validate_endpoint("api_addr", &site.api_addr)?;

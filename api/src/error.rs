@@ -49,9 +49,9 @@ impl From<switchboard_raft_store::Error> for ApiError {
     fn from(error: switchboard_raft_store::Error) -> Self {
         use switchboard_raft_store::Error as StoreError;
         match error {
-            StoreError::InvalidInput { .. } | StoreError::Decode { .. } | StoreError::UnknownVersion { .. } => {
-                ApiError::InvalidArgument(error.to_string())
-            }
+            StoreError::InvalidInput { .. }
+            | StoreError::Decode { .. }
+            | StoreError::UnknownVersion { .. } => ApiError::InvalidArgument(error.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

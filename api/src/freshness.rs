@@ -28,7 +28,12 @@ pub struct LeaderContact {
 
 impl Default for LeaderContact {
     fn default() -> Self {
-        LeaderContact { contacts: Mutex::new(Contacts { fresh_at: None, pending: VecDeque::new() }) }
+        LeaderContact {
+            contacts: Mutex::new(Contacts {
+                fresh_at: None,
+                pending: VecDeque::new(),
+            }),
+        }
     }
 }
 
@@ -37,7 +42,10 @@ impl LeaderContact {
     /// this site had applied up to `applied`.
     pub fn record(&self, leader_commit: u64, applied: u64) {
         let now = Instant::now();
-        let mut contacts = self.contacts.lock().expect("contact lock is never poisoned");
+        let mut contacts = self
+            .contacts
+            .lock()
+            .expect("contact lock is never poisoned");
         if leader_commit <= applied {
             contacts.fresh_at = Some(now);
             contacts.pending.clear();
@@ -52,7 +60,10 @@ impl LeaderContact {
     /// Milliseconds since the site was last known fresh, given what it has
     /// applied now; `None` if it never heard from a leader.
     pub fn staleness_ms(&self, applied: u64) -> Option<u64> {
-        let mut contacts = self.contacts.lock().expect("contact lock is never poisoned");
+        let mut contacts = self
+            .contacts
+            .lock()
+            .expect("contact lock is never poisoned");
         while let Some(&(at, commit)) = contacts.pending.front() {
             if commit > applied {
                 break;
@@ -73,7 +84,11 @@ mod tests {
         let contact = LeaderContact::default();
         assert_eq!(contact.staleness_ms(0), None);
         contact.record(10, 5);
-        assert_eq!(contact.staleness_ms(5), None, "not yet applied the leader's commit");
+        assert_eq!(
+            contact.staleness_ms(5),
+            None,
+            "not yet applied the leader's commit"
+        );
         let staleness = contact.staleness_ms(10).expect("fresh as of the message");
         assert!(staleness < 1_000);
         contact.record(3, 10);

@@ -38,12 +38,20 @@ pub struct PeerClients {
 impl PeerClients {
     /// A pool for site `self_id` of `cluster_id`; `tls` for mutual TLS.
     pub fn new(cluster_id: &str, self_id: SiteId, tls: Option<ClientTlsConfig>) -> Self {
-        PeerClients { cluster_id: cluster_id.into(), self_id, tls, channels: Default::default() }
+        PeerClients {
+            cluster_id: cluster_id.into(),
+            self_id,
+            tls,
+            channels: Default::default(),
+        }
     }
 
     /// The channel to `addr`, created on first use.
     pub fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
-        let mut channels = self.channels.lock().expect("channel pool lock is never poisoned");
+        let mut channels = self
+            .channels
+            .lock()
+            .expect("channel pool lock is never poisoned");
         if let Some(channel) = channels.get(addr) {
             return Ok(channel.clone());
         }
@@ -63,14 +71,22 @@ impl PeerClients {
     }
 
     /// A raft-peer client for the site `target` at `addr`.
-    pub fn raft_client(&self, addr: &str) -> Result<RaftPeerClient<Channel>, tonic::transport::Error> {
+    pub fn raft_client(
+        &self,
+        addr: &str,
+    ) -> Result<RaftPeerClient<Channel>, tonic::transport::Error> {
         Ok(RaftPeerClient::new(self.channel(addr)?)
             .max_decoding_message_size(limits::RAFT_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(limits::RAFT_MESSAGE_BYTES_MAX))
     }
 
     /// Wraps a message for site `target`, with a timeout.
-    pub fn request<T>(&self, target: SiteId, message: T, timeout: Option<Duration>) -> tonic::Request<T> {
+    pub fn request<T>(
+        &self,
+        target: SiteId,
+        message: T,
+        timeout: Option<Duration>,
+    ) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         let metadata = request.metadata_mut();
         if let Ok(value) = MetadataValue::try_from(&*self.cluster_id) {

@@ -54,7 +54,10 @@ impl PeerService {
                 self.site.cluster_id
             )));
         }
-        let target = metadata.get(TARGET_SITE_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        let target = metadata
+            .get(TARGET_SITE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         if target != Some(self.site.id) {
             return Err(Status::failed_precondition(format!(
                 "peer request for site {target:?} reached site {}",
@@ -74,18 +77,34 @@ fn raft_failure(error: impl std::fmt::Display) -> Status {
 }
 
 fn message<T: serde::Serialize>(value: &T) -> Response<RaftMessage> {
-    Response::new(RaftMessage { body: wire::encode(value) })
+    Response::new(RaftMessage {
+        body: wire::encode(value),
+    })
 }
 
 #[tonic::async_trait]
 impl RaftPeer for PeerService {
-    async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+    async fn append_entries(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
         self.check(&request)?;
-        let rpc: AppendEntriesRequest<TypeConfig> = decode("append entries", &request.get_ref().body)?;
+        let rpc: AppendEntriesRequest<TypeConfig> =
+            decode("append entries", &request.get_ref().body)?;
         let leader_commit = rpc.leader_commit.as_ref().map_or(0, |id| id.index);
-        let response = self.site.raft.append_entries(rpc).await.map_err(raft_failure)?;
-        if matches!(response, AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_)) {
-            self.site.contact.record(leader_commit, self.site.reader.load().applied_index());
+        let response = self
+            .site
+            .raft
+            .append_entries(rpc)
+            .await
+            .map_err(raft_failure)?;
+        if matches!(
+            response,
+            AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_)
+        ) {
+            self.site
+                .contact
+                .record(leader_commit, self.site.reader.load().applied_index());
         }
         Ok(message(&response))
     }
@@ -97,21 +116,36 @@ impl RaftPeer for PeerService {
         Ok(message(&response))
     }
 
-    async fn pre_vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+    async fn pre_vote(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
         self.check(&request)?;
         let rpc: VoteRequest<TypeConfig> = decode("pre-vote", &request.get_ref().body)?;
         let response = self.site.raft.pre_vote(rpc).await.map_err(raft_failure)?;
         Ok(message(&response))
     }
 
-    async fn transfer_leader(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+    async fn transfer_leader(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
         self.check(&request)?;
-        let rpc: TransferLeaderRequest<TypeConfig> = decode("transfer leader", &request.get_ref().body)?;
-        let response = self.site.raft.handle_transfer_leader(rpc).await.map_err(raft_failure)?;
+        let rpc: TransferLeaderRequest<TypeConfig> =
+            decode("transfer leader", &request.get_ref().body)?;
+        let response = self
+            .site
+            .raft
+            .handle_transfer_leader(rpc)
+            .await
+            .map_err(raft_failure)?;
         Ok(message(&response))
     }
 
-    async fn install_snapshot(&self, request: Request<Streaming<SnapshotChunk>>) -> Result<Response<RaftMessage>, Status> {
+    async fn install_snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<RaftMessage>, Status> {
         self.check(&request)?;
         let mut chunks = request.into_inner();
         let first = chunks
@@ -129,25 +163,40 @@ impl RaftPeer for PeerService {
         let total = first.total_bytes;
         let path = self.site.snapshots.incoming_path();
         let receive = async {
-            let mut file = tokio::fs::File::create(&path).await.map_err(|e| Status::internal(e.to_string()))?;
+            let mut file = tokio::fs::File::create(&path)
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?;
             let mut received = 0u64;
             let mut next_report = 0u64;
             let mut chunk = Some(first);
             loop {
                 let current = match chunk.take() {
                     Some(current) => current,
-                    None => chunks.next().await.ok_or_else(|| Status::invalid_argument("snapshot stream ended early"))??,
+                    None => chunks
+                        .next()
+                        .await
+                        .ok_or_else(|| Status::invalid_argument("snapshot stream ended early"))??,
                 };
                 if current.offset != received {
-                    return Err(Status::invalid_argument(format!("chunk at {} but {received} bytes received", current.offset)));
+                    return Err(Status::invalid_argument(format!(
+                        "chunk at {} but {received} bytes received",
+                        current.offset
+                    )));
                 }
                 received += current.data.len() as u64;
                 if received > total {
                     return Err(Status::invalid_argument("snapshot longer than announced"));
                 }
-                file.write_all(&current.data).await.map_err(|e| Status::internal(e.to_string()))?;
+                file.write_all(&current.data)
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?;
                 if received >= next_report {
-                    tracing::info!(received, total, percent = received * 100 / total.max(1), "receiving snapshot");
+                    tracing::info!(
+                        received,
+                        total,
+                        percent = received * 100 / total.max(1),
+                        "receiving snapshot"
+                    );
                     next_report = received + total / 10 + 1;
                 }
                 if current.last {
@@ -155,10 +204,14 @@ impl RaftPeer for PeerService {
                 }
             }
             if received != total {
-                return Err(Status::invalid_argument(format!("received {received} of {total} snapshot bytes")));
+                return Err(Status::invalid_argument(format!(
+                    "received {received} of {total} snapshot bytes"
+                )));
             }
             // Synced before install: the state will be rebuilt from this file.
-            file.sync_all().await.map_err(|e| Status::internal(e.to_string()))?;
+            file.sync_all()
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?;
             Ok(())
         };
         if let Err(status) = receive.await {
@@ -166,22 +219,48 @@ impl RaftPeer for PeerService {
             return Err(status);
         }
         let file = SnapshotFile::open(&path).map_err(|e| Status::internal(e.to_string()))?;
-        let snapshot = SnapshotOf::<TypeConfig, SnapshotFile> { meta, snapshot: file };
-        let response = self.site.raft.install_full_snapshot(vote, snapshot).await.map_err(raft_failure)?;
+        let snapshot = SnapshotOf::<TypeConfig, SnapshotFile> {
+            meta,
+            snapshot: file,
+        };
+        let response = self
+            .site
+            .raft
+            .install_full_snapshot(vote, snapshot)
+            .await
+            .map_err(raft_failure)?;
         Ok(message(&response))
     }
 
-    async fn forward_write(&self, request: Request<ForwardWriteRequest>) -> Result<Response<ForwardWriteResponse>, Status> {
+    async fn forward_write(
+        &self,
+        request: Request<ForwardWriteRequest>,
+    ) -> Result<Response<ForwardWriteResponse>, Status> {
         self.check(&request)?;
-        let proposal = Proposal::decode(&request.get_ref().proposal).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        proposal.command.validate().map_err(|e| Status::from(ApiError::from(e)))?;
+        let proposal = Proposal::decode(&request.get_ref().proposal)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        proposal
+            .command
+            .validate()
+            .map_err(|e| Status::from(ApiError::from(e)))?;
         let reply = self.site.propose_as_leader(proposal).await?;
-        Ok(Response::new(ForwardWriteResponse { log_index: reply.log_index, reply: wire::encode(&reply) }))
+        Ok(Response::new(ForwardWriteResponse {
+            log_index: reply.log_index,
+            reply: wire::encode(&reply),
+        }))
     }
 
-    async fn read_index(&self, request: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
+    async fn read_index(
+        &self,
+        request: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexResponse>, Status> {
         self.check(&request)?;
-        let log_id = self.site.read_index_for_peer(request.get_ref().lease_read).await?;
-        Ok(Response::new(ReadIndexResponse { read_log_id: wire::encode(&log_id) }))
+        let log_id = self
+            .site
+            .read_index_for_peer(request.get_ref().lease_read)
+            .await?;
+        Ok(Response::new(ReadIndexResponse {
+            read_log_id: wire::encode(&log_id),
+        }))
     }
 }

@@ -74,7 +74,9 @@ pub struct Site {
 
 /// The current Unix time in milliseconds: the leader's stamp on a proposal.
 pub fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Turns a refusal into an error and passes every other reply through.
@@ -97,7 +99,11 @@ impl Site {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow_watched();
         let leader = metrics.current_leader?;
-        let node = metrics.membership_config.membership().get_node(&leader).cloned()?;
+        let node = metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .cloned()?;
         Some((leader, node))
     }
 
@@ -108,7 +114,9 @@ impl Site {
 
     async fn pause_for_change(&self, deadline: Instant) {
         let mut metrics = self.raft.metrics();
-        let pause = deadline.saturating_duration_since(Instant::now()).min(RETRY_PAUSE_MAX);
+        let pause = deadline
+            .saturating_duration_since(Instant::now())
+            .min(RETRY_PAUSE_MAX);
         let _ = tokio::time::timeout(pause, metrics.changed()).await;
     }
 
@@ -121,9 +129,15 @@ impl Site {
         let mut last_failure: String;
         loop {
             let attempt = match self.leader() {
-                Some((leader, _)) if leader == self.id => self.propose_here(proposal.clone(), deadline).await,
-                Some((leader, node)) => self.forward_write(leader, &node, &proposal, deadline).await,
-                None => Err(Attempt::Retry("no leader known (election in progress?)".into())),
+                Some((leader, _)) if leader == self.id => {
+                    self.propose_here(proposal.clone(), deadline).await
+                }
+                Some((leader, node)) => {
+                    self.forward_write(leader, &node, &proposal, deadline).await
+                }
+                None => Err(Attempt::Retry(
+                    "no leader known (election in progress?)".into(),
+                )),
             };
             match attempt {
                 Ok(reply) => return accepted(reply),
@@ -151,19 +165,30 @@ impl Site {
         }
     }
 
-    async fn propose_here(&self, mut proposal: Proposal, deadline: Instant) -> Result<Reply, Attempt> {
+    async fn propose_here(
+        &self,
+        mut proposal: Proposal,
+        deadline: Instant,
+    ) -> Result<Reply, Attempt> {
         proposal.issued_at_ms = unix_ms();
         let remaining = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(remaining, self.raft.client_write(proposal)).await {
             Ok(Ok(response)) => Ok(response.data),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
-                Err(Attempt::Retry(format!("site {} is not the leader (leader: {:?})", self.id, forward.leader_id)))
+                Err(Attempt::Retry(format!(
+                    "site {} is not the leader (leader: {:?})",
+                    self.id, forward.leader_id
+                )))
             }
-            Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)))) => {
-                Err(Attempt::Retry("the entry was discarded by a leader change".into()))
+            Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)))) => Err(
+                Attempt::Retry("the entry was discarded by a leader change".into()),
+            ),
+            Ok(Err(RaftError::APIError(other))) => {
+                Err(Attempt::Fail(ApiError::Internal(other.to_string())))
             }
-            Ok(Err(RaftError::APIError(other))) => Err(Attempt::Fail(ApiError::Internal(other.to_string()))),
-            Ok(Err(RaftError::Fatal(fatal))) => Err(Attempt::Fail(ApiError::Unavailable(format!("site stopping: {fatal}")))),
+            Ok(Err(RaftError::Fatal(fatal))) => Err(Attempt::Fail(ApiError::Unavailable(format!(
+                "site stopping: {fatal}"
+            )))),
             Err(_) => Err(Attempt::Retry("not committed before the deadline".into())),
         }
     }
@@ -176,8 +201,17 @@ impl Site {
         deadline: Instant,
     ) -> Result<Reply, Attempt> {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let mut client = self.peers.raft_client(&node.raft_addr).map_err(|e| Attempt::Retry(e.to_string()))?;
-        let request = self.peers.request(leader, ForwardWriteRequest { proposal: proposal.encode() }, Some(remaining));
+        let mut client = self
+            .peers
+            .raft_client(&node.raft_addr)
+            .map_err(|e| Attempt::Retry(e.to_string()))?;
+        let request = self.peers.request(
+            leader,
+            ForwardWriteRequest {
+                proposal: proposal.encode(),
+            },
+            Some(remaining),
+        );
         match client.forward_write(request).await {
             Ok(response) => {
                 let reply: Reply = wire::decode("forwarded reply", &response.into_inner().reply)
@@ -185,11 +219,21 @@ impl Site {
                 Ok(reply)
             }
             Err(status) => match status.code() {
-                Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Aborted => {
-                    Err(Attempt::Retry(format!("leader {leader}: {}", status.message())))
-                }
-                Code::InvalidArgument => Err(Attempt::Fail(ApiError::InvalidArgument(status.message().into()))),
-                _ => Err(Attempt::Fail(ApiError::Internal(format!("leader {leader}: {}", status.message())))),
+                Code::Unavailable
+                | Code::DeadlineExceeded
+                | Code::Cancelled
+                | Code::Unknown
+                | Code::Aborted => Err(Attempt::Retry(format!(
+                    "leader {leader}: {}",
+                    status.message()
+                ))),
+                Code::InvalidArgument => Err(Attempt::Fail(ApiError::InvalidArgument(
+                    status.message().into(),
+                ))),
+                _ => Err(Attempt::Fail(ApiError::Internal(format!(
+                    "leader {leader}: {}",
+                    status.message()
+                )))),
             },
         }
     }
@@ -203,7 +247,10 @@ impl Site {
             use openraft::Instant as _;
             let metrics = self.raft.metrics();
             let metrics = metrics.borrow_watched();
-            let since = metrics.last_quorum_acked.as_ref().map(|at| at.elapsed().as_millis() as u64);
+            let since = metrics
+                .last_quorum_acked
+                .as_ref()
+                .map(|at| at.elapsed().as_millis() as u64);
             (metrics.current_leader == Some(self.id), since)
         };
         if is_leader && let Some(since) = since_quorum_ack {
@@ -219,13 +266,18 @@ impl Site {
         let state = self.reader.load();
         let staleness = self.staleness_ms();
         match staleness {
-            Some(staleness) if max_stale_ms == 0 || staleness <= max_stale_ms => Ok((state, staleness)),
+            Some(staleness) if max_stale_ms == 0 || staleness <= max_stale_ms => {
+                Ok((state, staleness))
+            }
             Some(staleness) => Err(ApiError::Unavailable(format!(
                 "site {} is {staleness} ms stale, over the {max_stale_ms} ms asked for; try another site",
                 self.id
             ))),
             None if max_stale_ms == 0 => Ok((state, u64::MAX)),
-            None => Err(ApiError::Unavailable(format!("site {} has not heard from a leader yet", self.id))),
+            None => Err(ApiError::Unavailable(format!(
+                "site {} has not heard from a leader yet",
+                self.id
+            ))),
         }
     }
 
@@ -238,8 +290,13 @@ impl Site {
         loop {
             let attempt = match self.leader() {
                 Some((leader, _)) if leader == self.id => self.read_index_here(lease_read).await,
-                Some((leader, node)) => self.read_index_from(leader, &node, lease_read, deadline).await,
-                None => Err(Attempt::Retry("no leader known (election in progress?)".into())),
+                Some((leader, node)) => {
+                    self.read_index_from(leader, &node, lease_read, deadline)
+                        .await
+                }
+                None => Err(Attempt::Retry(
+                    "no leader known (election in progress?)".into(),
+                )),
             };
             match attempt {
                 Ok(read_log_id) => return self.await_applied(read_log_id, deadline).await,
@@ -258,20 +315,28 @@ impl Site {
 
     /// The read index on this site as the leader (also serves followers).
     async fn read_index_here(&self, lease_read: bool) -> Result<LogId, Attempt> {
-        let policy = if lease_read { ReadPolicy::LeaseRead } else { ReadPolicy::ReadIndex };
+        let policy = if lease_read {
+            ReadPolicy::LeaseRead
+        } else {
+            ReadPolicy::ReadIndex
+        };
         match self.raft.get_read_linearizer(policy).await {
-            Ok(linearizer) => Ok(linearizer.read_log_id().log_id().clone()),
+            Ok(linearizer) => Ok(*linearizer.read_log_id().log_id()),
             Err(RaftError::APIError(error)) => Err(Attempt::Retry(error.to_string())),
-            Err(RaftError::Fatal(fatal)) => Err(Attempt::Fail(ApiError::Unavailable(format!("site stopping: {fatal}")))),
+            Err(RaftError::Fatal(fatal)) => Err(Attempt::Fail(ApiError::Unavailable(format!(
+                "site stopping: {fatal}"
+            )))),
         }
     }
 
     /// The read index for the peer service, as an error a follower can act on.
     pub async fn read_index_for_peer(&self, lease_read: bool) -> Result<LogId, ApiError> {
-        self.read_index_here(lease_read).await.map_err(|attempt| match attempt {
-            Attempt::Retry(reason) => ApiError::Unavailable(reason),
-            Attempt::Fail(error) => error,
-        })
+        self.read_index_here(lease_read)
+            .await
+            .map_err(|attempt| match attempt {
+                Attempt::Retry(reason) => ApiError::Unavailable(reason),
+                Attempt::Fail(error) => error,
+            })
     }
 
     async fn read_index_from(
@@ -282,20 +347,35 @@ impl Site {
         deadline: Instant,
     ) -> Result<LogId, Attempt> {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let mut client = self.peers.raft_client(&node.raft_addr).map_err(|e| Attempt::Retry(e.to_string()))?;
-        let request = self.peers.request(leader, ReadIndexRequest { lease_read }, Some(remaining));
+        let mut client = self
+            .peers
+            .raft_client(&node.raft_addr)
+            .map_err(|e| Attempt::Retry(e.to_string()))?;
+        let request = self
+            .peers
+            .request(leader, ReadIndexRequest { lease_read }, Some(remaining));
         match client.read_index(request).await {
             Ok(response) => wire::decode("read log id", &response.into_inner().read_log_id)
                 .map_err(|e| Attempt::Fail(ApiError::Internal(e.to_string()))),
-            Err(status) => Err(Attempt::Retry(format!("leader {leader}: {}", status.message()))),
+            Err(status) => Err(Attempt::Retry(format!(
+                "leader {leader}: {}",
+                status.message()
+            ))),
         }
     }
 
-    async fn await_applied(&self, read_log_id: LogId, deadline: Instant) -> Result<Arc<AppliedState>, ApiError> {
-        let applied = self.reader.load().last_applied.clone();
+    async fn await_applied(
+        &self,
+        read_log_id: LogId,
+        deadline: Instant,
+    ) -> Result<Arc<AppliedState>, ApiError> {
+        let applied = self.reader.load().last_applied;
         let linearizer = Linearizer::new(self.id, ReadLogId::from_log_id(read_log_id), applied);
         let remaining = deadline.saturating_duration_since(Instant::now());
-        match linearizer.try_await_ready(&self.raft, Some(remaining)).await {
+        match linearizer
+            .try_await_ready(&self.raft, Some(remaining))
+            .await
+        {
             Ok(Ok(_)) => Ok(self.reader.load()),
             Ok(Err(state)) => Err(ApiError::Unavailable(format!(
                 "site {} did not apply up to {} in time (applied {:?})",

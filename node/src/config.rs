@@ -96,7 +96,12 @@ impl Default for Timing {
 impl Timing {
     /// LAN timing used by tests and `switchboard dev`.
     pub fn lan() -> Self {
-        Timing { heartbeat_ms: 50, election_min_ms: 300, election_max_ms: 500, ..Timing::default() }
+        Timing {
+            heartbeat_ms: 50,
+            election_min_ms: 300,
+            election_max_ms: 500,
+            ..Timing::default()
+        }
     }
 
     /// The longest a cluster can go without a leader after the leader dies,
@@ -121,7 +126,10 @@ pub struct Snapshots {
 
 impl Default for Snapshots {
     fn default() -> Self {
-        Snapshots { logs_since_last: 10_000, logs_kept: 1_000 }
+        Snapshots {
+            logs_since_last: 10_000,
+            logs_kept: 1_000,
+        }
     }
 }
 
@@ -141,9 +149,10 @@ pub struct InitialSite {
 impl SiteConfig {
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<Self, NodeError> {
-        let text = std::fs::read_to_string(path).map_err(|e| NodeError::Config(format!("reading {}: {e}", path.display())))?;
-        let config: SiteConfig =
-            toml::from_str(&text).map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| NodeError::Config(format!("reading {}: {e}", path.display())))?;
+        let config: SiteConfig = toml::from_str(&text)
+            .map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
         config.validate()?;
         Ok(config)
     }
@@ -151,7 +160,8 @@ impl SiteConfig {
     /// Writes the config as TOML.
     pub fn save(&self, path: &Path) -> Result<(), NodeError> {
         let text = toml::to_string_pretty(self).map_err(|e| NodeError::Config(e.to_string()))?;
-        std::fs::write(path, text).map_err(|e| NodeError::Config(format!("writing {}: {e}", path.display())))
+        std::fs::write(path, text)
+            .map_err(|e| NodeError::Config(format!("writing {}: {e}", path.display())))
     }
 
     /// Checks every field; the message names the field and the fix.
@@ -163,10 +173,20 @@ impl SiteConfig {
         if self.name.is_empty() || self.name.len() > 63 {
             return bad("name must be 1 to 63 bytes".into());
         }
-        if self.cluster_id.is_empty() || self.cluster_id.len() > 64 || !self.cluster_id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+        if self.cluster_id.is_empty()
+            || self.cluster_id.len() > 64
+            || !self
+                .cluster_id
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-')
+        {
             return bad("cluster_id must be 1 to 64 letters, digits or '-'".into());
         }
-        for (field, addr) in [("raft_addr", &self.raft_addr), ("api_addr", &self.api_addr), ("http_addr", &self.http_addr)] {
+        for (field, addr) in [
+            ("raft_addr", &self.raft_addr),
+            ("api_addr", &self.api_addr),
+            ("http_addr", &self.http_addr),
+        ] {
             // Port 0 is allowed here: it asks for any free port.
             let checked = addr.replace(":0", ":1");
             validate_endpoint(field, if addr.ends_with(":0") { &checked } else { addr })
@@ -199,7 +219,10 @@ impl SiteConfig {
             }
         }
         if !self.initial_sites.is_empty() && !ids.contains(&self.id) {
-            return bad(format!("initial_sites does not list this site ({})", self.id));
+            return bad(format!(
+                "initial_sites does not list this site ({})",
+                self.id
+            ));
         }
         Ok(())
     }
@@ -216,7 +239,9 @@ impl SiteConfig {
             max_payload_entries: RAFT_ENTRIES_PER_MESSAGE_MAX,
             // A follower further behind than this gets a snapshot.
             replication_lag_threshold: self.snapshots.logs_since_last.max(5_000),
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshots.logs_since_last),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(
+                self.snapshots.logs_since_last,
+            ),
             max_in_snapshot_log_to_keep: self.snapshots.logs_kept,
             purge_batch_size: 256,
             // A site that was cut off cannot disturb a healthy leader when it returns.
@@ -226,7 +251,9 @@ impl SiteConfig {
             enable_leader_restore: Some(false),
             ..openraft::Config::default()
         };
-        config.validate().map_err(|e| NodeError::Config(format!("raft timing: {e}")))
+        config
+            .validate()
+            .map_err(|e| NodeError::Config(format!("raft timing: {e}")))
     }
 
     /// Request deadlines and lease for the API.
@@ -274,11 +301,19 @@ http_addr = "10.0.0.1:7002"
         assert!(message.contains("election_min_ms"), "{message}");
 
         let unknown = format!("{}\nheartbeat = 5\n", minimal());
-        let error = toml::from_str::<SiteConfig>(&unknown).unwrap_err().to_string();
+        let error = toml::from_str::<SiteConfig>(&unknown)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("heartbeat"), "{error}");
 
         let mut config: SiteConfig = toml::from_str(minimal()).unwrap();
         config.raft_addr = "nowhere".into();
-        assert!(config.validate().unwrap_err().to_string().contains("raft_addr"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("raft_addr")
+        );
     }
 }

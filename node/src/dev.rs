@@ -25,7 +25,9 @@ const REGIONS: [&str; 3] = ["ap-tokyo", "ap-osaka", "us-west"];
 
 /// Starts the demo cluster, prints where everything is, and returns it
 /// running; the caller decides when to stop it.
-pub async fn start(options: &DevOptions) -> Result<(LocalCluster, Option<tempfile::TempDir>), NodeError> {
+pub async fn start(
+    options: &DevOptions,
+) -> Result<(LocalCluster, Option<tempfile::TempDir>), NodeError> {
     let (dir, temporary) = match &options.dir {
         Some(dir) => (dir.clone(), None),
         None => {
@@ -49,11 +51,16 @@ pub async fn start(options: &DevOptions) -> Result<(LocalCluster, Option<tempfil
             relay_id: format!("relay-{n}"),
             endpoint: format!("relay-{n}.{region}.example.net:443"),
             region: region.to_owned(),
-            labels: [("power-feed".to_owned(), format!("feed-{}", (n + 1) / 2))].into_iter().collect(),
+            labels: [("power-feed".to_owned(), format!("feed-{}", n.div_ceil(2)))]
+                .into_iter()
+                .collect(),
             capacity: 1_000,
             incarnation: 1,
         };
-        client.register_relay(request).await.map_err(|e| NodeError::Launcher(format!("registering relay-{n}: {e}")))?;
+        client
+            .register_relay(request)
+            .await
+            .map_err(|e| NodeError::Launcher(format!("registering relay-{n}: {e}")))?;
     }
     for n in 1..=options.hosts {
         let region = REGIONS[(n as usize - 1) % REGIONS.len()];
@@ -64,11 +71,19 @@ pub async fn start(options: &DevOptions) -> Result<(LocalCluster, Option<tempfil
     }
 
     let cluster_json = dir.join("cluster.json");
-    cluster.cluster_file().save(&cluster_json).map_err(NodeError::Launcher)?;
-    let leader = cluster.wait_for_leader(cluster.spec.timing.failover_bound() * 4).await?;
+    cluster
+        .cluster_file()
+        .save(&cluster_json)
+        .map_err(NodeError::Launcher)?;
+    let leader = cluster
+        .wait_for_leader(cluster.spec.timing.failover_bound() * 4)
+        .await?;
 
     println!();
-    println!("{:<6} {:<8} {:<8} {:<22} {:<22} {:<22}", "SITE", "NAME", "PID", "API", "RAFT", "STATUS PAGE");
+    println!(
+        "{:<6} {:<8} {:<8} {:<22} {:<22} {:<22}",
+        "SITE", "NAME", "PID", "API", "RAFT", "STATUS PAGE"
+    );
     for site in cluster.sites.values() {
         println!(
             "{:<6} {:<8} {:<8} {:<22} {:<22} http://{}/",
@@ -81,14 +96,20 @@ pub async fn start(options: &DevOptions) -> Result<(LocalCluster, Option<tempfil
         );
     }
     println!();
-    println!("Leader: site {leader}. {} relays registered, {} hosts attached.", options.relays, options.hosts);
+    println!(
+        "Leader: site {leader}. {} relays registered, {} hosts attached.",
+        options.relays, options.hosts
+    );
     println!("Cluster file: {}", cluster_json.display());
     println!("Logs and data: {}", dir.display());
     println!();
     println!("Try:");
     println!("  sbctl --cluster {} status", cluster_json.display());
     println!("  sbctl --cluster {} relay list", cluster_json.display());
-    println!("  sbctl --cluster {} route get host-0001 --linearizable", cluster_json.display());
+    println!(
+        "  sbctl --cluster {} route get host-0001 --linearizable",
+        cluster_json.display()
+    );
     println!("  kill -9 <leader pid>   # and watch another site take over");
     println!();
     println!("Press Ctrl-C to stop.");

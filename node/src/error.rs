@@ -28,6 +28,9 @@ pub enum NodeError {
 
 impl NodeError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        NodeError::Io { context: context.into(), source }
+        NodeError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }

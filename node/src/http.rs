@@ -46,7 +46,11 @@ pub fn prometheus() -> PrometheusHandle {
 }
 
 /// Serves HTTP until `stop` completes.
-pub async fn serve(listener: TcpListener, state: HttpState, stop: impl Future<Output = ()> + Send + 'static) {
+pub async fn serve(
+    listener: TcpListener,
+    state: HttpState,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
     let router = Router::new()
         .route("/", get(status_page))
         .route("/status.json", get(status_json))
@@ -54,7 +58,10 @@ pub async fn serve(listener: TcpListener, state: HttpState, stop: impl Future<Ou
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state);
-    if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+    if let Err(error) = axum::serve(listener, router)
+        .with_graceful_shutdown(stop)
+        .await
+    {
         tracing::warn!(%error, "http server ended with an error");
     }
 }
@@ -176,14 +183,23 @@ async fn status_json(State(state): State<HttpState>) -> Json<StatusView> {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 async fn status_page(State(state): State<HttpState>) -> Response {
     let view = status_view(&state.site);
     let mut html = String::new();
-    let leader = view.leader_id.map_or_else(|| "none (election in progress)".to_owned(), |id| format!("site {id}"));
-    let staleness = view.staleness_ms.map_or_else(|| "never heard from a leader".to_owned(), |ms| format!("{ms} ms"));
+    let leader = view.leader_id.map_or_else(
+        || "none (election in progress)".to_owned(),
+        |id| format!("site {id}"),
+    );
+    let staleness = view.staleness_ms.map_or_else(
+        || "never heard from a leader".to_owned(),
+        |ms| format!("{ms} ms"),
+    );
     let _ = write!(
         html,
         "<!doctype html><html><head><meta charset=utf-8><meta http-equiv=refresh content=5>\
@@ -204,7 +220,9 @@ async fn status_page(State(state): State<HttpState>) -> Response {
     );
     html.push_str("<h2>Members</h2><table><tr><th>site</th><th>name</th><th>voter</th><th>api</th><th>status page</th><th>lag</th></tr>");
     for member in &view.members {
-        let lag = member.lag.map_or_else(|| "-".to_owned(), |lag| lag.to_string());
+        let lag = member
+            .lag
+            .map_or_else(|| "-".to_owned(), |lag| lag.to_string());
         let _ = write!(
             html,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"http://{http}/\">{http}</a></td><td>{lag}</td></tr>",
@@ -238,7 +256,11 @@ async fn status_page(State(state): State<HttpState>) -> Response {
 
 async fn metrics(State(state): State<HttpState>) -> Response {
     record_raft_gauges(&state.site);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.prometheus.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.prometheus.render(),
+    )
+        .into_response()
 }
 
 /// Raft's own numbers, read at scrape time.
@@ -246,15 +268,20 @@ fn record_raft_gauges(site: &Site) {
     let metrics = site.raft.metrics();
     let metrics = metrics.borrow_watched();
     metrics::gauge!("switchboard_raft_term").set(metrics.current_term as f64);
-    metrics::gauge!("switchboard_raft_is_leader").set(f64::from(u8::from(metrics.state == ServerState::Leader)));
-    metrics::gauge!("switchboard_raft_last_log_index").set(metrics.last_log_index.unwrap_or(0) as f64);
-    metrics::gauge!("switchboard_raft_commit_index").set(metrics.local_committed.as_ref().map_or(0, |id| id.index) as f64);
-    metrics::gauge!("switchboard_raft_has_leader").set(f64::from(u8::from(metrics.current_leader.is_some())));
+    metrics::gauge!("switchboard_raft_is_leader")
+        .set(f64::from(u8::from(metrics.state == ServerState::Leader)));
+    metrics::gauge!("switchboard_raft_last_log_index")
+        .set(metrics.last_log_index.unwrap_or(0) as f64);
+    metrics::gauge!("switchboard_raft_commit_index")
+        .set(metrics.local_committed.as_ref().map_or(0, |id| id.index) as f64);
+    metrics::gauge!("switchboard_raft_has_leader")
+        .set(f64::from(u8::from(metrics.current_leader.is_some())));
     if let Some(replication) = &metrics.replication {
         let last = metrics.last_log_index.unwrap_or(0);
         for (id, matched) in replication {
             let lag = last.saturating_sub(matched.as_ref().map_or(0, |m| m.index));
-            metrics::gauge!("switchboard_raft_follower_lag_entries", "site" => id.to_string()).set(lag as f64);
+            metrics::gauge!("switchboard_raft_follower_lag_entries", "site" => id.to_string())
+                .set(lag as f64);
         }
     }
     drop(metrics);
@@ -264,10 +291,20 @@ fn record_raft_gauges(site: &Site) {
 }
 
 async fn healthz(State(state): State<HttpState>) -> Response {
-    let running = state.site.raft.metrics().borrow_watched().running_state.clone();
+    let running = state
+        .site
+        .raft
+        .metrics()
+        .borrow_watched()
+        .running_state
+        .clone();
     match running {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),
-        Err(fatal) => (StatusCode::SERVICE_UNAVAILABLE, format!("raft stopped: {fatal}\n")).into_response(),
+        Err(fatal) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("raft stopped: {fatal}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -276,9 +313,13 @@ async fn readyz(State(state): State<HttpState>) -> Response {
     let bound_ms = 2 * state.timing.election_max_ms;
     match (state.site.leader(), state.site.staleness_ms()) {
         (None, _) => (StatusCode::SERVICE_UNAVAILABLE, "no leader known\n").into_response(),
-        (Some(_), Some(staleness)) if staleness <= bound_ms => (StatusCode::OK, "ready\n").into_response(),
-        (Some(_), staleness) => {
-            (StatusCode::SERVICE_UNAVAILABLE, format!("stale: {staleness:?} ms, bound {bound_ms} ms\n")).into_response()
+        (Some(_), Some(staleness)) if staleness <= bound_ms => {
+            (StatusCode::OK, "ready\n").into_response()
         }
+        (Some(_), staleness) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("stale: {staleness:?} ms, bound {bound_ms} ms\n"),
+        )
+            .into_response(),
     }
 }

@@ -107,28 +107,49 @@ pub struct LocalCluster {
 }
 
 fn port(base: u16, id: u64, offset: u16) -> u16 {
-    if base == 0 { 0 } else { base + 10 * (id as u16 - 1) + offset }
+    if base == 0 {
+        0
+    } else {
+        base + 10 * (id as u16 - 1) + offset
+    }
 }
 
 impl LocalCluster {
     /// Starts `spec.sites` sites and initializes them as one cluster.
     pub async fn start(spec: LaunchSpec) -> Result<Self, NodeError> {
-        std::fs::create_dir_all(&spec.dir).map_err(|e| NodeError::io(format!("creating {}", spec.dir.display()), e))?;
-        let mut cluster = LocalCluster { spec, sites: BTreeMap::new() };
+        std::fs::create_dir_all(&spec.dir)
+            .map_err(|e| NodeError::io(format!("creating {}", spec.dir.display()), e))?;
+        let mut cluster = LocalCluster {
+            spec,
+            sites: BTreeMap::new(),
+        };
         for id in 1..=cluster.spec.sites {
             cluster.spawn_new_site(id)?;
         }
         for id in 1..=cluster.spec.sites {
             cluster.await_ready(id)?;
         }
-        let voters: Vec<pb::SiteEndpoints> = cluster.sites.values().map(|site| endpoints_of(&site.report, &site.config)).collect();
-        let first = cluster.sites.values().next().expect("at least one site").report.api_addr.clone();
+        let voters: Vec<pb::SiteEndpoints> = cluster
+            .sites
+            .values()
+            .map(|site| endpoints_of(&site.report, &site.config))
+            .collect();
+        let first = cluster
+            .sites
+            .values()
+            .next()
+            .expect("at least one site")
+            .report
+            .api_addr
+            .clone();
         cluster
             .client()?
             .initialize(&first, voters)
             .await
             .map_err(|e| NodeError::Launcher(format!("initializing the cluster: {e}")))?;
-        cluster.wait_for_leader(cluster.spec.timing.failover_bound() * 10).await?;
+        cluster
+            .wait_for_leader(cluster.spec.timing.failover_bound() * 10)
+            .await?;
         Ok(cluster)
     }
 
@@ -157,7 +178,8 @@ impl LocalCluster {
     /// Writes a config for a new site `id` and starts it (not yet a member).
     pub fn spawn_new_site(&mut self, id: u64) -> Result<(), NodeError> {
         let dir = self.site_dir(id);
-        std::fs::create_dir_all(&dir).map_err(|e| NodeError::io(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| NodeError::io(format!("creating {}", dir.display()), e))?;
         let config = self.new_config(id);
         let config_path = dir.join("site.toml");
         config.save(&config_path)?;
@@ -170,7 +192,14 @@ impl LocalCluster {
             api_addr: config.api_addr.clone(),
             http_addr: config.http_addr.clone(),
         };
-        let mut site = LocalSite { id, config_path, config, log_path, report: placeholder, child: None };
+        let mut site = LocalSite {
+            id,
+            config_path,
+            config,
+            log_path,
+            report: placeholder,
+            child: None,
+        };
         site.child = Some(self.spawn(&site)?);
         self.sites.insert(id, site);
         Ok(())
@@ -201,15 +230,28 @@ impl LocalCluster {
     /// Waits for site `id` to report ready; records its bound addresses in
     /// its config so a restart binds the same ports.
     fn await_ready(&mut self, id: u64) -> Result<(), NodeError> {
-        let site = self.sites.get_mut(&id).ok_or_else(|| NodeError::Launcher(format!("no site {id}")))?;
-        let child = site.child.as_mut().ok_or_else(|| NodeError::Launcher(format!("site {id} is not running")))?;
-        let stdout = child.stdout.take().ok_or_else(|| NodeError::Launcher(format!("site {id} has no stdout")))?;
+        let site = self
+            .sites
+            .get_mut(&id)
+            .ok_or_else(|| NodeError::Launcher(format!("no site {id}")))?;
+        let child = site
+            .child
+            .as_mut()
+            .ok_or_else(|| NodeError::Launcher(format!("site {id} is not running")))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| NodeError::Launcher(format!("site {id} has no stdout")))?;
         let log_path = site.log_path.clone();
         let (ready, ready_signal) = mpsc::channel();
         // The reader copies the site's stdout into its log for as long as it
         // runs, and passes the ready line on.
         std::thread::spawn(move || {
-            let mut log = File::options().create(true).append(true).open(&log_path).ok();
+            let mut log = File::options()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .ok();
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if let Some(json) = line.strip_prefix(READY_PREFIX) {
@@ -220,15 +262,17 @@ impl LocalCluster {
                 }
             }
         });
-        let json = ready_signal.recv_timeout(SITE_START_DEADLINE).map_err(|_| {
-            NodeError::Launcher(format!(
-                "site {id} did not report ready within {} s; see {}",
-                SITE_START_DEADLINE.as_secs(),
-                site.log_path.display()
-            ))
-        })?;
-        let report: ReadyReport =
-            serde_json::from_str(&json).map_err(|e| NodeError::Launcher(format!("site {id} ready report: {e}")))?;
+        let json = ready_signal
+            .recv_timeout(SITE_START_DEADLINE)
+            .map_err(|_| {
+                NodeError::Launcher(format!(
+                    "site {id} did not report ready within {} s; see {}",
+                    SITE_START_DEADLINE.as_secs(),
+                    site.log_path.display()
+                ))
+            })?;
+        let report: ReadyReport = serde_json::from_str(&json)
+            .map_err(|e| NodeError::Launcher(format!("site {id} ready report: {e}")))?;
         site.config.raft_addr = report.raft_addr.clone();
         site.config.api_addr = report.api_addr.clone();
         site.config.http_addr = report.http_addr.clone();
@@ -248,8 +292,13 @@ impl LocalCluster {
 
     /// A client with given timing.
     pub fn client_with(&self, settings: ClientSettings) -> Result<ClusterClient, NodeError> {
-        let endpoints = self.sites.values().map(|site| site.report.api_addr.clone()).collect();
-        ClusterClient::new(endpoints, settings, None).map_err(|e| NodeError::Launcher(e.to_string()))
+        let endpoints = self
+            .sites
+            .values()
+            .map(|site| site.report.api_addr.clone())
+            .collect();
+        ClusterClient::new(endpoints, settings, None)
+            .map_err(|e| NodeError::Launcher(e.to_string()))
     }
 
     /// Waits until every running site agrees on one leader; returns it.
@@ -258,16 +307,26 @@ impl LocalCluster {
         let until = Instant::now() + deadline;
         loop {
             let statuses = client.status_all().await;
-            let leaders: Vec<u64> = statuses.iter().filter_map(|(_, s)| s.as_ref().ok()).map(|s| s.leader_id).collect();
+            let leaders: Vec<u64> = statuses
+                .iter()
+                .filter_map(|(_, s)| s.as_ref().ok())
+                .map(|s| s.leader_id)
+                .collect();
             if let Some(&leader) = leaders.first()
                 && leader != 0
                 && leaders.iter().all(|&l| l == leader)
-                && statuses.iter().any(|(_, s)| s.as_ref().is_ok_and(|s| s.site_id == leader && s.role == "leader"))
+                && statuses.iter().any(|(_, s)| {
+                    s.as_ref()
+                        .is_ok_and(|s| s.site_id == leader && s.role == "leader")
+                })
             {
                 return Ok(leader);
             }
             if Instant::now() >= until {
-                return Err(NodeError::Launcher(format!("no agreed leader within {} ms", deadline.as_millis())));
+                return Err(NodeError::Launcher(format!(
+                    "no agreed leader within {} ms",
+                    deadline.as_millis()
+                )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -275,9 +334,14 @@ impl LocalCluster {
 
     /// `kill -9` a site.
     pub fn kill(&mut self, id: u64) -> Result<(), NodeError> {
-        let site = self.sites.get_mut(&id).ok_or_else(|| NodeError::Launcher(format!("no site {id}")))?;
+        let site = self
+            .sites
+            .get_mut(&id)
+            .ok_or_else(|| NodeError::Launcher(format!("no site {id}")))?;
         if let Some(mut child) = site.child.take() {
-            child.kill().map_err(|e| NodeError::io(format!("killing site {id}"), e))?;
+            child
+                .kill()
+                .map_err(|e| NodeError::io(format!("killing site {id}"), e))?;
             let _ = child.wait();
         }
         Ok(())
@@ -285,18 +349,31 @@ impl LocalCluster {
 
     /// SIGTERM a site and wait for it to exit; returns its exit status.
     pub fn terminate(&mut self, id: u64) -> Result<std::process::ExitStatus, NodeError> {
-        let site = self.sites.get_mut(&id).ok_or_else(|| NodeError::Launcher(format!("no site {id}")))?;
-        let mut child = site.child.take().ok_or_else(|| NodeError::Launcher(format!("site {id} is not running")))?;
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).map_err(|e| NodeError::Launcher(format!("SIGTERM: {e}")))?;
+        let site = self
+            .sites
+            .get_mut(&id)
+            .ok_or_else(|| NodeError::Launcher(format!("no site {id}")))?;
+        let mut child = site
+            .child
+            .take()
+            .ok_or_else(|| NodeError::Launcher(format!("site {id} is not running")))?;
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM)
+            .map_err(|e| NodeError::Launcher(format!("SIGTERM: {e}")))?;
         let until = Instant::now() + SITE_STOP_DEADLINE;
         loop {
-            if let Some(status) = child.try_wait().map_err(|e| NodeError::io("waiting for a site", e))? {
+            if let Some(status) = child
+                .try_wait()
+                .map_err(|e| NodeError::io("waiting for a site", e))?
+            {
                 return Ok(status);
             }
             if Instant::now() >= until {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(NodeError::Launcher(format!("site {id} did not exit within {} s of SIGTERM", SITE_STOP_DEADLINE.as_secs())));
+                return Err(NodeError::Launcher(format!(
+                    "site {id} did not exit within {} s of SIGTERM",
+                    SITE_STOP_DEADLINE.as_secs()
+                )));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -305,7 +382,10 @@ impl LocalCluster {
     /// Starts a stopped site again with its config (same data dir, same ports).
     pub fn restart(&mut self, id: u64) -> Result<(), NodeError> {
         let child = {
-            let site = self.sites.get(&id).ok_or_else(|| NodeError::Launcher(format!("no site {id}")))?;
+            let site = self
+                .sites
+                .get(&id)
+                .ok_or_else(|| NodeError::Launcher(format!("no site {id}")))?;
             if site.child.is_some() {
                 return Err(NodeError::Launcher(format!("site {id} is still running")));
             }
@@ -325,7 +405,9 @@ impl LocalCluster {
 
     /// The admin-API description of a site, for add-learner.
     pub fn endpoints(&self, id: u64) -> Option<pb::SiteEndpoints> {
-        self.sites.get(&id).map(|site| endpoints_of(&site.report, &site.config))
+        self.sites
+            .get(&id)
+            .map(|site| endpoints_of(&site.report, &site.config))
     }
 
     /// The cluster file for this cluster.
@@ -351,8 +433,11 @@ impl LocalCluster {
 
     /// Stops every site with SIGTERM, all at once, and waits for them.
     pub fn stop_all(&mut self) {
-        let mut children: Vec<(u64, Child)> =
-            self.sites.values_mut().filter_map(|site| site.child.take().map(|child| (site.id, child))).collect();
+        let mut children: Vec<(u64, Child)> = self
+            .sites
+            .values_mut()
+            .filter_map(|site| site.child.take().map(|child| (site.id, child)))
+            .collect();
         for (_, child) in &children {
             let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
         }
@@ -362,7 +447,10 @@ impl LocalCluster {
                 match child.try_wait() {
                     Ok(Some(_)) | Err(_) => break,
                     Ok(None) if Instant::now() >= until => {
-                        tracing::warn!("site {id} did not stop within {} s; killing it", SITE_STOP_DEADLINE.as_secs());
+                        tracing::warn!(
+                            "site {id} did not stop within {} s; killing it",
+                            SITE_STOP_DEADLINE.as_secs()
+                        );
                         let _ = child.kill();
                         let _ = child.wait();
                         break;

@@ -12,7 +12,11 @@ use tokio::signal::unix::SignalKind;
 use tokio::signal::unix::signal;
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "Raft-replicated control plane for relay-based remote-access VPN gateways")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Raft-replicated control plane for relay-based remote-access VPN gateways"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Commands,
@@ -56,7 +60,11 @@ fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 #[tokio::main]
@@ -68,9 +76,20 @@ async fn main() -> anyhow::Result<()> {
             let config = SiteConfig::load(&config)?;
             server::serve(config, terminated()).await?;
         }
-        Commands::Dev { dir, base_port, relays, hosts } => {
+        Commands::Dev {
+            dir,
+            base_port,
+            relays,
+            hosts,
+        } => {
             let binary = std::env::current_exe().context("finding the switchboard binary")?;
-            let options = dev::DevOptions { binary, dir, base_port, relays, hosts };
+            let options = dev::DevOptions {
+                binary,
+                dir,
+                base_port,
+                relays,
+                hosts,
+            };
             let (mut cluster, temporary) = dev::start(&options).await?;
             terminated().await;
             println!("Stopping...");

@@ -46,7 +46,12 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetworkFactory {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: u64, node: &SiteNode) -> PeerConnection {
-        PeerConnection { self_id: self.self_id, target, addr: node.raft_addr.clone(), peers: self.peers.clone() }
+        PeerConnection {
+            self_id: self.self_id,
+            target,
+            addr: node.raft_addr.clone(),
+            peers: self.peers.clone(),
+        }
     }
 }
 
@@ -63,14 +68,27 @@ pub struct PeerConnection {
 struct WireError(String);
 
 impl PeerConnection {
-    fn status_error(&self, status: Status, action: RPCTypes, timeout: Duration) -> RPCError<TypeConfig> {
+    fn status_error(
+        &self,
+        status: Status,
+        action: RPCTypes,
+        timeout: Duration,
+    ) -> RPCError<TypeConfig> {
         match status.code() {
-            Code::DeadlineExceeded => {
-                RPCError::Timeout(Timeout { action, id: self.self_id, target: self.target, timeout })
-            }
+            Code::DeadlineExceeded => RPCError::Timeout(Timeout {
+                action,
+                id: self.self_id,
+                target: self.target,
+                timeout,
+            }),
             // Connection refused, peer stopping, peer has no raft yet: back off.
             Code::Unavailable | Code::PermissionDenied | Code::FailedPrecondition => {
-                RPCError::Unreachable(Unreachable::new(&WireError(format!("site {} at {}: {}", self.target, self.addr, status.message()))))
+                RPCError::Unreachable(Unreachable::new(&WireError(format!(
+                    "site {} at {}: {}",
+                    self.target,
+                    self.addr,
+                    status.message()
+                ))))
             }
             _ => RPCError::Network(NetworkError::new(&WireError(format!(
                 "site {} at {}: {:?}: {}",
@@ -82,11 +100,20 @@ impl PeerConnection {
         }
     }
 
-    async fn unary<Req, Resp, F, Fut>(&self, action: RPCTypes, message: &Req, option: &RPCOption, call: F) -> Result<Resp, RPCError<TypeConfig>>
+    async fn unary<Req, Resp, F, Fut>(
+        &self,
+        action: RPCTypes,
+        message: &Req,
+        option: &RPCOption,
+        call: F,
+    ) -> Result<Resp, RPCError<TypeConfig>>
     where
         Req: serde::Serialize,
         Resp: serde::de::DeserializeOwned,
-        F: FnOnce(switchboard_proto::v1::raft_peer_client::RaftPeerClient<tonic::transport::Channel>, tonic::Request<RaftMessage>) -> Fut,
+        F: FnOnce(
+            switchboard_proto::v1::raft_peer_client::RaftPeerClient<tonic::transport::Channel>,
+            tonic::Request<RaftMessage>,
+        ) -> Fut,
         Fut: Future<Output = Result<tonic::Response<RaftMessage>, Status>>,
     {
         let timeout = option.hard_ttl();
@@ -94,8 +121,16 @@ impl PeerConnection {
             .peers
             .raft_client(&self.addr)
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&WireError(e.to_string()))))?;
-        let request = self.peers.request(self.target, RaftMessage { body: wire::encode(message) }, Some(timeout));
-        let response = call(client, request).await.map_err(|status| self.status_error(status, action, timeout))?;
+        let request = self.peers.request(
+            self.target,
+            RaftMessage {
+                body: wire::encode(message),
+            },
+            Some(timeout),
+        );
+        let response = call(client, request)
+            .await
+            .map_err(|status| self.status_error(status, action, timeout))?;
         wire::decode("raft response", &response.into_inner().body)
             .map_err(|e| RPCError::Network(NetworkError::new(&WireError(e.to_string()))))
     }
@@ -109,18 +144,41 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.unary(RPCTypes::AppendEntries, &rpc, &option, |mut client, request| async move {
-            client.append_entries(request).await
-        })
+        self.unary(
+            RPCTypes::AppendEntries,
+            &rpc,
+            &option,
+            |mut client, request| async move { client.append_entries(request).await },
+        )
         .await
     }
 
-    async fn vote(&mut self, rpc: VoteRequest<TypeConfig>, option: RPCOption) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.unary(RPCTypes::Vote, &rpc, &option, |mut client, request| async move { client.vote(request).await }).await
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.unary(
+            RPCTypes::Vote,
+            &rpc,
+            &option,
+            |mut client, request| async move { client.vote(request).await },
+        )
+        .await
     }
 
-    async fn pre_vote(&mut self, rpc: VoteRequest<TypeConfig>, option: RPCOption) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.unary(RPCTypes::Vote, &rpc, &option, |mut client, request| async move { client.pre_vote(request).await }).await
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.unary(
+            RPCTypes::Vote,
+            &rpc,
+            &option,
+            |mut client, request| async move { client.pre_vote(request).await },
+        )
+        .await
     }
 
     async fn transfer_leader(
@@ -128,9 +186,12 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         rpc: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.unary(RPCTypes::TransferLeader, &rpc, &option, |mut client, request| async move {
-            client.transfer_leader(request).await
-        })
+        self.unary(
+            RPCTypes::TransferLeader,
+            &rpc,
+            &option,
+            |mut client, request| async move { client.transfer_leader(request).await },
+        )
         .await
     }
 
@@ -143,7 +204,10 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let timeout = option.hard_ttl();
         let unreachable = |e: String| StreamingError::Unreachable(Unreachable::new(&WireError(e)));
-        let client = self.peers.raft_client(&self.addr).map_err(|e| unreachable(e.to_string()))?;
+        let client = self
+            .peers
+            .raft_client(&self.addr)
+            .map_err(|e| unreachable(e.to_string()))?;
         let total = snapshot.snapshot.len;
         let header = wire::encode(&(vote, snapshot.meta.clone()));
         let file = Arc::new(snapshot.snapshot);
@@ -151,30 +215,42 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         tracing::info!(target, bytes = total, last_log_id = ?snapshot.meta.last_log_id, "sending snapshot");
 
         // Chunks are read on demand, one at a time, so memory stays at one chunk.
-        let chunks = futures::stream::unfold((0u64, Some(header), false), move |(offset, header, done)| {
-            let file = file.clone();
-            async move {
-                if done {
-                    return None;
+        let chunks = futures::stream::unfold(
+            (0u64, Some(header), false),
+            move |(offset, header, done)| {
+                let file = file.clone();
+                async move {
+                    if done {
+                        return None;
+                    }
+                    let data = tokio::task::spawn_blocking(move || {
+                        read_chunk(&file, offset, SNAPSHOT_CHUNK_BYTES)
+                    })
+                    .await;
+                    let data = match data {
+                        Ok(Ok(data)) => data,
+                        Ok(Err(error)) => {
+                            tracing::error!(target, %error, "cannot read snapshot chunk");
+                            return None;
+                        }
+                        Err(error) => {
+                            tracing::error!(target, %error, "snapshot reader task failed");
+                            return None;
+                        }
+                    };
+                    let next = offset + data.len() as u64;
+                    let last = next >= total;
+                    let chunk = SnapshotChunk {
+                        header: header.unwrap_or_default(),
+                        offset,
+                        total_bytes: total,
+                        last,
+                        data,
+                    };
+                    Some((chunk, (next, None, last)))
                 }
-                let data = tokio::task::spawn_blocking(move || read_chunk(&file, offset, SNAPSHOT_CHUNK_BYTES)).await;
-                let data = match data {
-                    Ok(Ok(data)) => data,
-                    Ok(Err(error)) => {
-                        tracing::error!(target, %error, "cannot read snapshot chunk");
-                        return None;
-                    }
-                    Err(error) => {
-                        tracing::error!(target, %error, "snapshot reader task failed");
-                        return None;
-                    }
-                };
-                let next = offset + data.len() as u64;
-                let last = next >= total;
-                let chunk = SnapshotChunk { header: header.unwrap_or_default(), offset, total_bytes: total, last, data };
-                Some((chunk, (next, None, last)))
-            }
-        });
+            },
+        );
 
         let mut request = self.peers.request(target, chunks, Some(timeout));
         request.set_timeout(timeout);
@@ -191,9 +267,14 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
                 target,
                 timeout,
             }),
-            _ => unreachable(format!("site {target}: {:?}: {}", status.code(), status.message())),
+            _ => unreachable(format!(
+                "site {target}: {:?}: {}",
+                status.code(),
+                status.message()
+            )),
         })?;
         tracing::info!(target, bytes = total, "snapshot sent");
-        wire::decode("snapshot response", &response.into_inner().body).map_err(|e| unreachable(e.to_string()))
+        wire::decode("snapshot response", &response.into_inner().body)
+            .map_err(|e| unreachable(e.to_string()))
     }
 }

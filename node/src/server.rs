@@ -52,8 +52,18 @@ pub struct ReadyReport {
 const STORE_CLOSE_DEADLINE: Duration = Duration::from_secs(10);
 
 async fn bind(what: &'static str, addr: &str) -> Result<(TcpListener, SocketAddr), NodeError> {
-    let listener = TcpListener::bind(addr).await.map_err(|source| NodeError::Bind { what, addr: addr.to_owned(), source })?;
-    let local = listener.local_addr().map_err(|source| NodeError::Bind { what, addr: addr.to_owned(), source })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Bind {
+            what,
+            addr: addr.to_owned(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| NodeError::Bind {
+        what,
+        addr: addr.to_owned(),
+        source,
+    })?;
     Ok((listener, local))
 }
 
@@ -73,7 +83,10 @@ async fn wait_stopped(mut stop: watch::Receiver<bool>) {
 
 /// Runs a site until `shutdown` completes, then hands leadership over (if it
 /// leads), stops Raft and the servers, and closes the storage.
-pub async fn serve(config: SiteConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+pub async fn serve(
+    config: SiteConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
     config.validate()?;
     let prometheus = http::prometheus();
     let (raft_listener, raft_bound) = bind("raft_addr", &config.raft_addr).await?;
@@ -87,15 +100,27 @@ pub async fn serve(config: SiteConfig, shutdown: impl Future<Output = ()>) -> Re
         labels: config.labels.clone(),
     };
 
-    let identity = Identity { cluster_id: config.cluster_id.clone(), site_id: config.id };
+    let identity = Identity {
+        cluster_id: config.cluster_id.clone(),
+        site_id: config.id,
+    };
     let store = switchboard_raft_store::store::open(&config.data_dir, &identity)?;
     let stopped = store.stopped.clone();
     let peers = PeerClients::new(&config.cluster_id, config.id, None);
-    let network = PeerNetworkFactory { self_id: config.id, peers: peers.clone() };
+    let network = PeerNetworkFactory {
+        self_id: config.id,
+        peers: peers.clone(),
+    };
     let raft_config = Arc::new(config.raft_config()?);
-    let raft = openraft::Raft::new(config.id, raft_config, network, store.log, store.state_machine)
-        .await
-        .map_err(|e| NodeError::Raft(e.to_string()))?;
+    let raft = openraft::Raft::new(
+        config.id,
+        raft_config,
+        network,
+        store.log,
+        store.state_machine,
+    )
+    .await
+    .map_err(|e| NodeError::Raft(e.to_string()))?;
     let site = Arc::new(Site {
         id: config.id,
         name: config.name.clone(),
@@ -118,7 +143,10 @@ pub async fn serve(config: SiteConfig, shutdown: impl Future<Output = ()>) -> Re
                 .max_decoding_message_size(limits::RAFT_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(limits::RAFT_MESSAGE_BYTES_MAX),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(raft_listener), wait_stopped(stop_signal.clone()));
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(raft_listener),
+            wait_stopped(stop_signal.clone()),
+        );
     let api_server = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(limits::REQUESTS_PER_CONNECTION_MAX)
         .tcp_nodelay(true)
@@ -142,11 +170,22 @@ pub async fn serve(config: SiteConfig, shutdown: impl Future<Output = ()>) -> Re
                 .max_decoding_message_size(limits::API_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(limits::API_MESSAGE_BYTES_MAX),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(api_listener), wait_stopped(stop_signal.clone()));
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(api_listener),
+            wait_stopped(stop_signal.clone()),
+        );
     let peer_task = tokio::spawn(peer_server);
     let api_task = tokio::spawn(api_server);
-    let http_state = http::HttpState { site: site.clone(), prometheus, timing: config.timing.clone() };
-    let http_task = tokio::spawn(http::serve(http_listener, http_state, wait_stopped(stop_signal.clone())));
+    let http_state = http::HttpState {
+        site: site.clone(),
+        prometheus,
+        timing: config.timing.clone(),
+    };
+    let http_task = tokio::spawn(http::serve(
+        http_listener,
+        http_state,
+        wait_stopped(stop_signal.clone()),
+    ));
 
     bootstrap(&config, &site).await?;
 
@@ -180,9 +219,14 @@ pub async fn serve(config: SiteConfig, shutdown: impl Future<Output = ()>) -> Re
     }
     let _ = http_task.await;
     drop(site);
-    let closed = tokio::task::spawn_blocking(move || stopped.wait(STORE_CLOSE_DEADLINE)).await.unwrap_or(false);
+    let closed = tokio::task::spawn_blocking(move || stopped.wait(STORE_CLOSE_DEADLINE))
+        .await
+        .unwrap_or(false);
     if !closed {
-        tracing::warn!("storage did not close within {} s", STORE_CLOSE_DEADLINE.as_secs());
+        tracing::warn!(
+            "storage did not close within {} s",
+            STORE_CLOSE_DEADLINE.as_secs()
+        );
     }
     tracing::info!(site = config.id, "stopped");
     Ok(())
@@ -193,7 +237,12 @@ async fn bootstrap(config: &SiteConfig, site: &Site) -> Result<(), NodeError> {
     if config.initial_sites.is_empty() {
         return Ok(());
     }
-    if site.raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
+    if site
+        .raft
+        .is_initialized()
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?
+    {
         return Ok(());
     }
     let members: BTreeMap<u64, SiteNode> = config
@@ -229,6 +278,8 @@ async fn hand_over_leadership(site: &Site, config: &SiteConfig) {
     let deadline = config.timing.failover_bound();
     match switchboard_api::services::transfer_leadership(site, target, deadline).await {
         Ok(()) => tracing::info!(to = target, "handed leadership over before exit"),
-        Err(error) => tracing::warn!(%error, "could not hand leadership over; the cluster will elect a new leader"),
+        Err(error) => {
+            tracing::warn!(%error, "could not hand leadership over; the cluster will elect a new leader")
+        }
     }
 }

@@ -41,7 +41,9 @@ fn client(cli: &Cli) -> Result<ClusterClient, CliError> {
     }
     endpoints.retain(|e| !e.trim().is_empty());
     if endpoints.is_empty() {
-        return Err(CliError::Usage("name the cluster with --endpoints A,B,C or --cluster cluster.json".into()));
+        return Err(CliError::Usage(
+            "name the cluster with --endpoints A,B,C or --cluster cluster.json".into(),
+        ));
     }
     let deadline = Duration::from_secs(cli.target.timeout_secs.max(1));
     let settings = ClientSettings {
@@ -52,7 +54,12 @@ fn client(cli: &Cli) -> Result<ClusterClient, CliError> {
     Ok(ClusterClient::new(endpoints, settings, None)?)
 }
 
-fn emit<T: Serialize>(out: &mut dyn Write, json: bool, value: &T, table: impl FnOnce() -> String) -> Result<(), CliError> {
+fn emit<T: Serialize>(
+    out: &mut dyn Write,
+    json: bool,
+    value: &T,
+    table: impl FnOnce() -> String,
+) -> Result<(), CliError> {
     if json {
         serde_json::to_writer_pretty(&mut *out, value).map_err(std::io::Error::other)?;
         writeln!(out)?;
@@ -98,7 +105,10 @@ fn relay_view(relay: &pb::Relay) -> RelayView {
         relay_id: relay.relay_id.clone(),
         endpoint: relay.endpoint.clone(),
         region: relay.region.clone(),
-        state: state.as_str_name().trim_start_matches("RELAY_STATE_").to_lowercase(),
+        state: state
+            .as_str_name()
+            .trim_start_matches("RELAY_STATE_")
+            .to_lowercase(),
         routes: relay.route_count,
         capacity: relay.capacity,
         incarnation: relay.incarnation,
@@ -132,15 +142,27 @@ fn route_view(route: &pb::Route, applied_index: u64) -> RouteView {
 }
 
 fn route_table(route: &RouteView) -> String {
-    let mut table = Table::new(&["HOST", "RELAY", "ENDPOINT", "GENERATION", "APPLIED", "STALENESS", "SITE"]);
+    let mut table = Table::new(&[
+        "HOST",
+        "RELAY",
+        "ENDPOINT",
+        "GENERATION",
+        "APPLIED",
+        "STALENESS",
+        "SITE",
+    ]);
     table.row(vec![
         route.host_id.clone(),
         route.relay_id.clone(),
         route.relay_endpoint.clone(),
         route.generation.to_string(),
         route.applied_index.to_string(),
-        route.staleness_ms.map_or_else(|| "-".into(), |s| format!("{s} ms")),
-        route.served_by_site.map_or_else(|| "-".into(), |s| s.to_string()),
+        route
+            .staleness_ms
+            .map_or_else(|| "-".into(), |s| format!("{s} ms")),
+        route
+            .served_by_site
+            .map_or_else(|| "-".into(), |s| s.to_string()),
     ]);
     table.render()
 }
@@ -175,11 +197,16 @@ fn members_output(out: &mut dyn Write, json: bool, members: &[pb::Member]) -> Re
             table.row(vec![
                 m.site_id.to_string(),
                 m.name.clone(),
-                if m.voter { "yes".into() } else { "learner".into() },
+                if m.voter {
+                    "yes".into()
+                } else {
+                    "learner".into()
+                },
                 m.raft.clone(),
                 m.api.clone(),
                 m.http.clone(),
-                m.matched_index.map_or_else(|| "-".into(), |i| i.to_string()),
+                m.matched_index
+                    .map_or_else(|| "-".into(), |i| i.to_string()),
             ]);
         }
         table.render()
@@ -232,8 +259,19 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 .collect();
             let any_reachable = views.iter().any(|v| v.reachable);
             emit(out, json, &views, || {
-                let mut table =
-                    Table::new(&["ENDPOINT", "SITE", "NAME", "ROLE", "LEADER", "TERM", "LOG", "COMMIT", "APPLIED", "STALENESS", "ROUTES"]);
+                let mut table = Table::new(&[
+                    "ENDPOINT",
+                    "SITE",
+                    "NAME",
+                    "ROLE",
+                    "LEADER",
+                    "TERM",
+                    "LOG",
+                    "COMMIT",
+                    "APPLIED",
+                    "STALENESS",
+                    "ROUTES",
+                ]);
                 let dash = || "-".to_owned();
                 for v in &views {
                     let number = |n: Option<u64>| n.map_or_else(dash, |n| n.to_string());
@@ -258,7 +296,14 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 return Err(CliError::NoSiteAnswered(errors.join("; ")));
             }
         }
-        Command::Relay(RelayCommand::Register { relay_id, endpoint, capacity, region, labels, incarnation }) => {
+        Command::Relay(RelayCommand::Register {
+            relay_id,
+            endpoint,
+            capacity,
+            region,
+            labels,
+            incarnation,
+        }) => {
             let request = pb::RegisterRelayRequest {
                 request_id: new_request_id(),
                 relay_id: relay_id.clone(),
@@ -279,8 +324,12 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Host(HostCommand::Attach { host_id, region }) => {
             let response = client.attach(&new_request_id(), host_id, region).await?;
-            let route = response.route.as_ref().map(|r| route_view(r, response.applied_index));
-            let route = route.ok_or_else(|| CliError::Usage("the site answered without a route".into()))?;
+            let route = response
+                .route
+                .as_ref()
+                .map(|r| route_view(r, response.applied_index));
+            let route =
+                route.ok_or_else(|| CliError::Usage("the site answered without a route".into()))?;
             emit(out, json, &route, || route_table(&route))?;
         }
         Command::Host(HostCommand::Detach { host_id }) => {
@@ -300,16 +349,30 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             };
             emit(out, json, &view, || {
                 if view.was_attached {
-                    format!("detached {} (was generation {})\n", view.host_id, view.last_generation)
+                    format!(
+                        "detached {} (was generation {})\n",
+                        view.host_id, view.last_generation
+                    )
                 } else {
                     format!("{} had no route\n", view.host_id)
                 }
             })?;
         }
-        Command::Route(RouteCommand::Get { host_id, linearizable, max_stale_ms }) => {
-            let consistency = if *linearizable { pb::Consistency::Linearizable } else { pb::Consistency::Local };
+        Command::Route(RouteCommand::Get {
+            host_id,
+            linearizable,
+            max_stale_ms,
+        }) => {
+            let consistency = if *linearizable {
+                pb::Consistency::Linearizable
+            } else {
+                pb::Consistency::Local
+            };
             let response = client.resolve(host_id, consistency, *max_stale_ms).await?;
-            let route = response.route.as_ref().ok_or_else(|| CliError::Usage("the site answered without a route".into()))?;
+            let route = response
+                .route
+                .as_ref()
+                .ok_or_else(|| CliError::Usage("the site answered without a route".into()))?;
             let mut view = route_view(route, response.applied_index);
             view.staleness_ms = Some(response.staleness_ms).filter(|s| *s != u64::MAX);
             view.served_by_site = Some(response.served_by_site);
@@ -325,7 +388,15 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 .ok_or_else(|| CliError::NoSiteAnswered("no site answered status".into()))?;
             members_output(out, json, &leader_view.members)?;
         }
-        Command::Members(MembersCommand::AddLearner { id, name, raft, api, http, wait, wait_secs }) => {
+        Command::Members(MembersCommand::AddLearner {
+            id,
+            name,
+            raft,
+            api,
+            http,
+            wait,
+            wait_secs,
+        }) => {
             let site = pb::SiteEndpoints {
                 site_id: *id,
                 name: name.clone(),
@@ -341,7 +412,9 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
                     .wait_caught_up(*id, Duration::from_secs(*wait_secs), |matched, target| {
                         let percent = matched.min(target) * 100 / target.max(1);
                         if last_percent != Some(percent) {
-                            eprintln!("site {id}: replicated {matched} of {target} entries ({percent}%)");
+                            eprintln!(
+                                "site {id}: replicated {matched} of {target} entries ({percent}%)"
+                            );
                             last_percent = Some(percent);
                         }
                     })
@@ -364,15 +437,27 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             struct Transferred {
                 new_leader_id: u64,
             }
-            let view = Transferred { new_leader_id: response.new_leader_id };
-            emit(out, json, &view, || format!("site {} now leads\n", view.new_leader_id))?;
+            let view = Transferred {
+                new_leader_id: response.new_leader_id,
+            };
+            emit(out, json, &view, || {
+                format!("site {} now leads\n", view.new_leader_id)
+            })?;
         }
     }
     Ok(())
 }
 
 fn relays_table(relays: &[RelayView]) -> String {
-    let mut table = Table::new(&["RELAY", "STATE", "REGION", "ROUTES", "CAPACITY", "ENDPOINT", "INCARNATION"]);
+    let mut table = Table::new(&[
+        "RELAY",
+        "STATE",
+        "REGION",
+        "ROUTES",
+        "CAPACITY",
+        "ENDPOINT",
+        "INCARNATION",
+    ]);
     for r in relays {
         table.row(vec![
             r.relay_id.clone(),

@@ -8,11 +8,18 @@ pub struct Table {
 
 impl Table {
     pub fn new(headers: &[&str]) -> Self {
-        Table { headers: headers.iter().map(|h| (*h).to_owned()).collect(), rows: Vec::new() }
+        Table {
+            headers: headers.iter().map(|h| (*h).to_owned()).collect(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
-        assert_eq!(cells.len(), self.headers.len(), "a row has one cell per column");
+        assert_eq!(
+            cells.len(),
+            self.headers.len(),
+            "a row has one cell per column"
+        );
         self.rows.push(cells);
     }
 
@@ -25,7 +32,11 @@ impl Table {
         }
         let mut out = String::new();
         for line in std::iter::once(&self.headers).chain(&self.rows) {
-            let cells: Vec<String> = line.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+            let cells: Vec<String> = line
+                .iter()
+                .zip(&widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect();
             out.push_str(cells.join("  ").trim_end());
             out.push('\n');
         }

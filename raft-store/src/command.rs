@@ -62,7 +62,10 @@ pub enum ActorKind {
 impl Actor {
     /// An actor of the given kind and name.
     pub fn new(kind: ActorKind, name: impl Into<String>) -> Self {
-        Actor { kind, name: name.into() }
+        Actor {
+            kind,
+            name: name.into(),
+        }
     }
 
     /// The leader acting on its own (lease expiry, scheduled drains).
@@ -117,7 +120,10 @@ pub enum Command {
     /// Add a relay, or update one that restarted with a higher incarnation.
     RegisterRelay(RelayRegistration),
     /// Move a relay between administrative states.
-    SetRelayState { relay_id: RelayId, target: RelayAdminTarget },
+    SetRelayState {
+        relay_id: RelayId,
+        target: RelayAdminTarget,
+    },
     /// The relay's lease ran out: mark it down and re-place its hosts.
     /// `incarnation` fences a stale verdict against a relay that re-registered.
     RelayDown { relay_id: RelayId, incarnation: u64 },
@@ -125,7 +131,10 @@ pub enum Command {
     RemoveRelay { relay_id: RelayId },
     /// Give a host a route, placing it on a relay if it has none or its relay
     /// cannot carry it any more.
-    AttachHost { host_id: HostId, preferred_region: String },
+    AttachHost {
+        host_id: HostId,
+        preferred_region: String,
+    },
     /// Remove a host's route.
     DetachHost { host_id: HostId },
     /// Move up to `hosts_max` hosts off a draining relay.
@@ -150,15 +159,24 @@ impl Command {
             Command::SetRelayState { relay_id, .. }
             | Command::RelayDown { relay_id, .. }
             | Command::RemoveRelay { relay_id } => relay_id.validate(),
-            Command::AttachHost { host_id, preferred_region } => {
+            Command::AttachHost {
+                host_id,
+                preferred_region,
+            } => {
                 host_id.validate()?;
                 validate_region(preferred_region)
             }
             Command::DetachHost { host_id } => host_id.validate(),
-            Command::DrainBatch { relay_id, hosts_max } => {
+            Command::DrainBatch {
+                relay_id,
+                hosts_max,
+            } => {
                 relay_id.validate()?;
                 if *hosts_max == 0 || *hosts_max > DRAIN_BATCH_HOSTS_MAX {
-                    return Err(Error::invalid("hosts_max", format!("must be 1 to {DRAIN_BATCH_HOSTS_MAX}")));
+                    return Err(Error::invalid(
+                        "hosts_max",
+                        format!("must be 1 to {DRAIN_BATCH_HOSTS_MAX}"),
+                    ));
                 }
                 Ok(())
             }
@@ -205,7 +223,12 @@ struct ProposalV1 {
 impl Proposal {
     /// A proposal not yet stamped by the leader.
     pub fn new(request_id: RequestId, actor: Actor, command: Command) -> Self {
-        Proposal { request_id, actor, issued_at_ms: 0, command }
+        Proposal {
+            request_id,
+            actor,
+            issued_at_ms: 0,
+            command,
+        }
     }
 
     /// Version byte, then the body.
@@ -230,12 +253,18 @@ impl Proposal {
                 reason: format!("{} bytes, at most {PROPOSAL_BYTES_MAX}", bytes.len()),
             });
         }
-        let (&version, body) = bytes.split_first().ok_or(Error::Decode { what: "proposal", reason: "empty".into() })?;
+        let (&version, body) = bytes.split_first().ok_or(Error::Decode {
+            what: "proposal",
+            reason: "empty".into(),
+        })?;
         match version {
             1 => {
                 let body: ProposalV1 = decode_exact("proposal", body)?;
                 if body.actor.name.len() > ACTOR_NAME_BYTES_MAX {
-                    return Err(Error::Decode { what: "proposal", reason: "actor name too long".into() });
+                    return Err(Error::Decode {
+                        what: "proposal",
+                        reason: "actor name too long".into(),
+                    });
                 }
                 Ok(Proposal {
                     request_id: body.request_id,
@@ -244,7 +273,11 @@ impl Proposal {
                     command: body.command,
                 })
             }
-            found => Err(Error::UnknownVersion { what: "proposal", found, supported: PROPOSAL_FORMAT_VERSION }),
+            found => Err(Error::UnknownVersion {
+                what: "proposal",
+                found,
+                supported: PROPOSAL_FORMAT_VERSION,
+            }),
         }
     }
 
@@ -256,17 +289,32 @@ impl Proposal {
 }
 
 /// Decodes a postcard body and refuses trailing bytes.
-pub(crate) fn decode_exact<'a, T: Deserialize<'a>>(what: &'static str, bytes: &'a [u8]) -> Result<T, Error> {
-    let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| Error::Decode { what, reason: e.to_string() })?;
+pub(crate) fn decode_exact<'a, T: Deserialize<'a>>(
+    what: &'static str,
+    bytes: &'a [u8],
+) -> Result<T, Error> {
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| Error::Decode {
+        what,
+        reason: e.to_string(),
+    })?;
     if !rest.is_empty() {
-        return Err(Error::Decode { what, reason: format!("{} trailing bytes", rest.len()) });
+        return Err(Error::Decode {
+            what,
+            reason: format!("{} trailing bytes", rest.len()),
+        });
     }
     Ok(value)
 }
 
 impl fmt::Display for Proposal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} by {} (request {})", self.command.name(), self.actor, self.request_id)
+        write!(
+            f,
+            "{} by {} (request {})",
+            self.command.name(),
+            self.actor,
+            self.request_id
+        )
     }
 }
 
@@ -306,7 +354,10 @@ mod tests {
             request_id: RequestId(42),
             actor: Actor::new(ActorKind::Host, host),
             issued_at_ms: 1_700_000_000_000,
-            command: Command::AttachHost { host_id: HostId::new(host).unwrap(), preferred_region: "eu".into() },
+            command: Command::AttachHost {
+                host_id: HostId::new(host).unwrap(),
+                preferred_region: "eu".into(),
+            },
         }
     }
 
@@ -322,10 +373,16 @@ mod tests {
     fn unknown_versions_trailing_bytes_and_empty_input_are_refused() {
         let mut bytes = attach("host-1").encode();
         bytes[0] = 9;
-        assert!(matches!(Proposal::decode(&bytes), Err(Error::UnknownVersion { found: 9, .. })));
+        assert!(matches!(
+            Proposal::decode(&bytes),
+            Err(Error::UnknownVersion { found: 9, .. })
+        ));
         let mut bytes = attach("host-1").encode();
         bytes.push(0);
-        assert!(matches!(Proposal::decode(&bytes), Err(Error::Decode { .. })));
+        assert!(matches!(
+            Proposal::decode(&bytes),
+            Err(Error::Decode { .. })
+        ));
         assert!(Proposal::decode(&[]).is_err());
         assert!(Proposal::decode(&vec![1u8; PROPOSAL_BYTES_MAX + 1]).is_err());
     }
@@ -338,7 +395,9 @@ mod tests {
             request_id: RequestId(1),
             actor: Actor::new(ActorKind::Admin, "ops"),
             issued_at_ms: 5,
-            command: Command::DetachHost { host_id: HostId::new("h").unwrap() },
+            command: Command::DetachHost {
+                host_id: HostId::new("h").unwrap(),
+            },
         };
         let golden: &[u8] = &[1, 1, 0, 3, b'o', b'p', b's', 5, 5, 1, b'h'];
         assert_eq!(proposal.encode(), golden);

@@ -7,7 +7,10 @@ use std::borrow::Cow;
 pub enum Error {
     /// A field of a request or command is not acceptable.
     #[error("invalid {field}: {reason}")]
-    InvalidInput { field: &'static str, reason: Cow<'static, str> },
+    InvalidInput {
+        field: &'static str,
+        reason: Cow<'static, str>,
+    },
 
     /// Bytes that should hold an encoded value do not.
     #[error("cannot decode {what}: {reason}")]
@@ -15,15 +18,27 @@ pub enum Error {
 
     /// Bytes carry a format version this build does not know.
     #[error("{what} has format version {found}, this build reads up to {supported}")]
-    UnknownVersion { what: &'static str, found: u8, supported: u8 },
+    UnknownVersion {
+        what: &'static str,
+        found: u8,
+        supported: u8,
+    },
 
     /// Persisted data contradicts itself.
     #[error("corrupt {what}: {reason}")]
     Corrupt { what: &'static str, reason: String },
 
     /// The data directory belongs to another cluster or site.
-    #[error("data dir {dir} belongs to cluster {found_cluster} site {found_site}, not cluster {want_cluster} site {want_site}; refusing to use it")]
-    IdentityMismatch { dir: String, found_cluster: String, found_site: u64, want_cluster: String, want_site: u64 },
+    #[error(
+        "data dir {dir} belongs to cluster {found_cluster} site {found_site}, not cluster {want_cluster} site {want_site}; refusing to use it"
+    )]
+    IdentityMismatch {
+        dir: String,
+        found_cluster: String,
+        found_site: u64,
+        want_cluster: String,
+        want_site: u64,
+    },
 
     /// A file system operation failed.
     #[error("{context}: {source}")]
@@ -50,19 +65,27 @@ pub enum Error {
 impl Error {
     /// An `InvalidInput` error.
     pub fn invalid(field: &'static str, reason: impl Into<Cow<'static, str>>) -> Self {
-        Error::InvalidInput { field, reason: reason.into() }
+        Error::InvalidInput {
+            field,
+            reason: reason.into(),
+        }
     }
 
     /// An `Io` error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 
 impl From<Error> for std::io::Error {
     fn from(error: Error) -> Self {
         match error {
-            Error::Io { source, context } => std::io::Error::new(source.kind(), format!("{context}: {source}")),
+            Error::Io { source, context } => {
+                std::io::Error::new(source.kind(), format!("{context}: {source}"))
+            }
             other => std::io::Error::other(other.to_string()),
         }
     }

@@ -58,7 +58,9 @@ impl RequestId {
         if bytes.is_empty() {
             return Ok(Self::NONE);
         }
-        let array: [u8; 16] = bytes.try_into().map_err(|_| Error::invalid("request_id", "must be 16 bytes or empty"))?;
+        let array: [u8; 16] = bytes
+            .try_into()
+            .map_err(|_| Error::invalid("request_id", "must be 16 bytes or empty"))?;
         Ok(RequestId(u128::from_be_bytes(array)))
     }
 
@@ -94,10 +96,16 @@ fn check_dns_label(field: &'static str, value: &str, bytes_max: usize) -> Result
         return Err(Error::invalid(field, "must not be empty"));
     }
     if value.len() > bytes_max {
-        return Err(Error::invalid(field, format!("is {} bytes, at most {bytes_max} allowed", value.len())));
+        return Err(Error::invalid(
+            field,
+            format!("is {} bytes, at most {bytes_max} allowed", value.len()),
+        ));
     }
     if !value.bytes().all(is_dns_label_char) {
-        return Err(Error::invalid(field, "may hold only lowercase letters, digits and '-'"));
+        return Err(Error::invalid(
+            field,
+            "may hold only lowercase letters, digits and '-'",
+        ));
     }
     if value.starts_with('-') || value.ends_with('-') {
         return Err(Error::invalid(field, "must not start or end with '-'"));
@@ -146,12 +154,18 @@ impl HostId {
         if value.len() > HOST_ID_BYTES_MAX {
             return Err(Error::invalid(
                 "host_id",
-                format!("is {} bytes, at most {HOST_ID_BYTES_MAX} allowed", value.len()),
+                format!(
+                    "is {} bytes, at most {HOST_ID_BYTES_MAX} allowed",
+                    value.len()
+                ),
             ));
         }
         let allowed = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-');
         if !value.bytes().all(allowed) {
-            return Err(Error::invalid("host_id", "may hold only letters, digits and '.', '_', ':', '-'"));
+            return Err(Error::invalid(
+                "host_id",
+                "may hold only letters, digits and '.', '_', ':', '-'",
+            ));
         }
         Ok(())
     }
@@ -188,27 +202,42 @@ pub fn validate_endpoint(field: &'static str, endpoint: &str) -> Result<(), Erro
         return Err(Error::invalid(field, "must not be empty"));
     }
     if endpoint.len() > ENDPOINT_BYTES_MAX {
-        return Err(Error::invalid(field, format!("is longer than {ENDPOINT_BYTES_MAX} bytes")));
+        return Err(Error::invalid(
+            field,
+            format!("is longer than {ENDPOINT_BYTES_MAX} bytes"),
+        ));
     }
     let (host, port) = endpoint
         .rsplit_once(':')
         .ok_or_else(|| Error::invalid(field, format!("{endpoint:?} is not host:port")))?;
-    let port: u16 = port.parse().map_err(|_| Error::invalid(field, format!("{endpoint:?} has no valid port")))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| Error::invalid(field, format!("{endpoint:?} has no valid port")))?;
     if port == 0 {
         return Err(Error::invalid(field, format!("{endpoint:?} has port 0")));
     }
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     if host.is_empty() {
         return Err(Error::invalid(field, format!("{endpoint:?} has no host")));
     }
     if host.parse::<std::net::IpAddr>().is_ok() {
         return Ok(());
     }
-    let name_ok = host
-        .split('.')
-        .all(|label| !label.is_empty() && label.len() <= 63 && label.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'));
+    let name_ok = host.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-')
+    });
     if !name_ok {
-        return Err(Error::invalid(field, format!("{endpoint:?} has an invalid host name")));
+        return Err(Error::invalid(
+            field,
+            format!("{endpoint:?} has an invalid host name"),
+        ));
     }
     Ok(())
 }
@@ -216,23 +245,38 @@ pub fn validate_endpoint(field: &'static str, endpoint: &str) -> Result<(), Erro
 /// Checks failure-domain labels: count, key charset and lengths.
 pub fn validate_labels(labels: &Labels) -> Result<(), Error> {
     if labels.len() > LABELS_MAX {
-        return Err(Error::invalid("labels", format!("{} labels, at most {LABELS_MAX} allowed", labels.len())));
+        return Err(Error::invalid(
+            "labels",
+            format!("{} labels, at most {LABELS_MAX} allowed", labels.len()),
+        ));
     }
     for (key, value) in labels {
         if key.is_empty() || key.len() > LABEL_KEY_BYTES_MAX {
-            return Err(Error::invalid("labels", format!("key {key:?} must be 1 to {LABEL_KEY_BYTES_MAX} bytes")));
+            return Err(Error::invalid(
+                "labels",
+                format!("key {key:?} must be 1 to {LABEL_KEY_BYTES_MAX} bytes"),
+            ));
         }
-        let key_ok = key
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'_' | b'.' | b'/'));
+        let key_ok = key.bytes().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'_' | b'.' | b'/')
+        });
         if !key_ok {
-            return Err(Error::invalid("labels", format!("key {key:?} may hold only a-z, 0-9, '-', '_', '.', '/'")));
+            return Err(Error::invalid(
+                "labels",
+                format!("key {key:?} may hold only a-z, 0-9, '-', '_', '.', '/'"),
+            ));
         }
         if value.len() > LABEL_VALUE_BYTES_MAX {
-            return Err(Error::invalid("labels", format!("value of {key:?} is over {LABEL_VALUE_BYTES_MAX} bytes")));
+            return Err(Error::invalid(
+                "labels",
+                format!("value of {key:?} is over {LABEL_VALUE_BYTES_MAX} bytes"),
+            ));
         }
         if value.bytes().any(|c| c.is_ascii_control() || !c.is_ascii()) {
-            return Err(Error::invalid("labels", format!("value of {key:?} must be printable ASCII")));
+            return Err(Error::invalid(
+                "labels",
+                format!("value of {key:?} must be printable ASCII"),
+            ));
         }
     }
     Ok(())
@@ -241,7 +285,10 @@ pub fn validate_labels(labels: &Labels) -> Result<(), Error> {
 /// Checks a relay's capacity in hosts.
 pub fn validate_capacity(capacity: u32) -> Result<(), Error> {
     if capacity == 0 || capacity > RELAY_CAPACITY_MAX {
-        return Err(Error::invalid("capacity", format!("must be 1 to {RELAY_CAPACITY_MAX} hosts, got {capacity}")));
+        return Err(Error::invalid(
+            "capacity",
+            format!("must be 1 to {RELAY_CAPACITY_MAX} hosts, got {capacity}"),
+        ));
     }
     Ok(())
 }

@@ -24,13 +24,21 @@ pub enum Outcome {
     /// A relay as it is after the command.
     Relay(RelayRecord),
     /// A relay's state changed and some of its hosts were moved.
-    RelayMoved { relay: RelayRecord, hosts_moved: u32, hosts_unplaced: u32 },
+    RelayMoved {
+        relay: RelayRecord,
+        hosts_moved: u32,
+        hosts_unplaced: u32,
+    },
     /// A relay is gone.
     RelayRemoved { relay_id: crate::ids::RelayId },
     /// A host's route.
     Route(RouteView),
     /// A host lost its route.
-    Detached { host_id: HostId, was_attached: bool, last_generation: u64 },
+    Detached {
+        host_id: HostId,
+        was_attached: bool,
+        last_generation: u64,
+    },
     /// The command was refused and changed nothing.
     Refused(Refusal),
 }
@@ -55,7 +63,10 @@ pub enum RefusalCode {
 
 impl Refusal {
     pub fn new(code: RefusalCode, message: impl Into<String>) -> Self {
-        Refusal { code, message: message.into() }
+        Refusal {
+            code,
+            message: message.into(),
+        }
     }
 }
 

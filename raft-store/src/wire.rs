@@ -24,9 +24,16 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// Decodes a value written by `encode`, refusing unknown versions and
 /// trailing bytes.
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, Error> {
-    let (&version, body) = bytes.split_first().ok_or(Error::Decode { what, reason: "empty".into() })?;
+    let (&version, body) = bytes.split_first().ok_or(Error::Decode {
+        what,
+        reason: "empty".into(),
+    })?;
     if version != WIRE_FORMAT_VERSION {
-        return Err(Error::UnknownVersion { what, found: version, supported: WIRE_FORMAT_VERSION });
+        return Err(Error::UnknownVersion {
+            what,
+            found: version,
+            supported: WIRE_FORMAT_VERSION,
+        });
     }
     decode_exact(what, body)
 }

@@ -29,8 +29,18 @@ async fn killing_every_site_mid_load_loses_no_acknowledged_attach() {
     for site in 1..=3 {
         cluster.cluster.kill(site).expect("kill -9");
     }
-    let acked_before_kill: Vec<_> = load.acked.lock().unwrap().iter().filter(|a| a.finished <= killed_at).cloned().collect();
-    println!("{} attaches acknowledged before every site was killed", acked_before_kill.len());
+    let acked_before_kill: Vec<_> = load
+        .acked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|a| a.finished <= killed_at)
+        .cloned()
+        .collect();
+    println!(
+        "{} attaches acknowledged before every site was killed",
+        acked_before_kill.len()
+    );
     assert!(acked_before_kill.len() >= 500);
 
     for site in 1..=3 {
@@ -43,12 +53,25 @@ async fn killing_every_site_mid_load_loses_no_acknowledged_attach() {
 
     let leader = cluster.leader().await;
     let commit = cluster.status(leader).await.commit_index;
-    let highest_acked = acked.iter().map(|a| a.applied_index).max().expect("some attach");
-    assert!(commit >= highest_acked, "the log after restart ({commit}) holds every acknowledged index ({highest_acked})");
+    let highest_acked = acked
+        .iter()
+        .map(|a| a.applied_index)
+        .max()
+        .expect("some attach");
+    assert!(
+        commit >= highest_acked,
+        "the log after restart ({commit}) holds every acknowledged index ({highest_acked})"
+    );
     for site in 1..=3 {
-        cluster.wait_applied(site, commit, Duration::from_secs(20)).await;
+        cluster
+            .wait_applied(site, commit, Duration::from_secs(20))
+            .await;
         assert_all_readable(&cluster.site_client(site), site, &acked_before_kill).await;
         assert_all_readable(&cluster.site_client(site), site, &acked).await;
-        assert_eq!(cluster.status(site).await.route_count, 3_000, "site {site} holds exactly the attached hosts");
+        assert_eq!(
+            cluster.status(site).await.route_count,
+            3_000,
+            "site {site} holds exactly the attached hosts"
+        );
     }
 }

@@ -36,8 +36,14 @@ async fn leader_kill_fails_over_within_the_bound_and_loses_no_attach() {
 
     // A request that the test retries by hand across the kill.
     let retried_id = new_request_id();
-    let first = client.attach(&retried_id, "retried-host", "").await.expect("attach");
-    client.detach(&new_request_id(), "retried-host").await.expect("detach");
+    let first = client
+        .attach(&retried_id, "retried-host", "")
+        .await
+        .expect("attach");
+    client
+        .detach(&new_request_id(), "retried-host")
+        .await
+        .expect("detach");
 
     let leader = cluster.leader().await;
     let load = AttachLoad::start(client.clone(), "host", 1_000, 8);
@@ -51,21 +57,44 @@ async fn leader_kill_fails_over_within_the_bound_and_loses_no_attach() {
     assert_eq!(acked.len(), 1_000);
 
     let gap = failover_gap(&acked, killed_at);
-    println!("failover gap after kill -9 of leader {leader}: {} ms (bound {} ms)", gap.as_millis(), bound.as_millis());
-    assert!(gap < bound, "failover took {} ms, over the {} ms the timing allows", gap.as_millis(), bound.as_millis());
+    println!(
+        "failover gap after kill -9 of leader {leader}: {} ms (bound {} ms)",
+        gap.as_millis(),
+        bound.as_millis()
+    );
+    assert!(
+        gap < bound,
+        "failover took {} ms, over the {} ms the timing allows",
+        gap.as_millis(),
+        bound.as_millis()
+    );
 
     // The retry returns the first answer and changes nothing: the host stays detached.
-    let again = client.attach(&retried_id, "retried-host", "").await.expect("retried attach");
-    assert_eq!(again, first, "a retry across the leader kill returns the first answer");
-    let read = client.resolve("retried-host", pb::Consistency::Linearizable, 0).await;
-    assert_eq!(read.unwrap_err().code(), Some(Code::NotFound), "the retry did not attach the host again");
+    let again = client
+        .attach(&retried_id, "retried-host", "")
+        .await
+        .expect("retried attach");
+    assert_eq!(
+        again, first,
+        "a retry across the leader kill returns the first answer"
+    );
+    let read = client
+        .resolve("retried-host", pb::Consistency::Linearizable, 0)
+        .await;
+    assert_eq!(
+        read.unwrap_err().code(),
+        Some(Code::NotFound),
+        "the retry did not attach the host again"
+    );
 
     // The killed site comes back, catches up, and every site serves every acknowledged attach.
     cluster.cluster.restart(leader).expect("restart");
     let new_leader = cluster.leader().await;
     let commit = cluster.status(new_leader).await.commit_index;
     for site in 1..=3 {
-        cluster.wait_applied(site, commit, Duration::from_secs(20)).await;
+        cluster
+            .wait_applied(site, commit, Duration::from_secs(20))
+            .await;
         assert_all_readable(&cluster.site_client(site), site, &acked).await;
     }
 }
@@ -86,20 +115,35 @@ async fn five_leader_kills_each_fail_over_within_the_bound() {
         let killed_at = Instant::now();
         cluster.cluster.kill(leader).expect("kill -9");
         let deadline = Instant::now() + bound * 4;
-        while !load.acked.lock().unwrap().iter().any(|a| a.started >= killed_at) {
-            assert!(Instant::now() < deadline, "no write succeeded within {} ms of the kill", (bound * 4).as_millis());
+        while !load
+            .acked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|a| a.started >= killed_at)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no write succeeded within {} ms of the kill",
+                (bound * 4).as_millis()
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         load.stop();
         let (acked, failures) = load.finish().await;
         assert!(failures.is_empty(), "attaches failed: {failures:?}");
         let gap = failover_gap(&acked, killed_at);
-        println!("round {round}: killed leader {leader}, gap {} ms", gap.as_millis());
+        println!(
+            "round {round}: killed leader {leader}, gap {} ms",
+            gap.as_millis()
+        );
         gaps.push(gap);
         cluster.cluster.restart(leader).expect("restart");
         let new_leader = cluster.leader().await;
         let commit = cluster.status(new_leader).await.commit_index;
-        cluster.wait_applied(leader, commit, Duration::from_secs(20)).await;
+        cluster
+            .wait_applied(leader, commit, Duration::from_secs(20))
+            .await;
     }
     let gaps_ms: Vec<u128> = gaps.iter().map(Duration::as_millis).collect();
     println!(
@@ -108,7 +152,12 @@ async fn five_leader_kills_each_fail_over_within_the_bound() {
         bound.as_millis()
     );
     for gap in gaps {
-        assert!(gap < bound, "a failover took {} ms, over the {} ms bound", gap.as_millis(), bound.as_millis());
+        assert!(
+            gap < bound,
+            "a failover took {} ms, over the {} ms bound",
+            gap.as_millis(),
+            bound.as_millis()
+        );
     }
 }
 
@@ -123,11 +172,26 @@ async fn sigterm_on_the_leader_hands_leadership_over() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let stopped_at = Instant::now();
-    let status = cluster.cluster.terminate(leader).expect("SIGTERM the leader");
-    assert!(status.success(), "the leader exits cleanly on SIGTERM: {status:?}");
+    let status = cluster
+        .cluster
+        .terminate(leader)
+        .expect("SIGTERM the leader");
+    assert!(
+        status.success(),
+        "the leader exits cleanly on SIGTERM: {status:?}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !load.acked.lock().unwrap().iter().any(|a| a.started >= stopped_at) {
-        assert!(Instant::now() < deadline, "no write succeeded after the leader stopped");
+    while !load
+        .acked
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|a| a.started >= stopped_at)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no write succeeded after the leader stopped"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     load.stop();
@@ -136,9 +200,17 @@ async fn sigterm_on_the_leader_hands_leadership_over() {
     let gap = failover_gap(&acked, stopped_at);
     // Without a handover the followers would first wait out the leader's
     // lease (election_max) and then an election timeout (at least election_min).
-    let without_handover = Duration::from_millis(cluster.timing().election_max_ms + cluster.timing().election_min_ms);
-    println!("write gap across a SIGTERM of the leader: {} ms", gap.as_millis());
-    assert!(gap < without_handover, "gap {} ms: leadership was not handed over", gap.as_millis());
+    let without_handover =
+        Duration::from_millis(cluster.timing().election_max_ms + cluster.timing().election_min_ms);
+    println!(
+        "write gap across a SIGTERM of the leader: {} ms",
+        gap.as_millis()
+    );
+    assert!(
+        gap < without_handover,
+        "gap {} ms: leadership was not handed over",
+        gap.as_millis()
+    );
     let new_leader = cluster.leader().await;
     assert_ne!(new_leader, leader);
 }

@@ -40,8 +40,13 @@ impl AttachLoad {
         let next = Arc::new(AtomicU64::new(0));
         let handles = (0..workers)
             .map(|_| {
-                let (client, acked, failures, stop, next) =
-                    (client.clone(), acked.clone(), failures.clone(), stop.clone(), next.clone());
+                let (client, acked, failures, stop, next) = (
+                    client.clone(),
+                    acked.clone(),
+                    failures.clone(),
+                    stop.clone(),
+                    next.clone(),
+                );
                 let prefix = prefix.to_owned();
                 tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
@@ -52,7 +57,10 @@ impl AttachLoad {
                         let host_id = format!("{prefix}-{n:05}");
                         let started = Instant::now();
                         match client.attach(&new_request_id(), &host_id, "").await {
-                            Ok(pb::AttachResponse { route: Some(route), applied_index }) => {
+                            Ok(pb::AttachResponse {
+                                route: Some(route),
+                                applied_index,
+                            }) => {
                                 acked.lock().unwrap().push(Acked {
                                     host_id,
                                     relay_id: route.relay_id,
@@ -62,14 +70,24 @@ impl AttachLoad {
                                     finished: Instant::now(),
                                 });
                             }
-                            Ok(other) => failures.lock().unwrap().push(format!("{host_id}: no route in {other:?}")),
-                            Err(error) => failures.lock().unwrap().push(format!("{host_id}: {error}")),
+                            Ok(other) => failures
+                                .lock()
+                                .unwrap()
+                                .push(format!("{host_id}: no route in {other:?}")),
+                            Err(error) => {
+                                failures.lock().unwrap().push(format!("{host_id}: {error}"))
+                            }
                         }
                     }
                 })
             })
             .collect();
-        AttachLoad { acked, failures, stop, workers: handles }
+        AttachLoad {
+            acked,
+            failures,
+            stop,
+            workers: handles,
+        }
     }
 
     /// How many attaches were acknowledged so far.
@@ -115,9 +133,19 @@ pub async fn register_relays(client: &ClusterClient, count: u32, capacity: u32) 
 /// the same relay and generation, through that site's local state.
 pub async fn assert_all_readable(client: &ClusterClient, site: u64, acked: &[Acked]) {
     for chunk in acked.chunks(64) {
-        let reads = chunk.iter().map(|a| async move { (a, client.resolve(&a.host_id, pb::Consistency::Local, 0).await) });
+        let reads = chunk.iter().map(|a| async move {
+            (
+                a,
+                client.resolve(&a.host_id, pb::Consistency::Local, 0).await,
+            )
+        });
         for (expected, result) in futures::future::join_all(reads).await {
-            let response = result.unwrap_or_else(|e| panic!("site {site} lost acknowledged attach of {}: {e}", expected.host_id));
+            let response = result.unwrap_or_else(|e| {
+                panic!(
+                    "site {site} lost acknowledged attach of {}: {e}",
+                    expected.host_id
+                )
+            });
             let route = response.route.expect("a resolved route");
             assert_eq!(
                 (route.relay_id.as_str(), route.generation),

@@ -21,8 +21,16 @@ async fn writes_at_any_site_and_reads_with_bounded_staleness() {
 
     // A write sent to a follower is forwarded; a linearizable read at the
     // other follower sees it at once.
-    let attached = cluster.site_client(writer).attach(&new_request_id(), "h1", "").await.expect("attach at a follower");
-    let read = cluster.site_client(reader).resolve("h1", pb::Consistency::Linearizable, 0).await.expect("linearizable read");
+    let attached = cluster
+        .site_client(writer)
+        .attach(&new_request_id(), "h1", "")
+        .await
+        .expect("attach at a follower");
+    let read = cluster
+        .site_client(reader)
+        .resolve("h1", pb::Consistency::Linearizable, 0)
+        .await
+        .expect("linearizable read");
     assert_eq!(read.route, attached.route);
     assert!(read.applied_index >= attached.applied_index);
     assert_eq!(read.served_by_site, reader);
@@ -30,12 +38,19 @@ async fn writes_at_any_site_and_reads_with_bounded_staleness() {
     // Local reads carry their staleness; a healthy follower is fresh within a few heartbeats.
     let fresh_bound = 4 * cluster.timing().heartbeat_ms;
     let reader_client = cluster.site_client_with_deadline(reader, Duration::from_millis(500));
-    wait_until(Duration::from_secs(5), "the follower reports fresh state", || {
-        let reader_client = &reader_client;
-        async move {
-            reader_client.resolve("h1", pb::Consistency::Local, 0).await.is_ok_and(|r| r.staleness_ms <= fresh_bound)
-        }
-    })
+    wait_until(
+        Duration::from_secs(5),
+        "the follower reports fresh state",
+        || {
+            let reader_client = &reader_client;
+            async move {
+                reader_client
+                    .resolve("h1", pb::Consistency::Local, 0)
+                    .await
+                    .is_ok_and(|r| r.staleness_ms <= fresh_bound)
+            }
+        },
+    )
     .await;
 
     // Cut the reader off: with the leader and the other follower gone it
@@ -43,19 +58,36 @@ async fn writes_at_any_site_and_reads_with_bounded_staleness() {
     cluster.cluster.kill(leader).expect("kill");
     cluster.cluster.kill(writer).expect("kill");
     let max_stale_ms = 2 * cluster.timing().election_max_ms;
-    wait_until(Duration::from_secs(10), "the cut-off site grows stale", || {
-        let reader_client = &reader_client;
-        async move {
-            reader_client.resolve("h1", pb::Consistency::Local, 0).await.is_ok_and(|r| r.staleness_ms > max_stale_ms)
-        }
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "the cut-off site grows stale",
+        || {
+            let reader_client = &reader_client;
+            async move {
+                reader_client
+                    .resolve("h1", pb::Consistency::Local, 0)
+                    .await
+                    .is_ok_and(|r| r.staleness_ms > max_stale_ms)
+            }
+        },
+    )
     .await;
-    let refused = reader_client.resolve("h1", pb::Consistency::Local, max_stale_ms).await.unwrap_err();
+    let refused = reader_client
+        .resolve("h1", pb::Consistency::Local, max_stale_ms)
+        .await
+        .unwrap_err();
     assert_eq!(refused.code(), Some(Code::Unavailable), "{refused}");
     assert!(refused.to_string().contains("stale"), "{refused}");
     let patient = cluster.site_client(reader);
-    let refused = patient.resolve("h1", pb::Consistency::Linearizable, 0).await.unwrap_err();
-    assert_eq!(refused.code(), Some(Code::Unavailable), "no linearizable read without a quorum: {refused}");
+    let refused = patient
+        .resolve("h1", pb::Consistency::Linearizable, 0)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Some(Code::Unavailable),
+        "no linearizable read without a quorum: {refused}"
+    );
 
     // Back together, the site is fresh again.
     cluster.cluster.restart(leader).expect("restart");
@@ -63,7 +95,12 @@ async fn writes_at_any_site_and_reads_with_bounded_staleness() {
     cluster.leader().await;
     wait_until(Duration::from_secs(10), "the site is fresh again", || {
         let reader_client = &reader_client;
-        async move { reader_client.resolve("h1", pb::Consistency::Local, max_stale_ms).await.is_ok() }
+        async move {
+            reader_client
+                .resolve("h1", pb::Consistency::Local, max_stale_ms)
+                .await
+                .is_ok()
+        }
     })
     .await;
 }
@@ -76,11 +113,26 @@ async fn bad_input_is_refused_with_a_clear_status_and_changes_nothing() {
     let leader = cluster.leader().await;
     let before = cluster.status(leader).await;
 
-    let cases: Vec<(&str, Result<pb::AttachResponse, switchboard_api::client::ClientError>)> = vec![
-        ("empty host id", client.attach(&new_request_id(), "", "").await),
-        ("host id with a space", client.attach(&new_request_id(), "a b", "").await),
-        ("overlong host id", client.attach(&new_request_id(), &"x".repeat(200), "").await),
-        ("bad region", client.attach(&new_request_id(), "h", "Not A Region").await),
+    let cases: Vec<(
+        &str,
+        Result<pb::AttachResponse, switchboard_api::client::ClientError>,
+    )> = vec![
+        (
+            "empty host id",
+            client.attach(&new_request_id(), "", "").await,
+        ),
+        (
+            "host id with a space",
+            client.attach(&new_request_id(), "a b", "").await,
+        ),
+        (
+            "overlong host id",
+            client.attach(&new_request_id(), &"x".repeat(200), "").await,
+        ),
+        (
+            "bad region",
+            client.attach(&new_request_id(), "h", "Not A Region").await,
+        ),
         ("short request id", client.attach(&[1, 2, 3], "h", "").await),
     ];
     for (what, result) in cases {
@@ -103,12 +155,24 @@ async fn bad_input_is_refused_with_a_clear_status_and_changes_nothing() {
     assert!(bad_relay.to_string().contains("endpoint"), "{bad_relay}");
 
     let after = cluster.status(leader).await;
-    assert_eq!(after.last_log_index, before.last_log_index, "refused input never reaches the log");
+    assert_eq!(
+        after.last_log_index, before.last_log_index,
+        "refused input never reaches the log"
+    );
 
     // The relay has room for one host: the second is refused and keeps nothing.
-    client.attach(&new_request_id(), "first", "").await.expect("first attach");
-    let full = client.attach(&new_request_id(), "second", "").await.expect_err("no room");
+    client
+        .attach(&new_request_id(), "first", "")
+        .await
+        .expect("first attach");
+    let full = client
+        .attach(&new_request_id(), "second", "")
+        .await
+        .expect_err("no room");
     assert_eq!(full.code(), Some(Code::ResourceExhausted), "{full}");
-    let missing = client.resolve("second", pb::Consistency::Linearizable, 0).await.expect_err("not attached");
+    let missing = client
+        .resolve("second", pb::Consistency::Linearizable, 0)
+        .await
+        .expect_err("not attached");
     assert_eq!(missing.code(), Some(Code::NotFound));
 }

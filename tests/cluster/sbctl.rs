@@ -7,7 +7,12 @@ use switchboard_tests::TestCluster;
 use switchboard_tests::binary;
 
 fn sbctl(cluster_json: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(binary("sbctl")).arg("--cluster").arg(cluster_json).args(args).output().expect("run sbctl")
+    Command::new(binary("sbctl"))
+        .arg("--cluster")
+        .arg(cluster_json)
+        .args(args)
+        .output()
+        .expect("run sbctl")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -19,49 +24,107 @@ async fn sbctl_shows_status_manages_relays_and_fails_clearly() {
     let cluster = TestCluster::start().await;
     let leader = cluster.leader().await;
     let cluster_json = cluster.cluster.dir().join("cluster.json");
-    cluster.cluster.cluster_file().save(&cluster_json).expect("cluster.json");
+    cluster
+        .cluster
+        .cluster_file()
+        .save(&cluster_json)
+        .expect("cluster.json");
 
     let status = sbctl(&cluster_json, &["status"]);
     assert!(status.status.success(), "{}", text(&status.stderr));
     let table = text(&status.stdout);
-    assert_eq!(table.lines().count(), 4, "a header and one row per site:\n{table}");
+    assert_eq!(
+        table.lines().count(),
+        4,
+        "a header and one row per site:\n{table}"
+    );
     assert_eq!(table.matches(" leader ").count(), 1, "one leader:\n{table}");
 
     let status = sbctl(&cluster_json, &["status", "--json"]);
-    let sites: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json is JSON");
+    let sites: serde_json::Value =
+        serde_json::from_slice(&status.stdout).expect("status --json is JSON");
     let sites = sites.as_array().expect("an array of sites");
     assert_eq!(sites.len(), 3);
-    assert!(sites.iter().all(|s| s["leader_id"] == leader), "every site names the same leader: {sites:?}");
+    assert!(
+        sites.iter().all(|s| s["leader_id"] == leader),
+        "every site names the same leader: {sites:?}"
+    );
 
     let register = sbctl(
         &cluster_json,
-        &["relay", "register", "relay-a", "--endpoint", "relay-a.test:443", "--capacity", "10", "--region", "eu", "--label", "power-feed=a"],
+        &[
+            "relay",
+            "register",
+            "relay-a",
+            "--endpoint",
+            "relay-a.test:443",
+            "--capacity",
+            "10",
+            "--region",
+            "eu",
+            "--label",
+            "power-feed=a",
+        ],
     );
     assert!(register.status.success(), "{}", text(&register.stderr));
     let attach = sbctl(&cluster_json, &["host", "attach", "h1", "--json"]);
     assert!(attach.status.success(), "{}", text(&attach.stderr));
     let route: serde_json::Value = serde_json::from_slice(&attach.stdout).expect("JSON route");
     assert_eq!(route["relay_id"], "relay-a");
-    let get = sbctl(&cluster_json, &["route", "get", "h1", "--linearizable", "--json"]);
+    let get = sbctl(
+        &cluster_json,
+        &["route", "get", "h1", "--linearizable", "--json"],
+    );
     let read: serde_json::Value = serde_json::from_slice(&get.stdout).expect("JSON route");
     assert_eq!(read["generation"], route["generation"]);
     let list = sbctl(&cluster_json, &["relay", "list"]);
-    assert!(text(&list.stdout).contains("relay-a"), "{}", text(&list.stdout));
+    assert!(
+        text(&list.stdout).contains("relay-a"),
+        "{}",
+        text(&list.stdout)
+    );
 
     let missing = sbctl(&cluster_json, &["route", "get", "nobody"]);
     assert_eq!(missing.status.code(), Some(1));
-    assert!(text(&missing.stderr).contains("has no route"), "{}", text(&missing.stderr));
+    assert!(
+        text(&missing.stderr).contains("has no route"),
+        "{}",
+        text(&missing.stderr)
+    );
     let invalid = sbctl(&cluster_json, &["host", "attach", "bad host"]);
     assert_eq!(invalid.status.code(), Some(1));
-    assert!(text(&invalid.stderr).contains("invalid host_id"), "{}", text(&invalid.stderr));
+    assert!(
+        text(&invalid.stderr).contains("invalid host_id"),
+        "{}",
+        text(&invalid.stderr)
+    );
 
     let nowhere = Command::new(binary("sbctl"))
-        .args(["--endpoints", "127.0.0.1:9", "--timeout-secs", "2", "status"])
+        .args([
+            "--endpoints",
+            "127.0.0.1:9",
+            "--timeout-secs",
+            "2",
+            "status",
+        ])
         .output()
         .expect("run sbctl");
     assert_eq!(nowhere.status.code(), Some(1));
-    assert!(text(&nowhere.stderr).contains("no site answered"), "{}", text(&nowhere.stderr));
-    let no_target = Command::new(binary("sbctl")).arg("status").env_remove("SBCTL_CLUSTER").env_remove("SBCTL_ENDPOINTS").output().expect("run");
+    assert!(
+        text(&nowhere.stderr).contains("no site answered"),
+        "{}",
+        text(&nowhere.stderr)
+    );
+    let no_target = Command::new(binary("sbctl"))
+        .arg("status")
+        .env_remove("SBCTL_CLUSTER")
+        .env_remove("SBCTL_ENDPOINTS")
+        .output()
+        .expect("run");
     assert_eq!(no_target.status.code(), Some(2));
-    assert!(text(&no_target.stderr).contains("--endpoints"), "{}", text(&no_target.stderr));
+    assert!(
+        text(&no_target.stderr).contains("--endpoints"),
+        "{}",
+        text(&no_target.stderr)
+    );
 }

@@ -7,8 +7,6 @@
 //! cluster is dropped.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::MutexGuard;
 use std::time::Duration;
 use std::time::Instant;
 
@@ -20,7 +18,8 @@ use switchboard_node::launcher::LaunchSpec;
 pub use switchboard_node::launcher::LocalCluster;
 use switchboard_proto::v1 as pb;
 
-static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// Held for the life of a test cluster: multi-process tests run one at a time.
+static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The directory that holds the workspace's built binaries.
 pub fn binary_dir() -> PathBuf {
@@ -30,7 +29,9 @@ pub fn binary_dir() -> PathBuf {
     // target/<profile>/deps/<test binary> -> target/<profile>
     let exe = std::env::current_exe().expect("the test knows its own path");
     let deps = exe.parent().expect("the test binary is in a directory");
-    deps.parent().expect("deps is inside the profile directory").to_owned()
+    deps.parent()
+        .expect("deps is inside the profile directory")
+        .to_owned()
 }
 
 /// The path of a workspace binary, checked to exist.
@@ -49,7 +50,7 @@ pub struct TestCluster {
     pub cluster: LocalCluster,
     // Dropped after `cluster`, whose drop kills the processes.
     _dir: tempfile::TempDir,
-    _turn: MutexGuard<'static, ()>,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 /// How to start a test cluster.
@@ -61,7 +62,11 @@ pub struct TestSpec {
 
 impl Default for TestSpec {
     fn default() -> Self {
-        TestSpec { sites: 3, timing: Timing::lan(), snapshots: Snapshots::default() }
+        TestSpec {
+            sites: 3,
+            timing: Timing::lan(),
+            snapshots: Snapshots::default(),
+        }
     }
 }
 
@@ -73,15 +78,24 @@ impl TestCluster {
 
     /// Starts a cluster as specified.
     pub async fn start_with(spec: TestSpec) -> Self {
-        let turn = ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let dir = tempfile::Builder::new().prefix("switchboard-test-").tempdir().expect("temp dir");
+        let turn = ONE_CLUSTER_AT_A_TIME.lock().await;
+        let dir = tempfile::Builder::new()
+            .prefix("switchboard-test-")
+            .tempdir()
+            .expect("temp dir");
         let mut launch = LaunchSpec::new(binary("switchboard"), dir.path().to_owned());
         launch.sites = spec.sites;
         launch.timing = spec.timing;
         launch.snapshots = spec.snapshots;
         launch.log_filter = "info,openraft=warn".into();
-        let cluster = LocalCluster::start(launch).await.unwrap_or_else(|e| panic!("starting the cluster: {e}"));
-        TestCluster { cluster, _dir: dir, _turn: turn }
+        let cluster = LocalCluster::start(launch)
+            .await
+            .unwrap_or_else(|e| panic!("starting the cluster: {e}"));
+        TestCluster {
+            cluster,
+            _dir: dir,
+            _turn: turn,
+        }
     }
 
     /// The timing the sites run with.
@@ -126,18 +140,30 @@ impl TestCluster {
 
     /// One site's status.
     pub async fn status(&self, id: u64) -> pb::StatusResponse {
-        self.site_client(id).status_of(&self.api(id)).await.unwrap_or_else(|e| panic!("status of site {id}: {e}"))
+        self.site_client(id)
+            .status_of(&self.api(id))
+            .await
+            .unwrap_or_else(|e| panic!("status of site {id}: {e}"))
     }
 
     /// Waits until site `id` has applied at least `index`.
     pub async fn wait_applied(&self, id: u64, index: u64, deadline: Duration) {
         let client = self.site_client(id);
         let api = self.api(id);
-        wait_until(deadline, &format!("site {id} applies index {index}"), || {
-            let client = &client;
-            let api = &api;
-            async move { client.status_of(api).await.is_ok_and(|s| s.applied_index >= index) }
-        })
+        wait_until(
+            deadline,
+            &format!("site {id} applies index {index}"),
+            || {
+                let client = &client;
+                let api = &api;
+                async move {
+                    client
+                        .status_of(api)
+                        .await
+                        .is_ok_and(|s| s.applied_index >= index)
+                }
+            },
+        )
         .await;
     }
 }
@@ -153,7 +179,11 @@ where
         if condition().await {
             return;
         }
-        assert!(Instant::now() < until, "timed out after {} ms waiting until {what}", deadline.as_millis());
+        assert!(
+            Instant::now() < until,
+            "timed out after {} ms waiting until {what}",
+            deadline.as_millis()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -51,14 +51,18 @@ impl AdminApi {
         match self.site.leader() {
             Some((leader, _)) if leader == self.site.id => Ok(()),
             Some((leader, node)) => {
-                let mut status =
-                    Status::unavailable(format!("site {} is not the leader; site {leader} at {} is", self.site.id, node.api_addr));
+                let mut status = Status::unavailable(format!(
+                    "site {} is not the leader; site {leader} at {} is",
+                    self.site.id, node.api_addr
+                ));
                 if let Ok(value) = MetadataValue::try_from(node.api_addr.as_str()) {
                     status.metadata_mut().insert(LEADER_HINT_HEADER, value);
                 }
                 Err(status)
             }
-            None => Err(Status::unavailable("no leader known (election in progress?)")),
+            None => Err(Status::unavailable(
+                "no leader known (election in progress?)",
+            )),
         }
     }
 
@@ -87,7 +91,10 @@ impl AdminApi {
     }
 
     fn membership_response(&self, log_index: u64) -> pb::MembershipResponse {
-        pb::MembershipResponse { members: self.members(), log_index }
+        pb::MembershipResponse {
+            members: self.members(),
+            log_index,
+        }
     }
 }
 
@@ -101,10 +108,19 @@ fn role(state: ServerState) -> &'static str {
     }
 }
 
-fn membership_error(error: RaftError<switchboard_raft_store::TypeConfig, ClientWriteError<switchboard_raft_store::TypeConfig>>) -> Status {
+fn membership_error(
+    error: RaftError<
+        switchboard_raft_store::TypeConfig,
+        ClientWriteError<switchboard_raft_store::TypeConfig>,
+    >,
+) -> Status {
     match error {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => Status::unavailable(error.to_string()),
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => Status::failed_precondition(e.to_string()),
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+            Status::unavailable(error.to_string())
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            Status::failed_precondition(e.to_string())
+        }
         RaftError::APIError(e) => Status::failed_precondition(e.to_string()),
         RaftError::Fatal(e) => Status::unavailable(format!("site stopping: {e}")),
     }
@@ -112,7 +128,10 @@ fn membership_error(error: RaftError<switchboard_raft_store::TypeConfig, ClientW
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
-    async fn status(&self, _request: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
         let applied = self.site.reader.load();
         let response = {
             let metrics = self.site.raft.metrics();
@@ -137,7 +156,11 @@ impl AdminService for AdminApi {
             }
         };
         let staleness_ms = self.site.staleness_ms().unwrap_or(u64::MAX);
-        Ok(Response::new(pb::StatusResponse { members: self.members(), staleness_ms, ..response }))
+        Ok(Response::new(pb::StatusResponse {
+            members: self.members(),
+            staleness_ms,
+            ..response
+        }))
     }
 
     async fn initialize_cluster(
@@ -156,53 +179,93 @@ impl AdminService for AdminApi {
             }
         }
         if !members.contains_key(&self.site.id) {
-            return Err(ApiError::InvalidArgument(format!("this site ({}) is not among the voters", self.site.id)).into());
+            return Err(ApiError::InvalidArgument(format!(
+                "this site ({}) is not among the voters",
+                self.site.id
+            ))
+            .into());
         }
         match self.site.raft.initialize(members).await {
             Ok(()) => Ok(Response::new(pb::InitializeClusterResponse {})),
-            Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
-                Err(Status::failed_precondition(format!("cluster already initialized: {e}")))
-            }
+            Err(RaftError::APIError(InitializeError::NotAllowed(e))) => Err(
+                Status::failed_precondition(format!("cluster already initialized: {e}")),
+            ),
             Err(e) => Err(Status::failed_precondition(e.to_string())),
         }
     }
 
-    async fn add_learner(&self, request: Request<pb::AddLearnerRequest>) -> Result<Response<pb::MembershipResponse>, Status> {
+    async fn add_learner(
+        &self,
+        request: Request<pb::AddLearnerRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
         self.require_leader()?;
         let message = request.get_ref();
-        let site = message.site.as_ref().ok_or_else(|| ApiError::InvalidArgument("site is required".into()))?;
+        let site = message
+            .site
+            .as_ref()
+            .ok_or_else(|| ApiError::InvalidArgument("site is required".into()))?;
         let (id, node) = convert::site_node(site)?;
         let known = {
             let metrics = self.site.raft.metrics();
             let metrics = metrics.borrow_watched();
-            metrics.membership_config.membership().get_node(&id).cloned()
+            metrics
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .cloned()
         };
         if let Some(existing) = known
             && existing != node
         {
-            return Err(ApiError::FailedPrecondition(format!("site {id} is already a member with other endpoints")).into());
+            return Err(ApiError::FailedPrecondition(format!(
+                "site {id} is already a member with other endpoints"
+            ))
+            .into());
         }
         // Not blocking: catching up can take minutes; callers watch progress in Status.
-        let response = self.site.raft.add_learner(id, node, false).await.map_err(membership_error)?;
-        Ok(Response::new(self.membership_response(response.log_id.index)))
+        let response = self
+            .site
+            .raft
+            .add_learner(id, node, false)
+            .await
+            .map_err(membership_error)?;
+        Ok(Response::new(
+            self.membership_response(response.log_id.index),
+        ))
     }
 
-    async fn promote_voter(&self, request: Request<pb::PromoteVoterRequest>) -> Result<Response<pb::MembershipResponse>, Status> {
+    async fn promote_voter(
+        &self,
+        request: Request<pb::PromoteVoterRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
         self.require_leader()?;
         let id = request.get_ref().site_id;
         let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
-        let response = self.site.raft.change_membership(change, false).await.map_err(membership_error)?;
-        Ok(Response::new(self.membership_response(response.log_id.index)))
+        let response = self
+            .site
+            .raft
+            .change_membership(change, false)
+            .await
+            .map_err(membership_error)?;
+        Ok(Response::new(
+            self.membership_response(response.log_id.index),
+        ))
     }
 
-    async fn remove_member(&self, request: Request<pb::RemoveMemberRequest>) -> Result<Response<pb::MembershipResponse>, Status> {
+    async fn remove_member(
+        &self,
+        request: Request<pb::RemoveMemberRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
         self.require_leader()?;
         let id = request.get_ref().site_id;
         let (is_voter, is_member) = {
             let metrics = self.site.raft.metrics();
             let metrics = metrics.borrow_watched();
             let membership = metrics.membership_config.membership();
-            (membership.voter_ids().any(|v| v == id), membership.get_node(&id).is_some())
+            (
+                membership.voter_ids().any(|v| v == id),
+                membership.get_node(&id).is_some(),
+            )
         };
         if !is_member {
             return Err(ApiError::NotFound(format!("site {id} is not a member")).into());
@@ -212,8 +275,15 @@ impl AdminService for AdminApi {
         } else {
             ChangeMembers::RemoveNodes(BTreeSet::from([id]))
         };
-        let response = self.site.raft.change_membership(change, false).await.map_err(membership_error)?;
-        Ok(Response::new(self.membership_response(response.log_id.index)))
+        let response = self
+            .site
+            .raft
+            .change_membership(change, false)
+            .await
+            .map_err(membership_error)?;
+        Ok(Response::new(
+            self.membership_response(response.log_id.index),
+        ))
     }
 
     async fn transfer_leader(
@@ -225,11 +295,14 @@ impl AdminService for AdminApi {
         let target = if requested != 0 {
             requested
         } else {
-            most_caught_up_voter(&self.site)
-                .ok_or_else(|| ApiError::FailedPrecondition("no other voter to hand leadership to".into()))?
+            most_caught_up_voter(&self.site).ok_or_else(|| {
+                ApiError::FailedPrecondition("no other voter to hand leadership to".into())
+            })?
         };
         transfer_leadership(&self.site, target, TRANSFER_LEADER_DEADLINE).await?;
-        Ok(Response::new(pb::TransferLeaderResponse { new_leader_id: target }))
+        Ok(Response::new(pb::TransferLeaderResponse {
+            new_leader_id: target,
+        }))
     }
 }
 
@@ -237,23 +310,37 @@ impl AdminService for AdminApi {
 pub fn most_caught_up_voter(site: &Site) -> Option<u64> {
     let metrics = site.raft.metrics();
     let metrics = metrics.borrow_watched();
-    let voters: Vec<u64> = metrics.membership_config.membership().voter_ids().filter(|id| *id != site.id).collect();
+    let voters: Vec<u64> = metrics
+        .membership_config
+        .membership()
+        .voter_ids()
+        .filter(|id| *id != site.id)
+        .collect();
     let replication = metrics.replication.as_ref();
     voters.into_iter().max_by_key(|id| {
-        let matched = replication.and_then(|r| r.get(id).cloned()).flatten().map_or(0, |log_id| log_id.index);
+        let matched = replication
+            .and_then(|r| r.get(id).cloned())
+            .flatten()
+            .map_or(0, |log_id| log_id.index);
         (matched, std::cmp::Reverse(*id))
     })
 }
 
 /// Asks openraft to hand leadership to `target` and waits until it leads.
-pub async fn transfer_leadership(site: &Site, target: u64, deadline: Duration) -> Result<(), ApiError> {
+pub async fn transfer_leadership(
+    site: &Site,
+    target: u64,
+    deadline: Duration,
+) -> Result<(), ApiError> {
     let voters: BTreeSet<u64> = {
         let metrics = site.raft.metrics();
         let metrics = metrics.borrow_watched();
         metrics.membership_config.membership().voter_ids().collect()
     };
     if !voters.contains(&target) {
-        return Err(ApiError::FailedPrecondition(format!("site {target} is not a voter")));
+        return Err(ApiError::FailedPrecondition(format!(
+            "site {target} is not a voter"
+        )));
     }
     if target == site.id {
         return Ok(());

@@ -24,13 +24,19 @@ impl ClientApi {
 
 #[tonic::async_trait]
 impl ClientService for ClientApi {
-    async fn resolve(&self, request: Request<pb::ResolveRequest>) -> Result<Response<pb::ResolveResponse>, Status> {
+    async fn resolve(
+        &self,
+        request: Request<pb::ResolveRequest>,
+    ) -> Result<Response<pb::ResolveResponse>, Status> {
         let message = request.get_ref();
         let host_id = convert::host_id(&message.host_id)?;
-        let consistency = pb::Consistency::try_from(message.consistency)
-            .map_err(|_| ApiError::InvalidArgument(format!("unknown consistency {}", message.consistency)))?;
+        let consistency = pb::Consistency::try_from(message.consistency).map_err(|_| {
+            ApiError::InvalidArgument(format!("unknown consistency {}", message.consistency))
+        })?;
         let (applied, staleness_ms) = match consistency {
-            pb::Consistency::Unspecified | pb::Consistency::Local => self.site.read_local(message.max_stale_ms)?,
+            pb::Consistency::Unspecified | pb::Consistency::Local => {
+                self.site.read_local(message.max_stale_ms)?
+            }
             pb::Consistency::Linearizable => (self.site.read_linearizable(false).await?, 0),
         };
         let route = applied

@@ -30,13 +30,26 @@ impl HostApi {
 
 #[tonic::async_trait]
 impl HostService for HostApi {
-    async fn attach(&self, request: Request<pb::AttachRequest>) -> Result<Response<pb::AttachResponse>, Status> {
+    async fn attach(
+        &self,
+        request: Request<pb::AttachRequest>,
+    ) -> Result<Response<pb::AttachResponse>, Status> {
         let actor = actor(&request);
         let message = request.get_ref();
         let host_id = convert::host_id(&message.host_id)?;
         validate_region(&message.preferred_region).map_err(ApiError::from)?;
-        let command = Command::AttachHost { host_id, preferred_region: message.preferred_region.clone() };
-        let reply = self.site.propose(Proposal::new(request_id(&message.request_id)?, actor, command)).await?;
+        let command = Command::AttachHost {
+            host_id,
+            preferred_region: message.preferred_region.clone(),
+        };
+        let reply = self
+            .site
+            .propose(Proposal::new(
+                request_id(&message.request_id)?,
+                actor,
+                command,
+            ))
+            .await?;
         match reply.outcome {
             Outcome::Route(route) => Ok(Response::new(pb::AttachResponse {
                 route: Some(convert::route(&route)),
@@ -46,13 +59,29 @@ impl HostService for HostApi {
         }
     }
 
-    async fn detach(&self, request: Request<pb::DetachRequest>) -> Result<Response<pb::DetachResponse>, Status> {
+    async fn detach(
+        &self,
+        request: Request<pb::DetachRequest>,
+    ) -> Result<Response<pb::DetachResponse>, Status> {
         let actor = actor(&request);
         let message = request.get_ref();
-        let command = Command::DetachHost { host_id: convert::host_id(&message.host_id)? };
-        let reply = self.site.propose(Proposal::new(request_id(&message.request_id)?, actor, command)).await?;
+        let command = Command::DetachHost {
+            host_id: convert::host_id(&message.host_id)?,
+        };
+        let reply = self
+            .site
+            .propose(Proposal::new(
+                request_id(&message.request_id)?,
+                actor,
+                command,
+            ))
+            .await?;
         match reply.outcome {
-            Outcome::Detached { was_attached, last_generation, .. } => Ok(Response::new(pb::DetachResponse {
+            Outcome::Detached {
+                was_attached,
+                last_generation,
+                ..
+            } => Ok(Response::new(pb::DetachResponse {
                 was_attached,
                 last_generation,
                 applied_index: reply.log_index,

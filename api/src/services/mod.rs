@@ -22,7 +22,9 @@ use crate::error::ApiError;
 /// Who is calling. Until certificates carry identities, every caller is
 /// anonymous and named by its address.
 pub fn actor<T>(request: &Request<T>) -> Actor {
-    let name = request.remote_addr().map_or_else(|| "unknown".to_owned(), |addr| addr.to_string());
+    let name = request
+        .remote_addr()
+        .map_or_else(|| "unknown".to_owned(), |addr| addr.to_string());
     Actor::new(ActorKind::Anonymous, name)
 }
 

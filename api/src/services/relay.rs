@@ -37,7 +37,11 @@ impl RelayService for RelayApi {
         let actor = actor(&request);
         let message = request.get_ref();
         let registration = convert::registration(message)?;
-        let proposal = Proposal::new(request_id(&message.request_id)?, actor, Command::RegisterRelay(registration));
+        let proposal = Proposal::new(
+            request_id(&message.request_id)?,
+            actor,
+            Command::RegisterRelay(registration),
+        );
         let reply = self.site.propose(proposal).await?;
         match reply.outcome {
             Outcome::Relay(record) => Ok(Response::new(pb::RegisterRelayResponse {
@@ -48,9 +52,20 @@ impl RelayService for RelayApi {
         }
     }
 
-    async fn list(&self, _request: Request<pb::ListRelaysRequest>) -> Result<Response<pb::ListRelaysResponse>, Status> {
+    async fn list(
+        &self,
+        _request: Request<pb::ListRelaysRequest>,
+    ) -> Result<Response<pb::ListRelaysResponse>, Status> {
         let (applied, _) = self.site.read_local(0)?;
-        let relays = applied.state.relays().take(RELAYS_PER_LIST_MAX).map(convert::relay).collect();
-        Ok(Response::new(pb::ListRelaysResponse { relays, applied_index: applied.applied_index() }))
+        let relays = applied
+            .state
+            .relays()
+            .take(RELAYS_PER_LIST_MAX)
+            .map(convert::relay)
+            .collect();
+        Ok(Response::new(pb::ListRelaysResponse {
+            relays,
+            applied_index: applied.applied_index(),
+        }))
     }
 }

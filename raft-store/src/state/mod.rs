@@ -97,7 +97,10 @@ impl State {
     }
 
     fn view(&self, host_id: &HostId, route: &RouteRecord) -> RouteView {
-        let relay = self.relays.get(&route.relay_id).expect("every route names a known relay");
+        let relay = self
+            .relays
+            .get(&route.relay_id)
+            .expect("every route names a known relay");
         RouteView {
             host_id: host_id.clone(),
             relay_id: route.relay_id.clone(),
@@ -127,19 +130,32 @@ impl State {
             }
             let refusal = Refusal::new(
                 RefusalCode::InvalidArgument,
-                format!("request id {} was already used for a different command", proposal.request_id),
+                format!(
+                    "request id {} was already used for a different command",
+                    proposal.request_id
+                ),
             );
-            return Reply { log_index, outcome: Outcome::Refused(refusal) };
+            return Reply {
+                log_index,
+                outcome: Outcome::Refused(refusal),
+            };
         }
 
         let outcome = match proposal.command.validate() {
             Ok(()) => self.execute(&proposal.command, changes),
-            Err(error) => Outcome::Refused(Refusal::new(RefusalCode::InvalidArgument, error.to_string())),
+            Err(error) => Outcome::Refused(Refusal::new(
+                RefusalCode::InvalidArgument,
+                error.to_string(),
+            )),
         };
         let reply = Reply { log_index, outcome };
 
         if let Some(command_digest) = digest {
-            let record = RequestRecord { command_digest, reply: reply.clone(), applied_at_ms: self.meta.clock_ms };
+            let record = RequestRecord {
+                command_digest,
+                reply: reply.clone(),
+                applied_at_ms: self.meta.clock_ms,
+            };
             self.requests.insert(proposal.request_id, record);
             changes.touch(RowKey::Request(proposal.request_id));
         }
@@ -152,16 +168,31 @@ impl State {
     fn execute(&mut self, command: &Command, changes: &mut ChangeSet) -> Outcome {
         match command {
             Command::RegisterRelay(registration) => self.register_relay(registration, changes),
-            Command::SetRelayState { relay_id, target } => self.set_relay_state(relay_id, *target, changes),
-            Command::RelayDown { relay_id, incarnation } => self.relay_down(relay_id, *incarnation, changes),
+            Command::SetRelayState { relay_id, target } => {
+                self.set_relay_state(relay_id, *target, changes)
+            }
+            Command::RelayDown {
+                relay_id,
+                incarnation,
+            } => self.relay_down(relay_id, *incarnation, changes),
             Command::RemoveRelay { relay_id } => self.remove_relay(relay_id, changes),
-            Command::AttachHost { host_id, preferred_region } => self.attach_host(host_id, preferred_region, changes),
+            Command::AttachHost {
+                host_id,
+                preferred_region,
+            } => self.attach_host(host_id, preferred_region, changes),
             Command::DetachHost { host_id } => self.detach_host(host_id, changes),
-            Command::DrainBatch { relay_id, hosts_max } => self.drain_batch(relay_id, *hosts_max, changes),
+            Command::DrainBatch {
+                relay_id,
+                hosts_max,
+            } => self.drain_batch(relay_id, *hosts_max, changes),
         }
     }
 
-    fn register_relay(&mut self, registration: &RelayRegistration, changes: &mut ChangeSet) -> Outcome {
+    fn register_relay(
+        &mut self,
+        registration: &RelayRegistration,
+        changes: &mut ChangeSet,
+    ) -> Outcome {
         let now = self.meta.clock_ms;
         let relay_id = registration.relay_id.clone();
         let record = match self.relays.get(&relay_id) {
@@ -206,23 +237,38 @@ impl State {
         Outcome::Relay(record)
     }
 
-    fn set_relay_state(&mut self, relay_id: &RelayId, target: RelayAdminTarget, changes: &mut ChangeSet) -> Outcome {
+    fn set_relay_state(
+        &mut self,
+        relay_id: &RelayId,
+        target: RelayAdminTarget,
+        changes: &mut ChangeSet,
+    ) -> Outcome {
         let Some(relay) = self.relays.get(relay_id) else {
             return refused(RefusalCode::NotFound, format!("no relay {relay_id}"));
         };
         let next = match (target, relay.admin_state) {
             (RelayAdminTarget::Active, _) => AdminState::Active,
             (RelayAdminTarget::Draining, AdminState::Active | AdminState::Draining) => {
-                if relay.route_count == 0 { AdminState::Drained } else { AdminState::Draining }
+                if relay.route_count == 0 {
+                    AdminState::Drained
+                } else {
+                    AdminState::Draining
+                }
             }
             (RelayAdminTarget::Draining, AdminState::Drained) => AdminState::Drained,
             (RelayAdminTarget::Draining, AdminState::Maintenance) => {
-                return refused(RefusalCode::FailedPrecondition, format!("relay {relay_id} is in maintenance"));
+                return refused(
+                    RefusalCode::FailedPrecondition,
+                    format!("relay {relay_id} is in maintenance"),
+                );
             }
             (RelayAdminTarget::Maintenance, _) if relay.route_count > 0 => {
                 return refused(
                     RefusalCode::FailedPrecondition,
-                    format!("relay {relay_id} still holds {} routes; drain it first", relay.route_count),
+                    format!(
+                        "relay {relay_id} still holds {} routes; drain it first",
+                        relay.route_count
+                    ),
                 );
             }
             (RelayAdminTarget::Maintenance, _) => AdminState::Maintenance,
@@ -233,7 +279,10 @@ impl State {
 
     fn set_admin_state(&mut self, relay_id: &RelayId, next: AdminState, changes: &mut ChangeSet) {
         let now = self.meta.clock_ms;
-        let relay = self.relays.get_mut(relay_id).expect("caller checked the relay exists");
+        let relay = self
+            .relays
+            .get_mut(relay_id)
+            .expect("caller checked the relay exists");
         if relay.admin_state != next {
             relay.admin_state = next;
             relay.state_since_ms = now;
@@ -241,14 +290,22 @@ impl State {
         }
     }
 
-    fn relay_down(&mut self, relay_id: &RelayId, incarnation: u64, changes: &mut ChangeSet) -> Outcome {
+    fn relay_down(
+        &mut self,
+        relay_id: &RelayId,
+        incarnation: u64,
+        changes: &mut ChangeSet,
+    ) -> Outcome {
         let Some(relay) = self.relays.get(relay_id) else {
             return refused(RefusalCode::NotFound, format!("no relay {relay_id}"));
         };
         if relay.incarnation != incarnation {
             return refused(
                 RefusalCode::FailedPrecondition,
-                format!("relay {relay_id} is at incarnation {}, not {incarnation}", relay.incarnation),
+                format!(
+                    "relay {relay_id} is at incarnation {}, not {incarnation}",
+                    relay.incarnation
+                ),
             );
         }
         if relay.live {
@@ -259,26 +316,47 @@ impl State {
             changes.touch(RowKey::Relay(relay_id.clone()));
         }
         let (hosts_moved, hosts_unplaced) = self.move_hosts_off(relay_id, u32::MAX, changes);
-        Outcome::RelayMoved { relay: self.relays[relay_id].clone(), hosts_moved, hosts_unplaced }
+        Outcome::RelayMoved {
+            relay: self.relays[relay_id].clone(),
+            hosts_moved,
+            hosts_unplaced,
+        }
     }
 
-    fn drain_batch(&mut self, relay_id: &RelayId, hosts_max: u32, changes: &mut ChangeSet) -> Outcome {
+    fn drain_batch(
+        &mut self,
+        relay_id: &RelayId,
+        hosts_max: u32,
+        changes: &mut ChangeSet,
+    ) -> Outcome {
         let Some(relay) = self.relays.get(relay_id) else {
             return refused(RefusalCode::NotFound, format!("no relay {relay_id}"));
         };
         if relay.admin_state != AdminState::Draining {
             return refused(
                 RefusalCode::FailedPrecondition,
-                format!("relay {relay_id} is {}, not draining", relay.state().as_str()),
+                format!(
+                    "relay {relay_id} is {}, not draining",
+                    relay.state().as_str()
+                ),
             );
         }
         let (hosts_moved, hosts_unplaced) = self.move_hosts_off(relay_id, hosts_max, changes);
-        Outcome::RelayMoved { relay: self.relays[relay_id].clone(), hosts_moved, hosts_unplaced }
+        Outcome::RelayMoved {
+            relay: self.relays[relay_id].clone(),
+            hosts_moved,
+            hosts_unplaced,
+        }
     }
 
     /// Moves up to `hosts_max` hosts off a relay, in host-id order. A host for
     /// which no relay has room keeps its route. Returns (moved, unplaced).
-    fn move_hosts_off(&mut self, relay_id: &RelayId, hosts_max: u32, changes: &mut ChangeSet) -> (u32, u32) {
+    fn move_hosts_off(
+        &mut self,
+        relay_id: &RelayId,
+        hosts_max: u32,
+        changes: &mut ChangeSet,
+    ) -> (u32, u32) {
         let hosts: Vec<HostId> = self.routes.hosts_on(relay_id).cloned().collect();
         let mut moved = 0u32;
         let mut unplaced = 0u32;
@@ -286,8 +364,14 @@ impl State {
             if moved == hosts_max {
                 break;
             }
-            let region = self.routes.get(&host_id).expect("indexed host has a route").preferred_region.clone();
-            let target = choose_relay(self.relays.values(), &region, Some(relay_id)).map(|r| r.relay_id.clone());
+            let region = self
+                .routes
+                .get(&host_id)
+                .expect("indexed host has a route")
+                .preferred_region
+                .clone();
+            let target = choose_relay(self.relays.values(), &region, Some(relay_id))
+                .map(|r| r.relay_id.clone());
             match target {
                 Some(target) => {
                     self.place(&host_id, &target, region, changes);
@@ -306,18 +390,31 @@ impl State {
         if relay.route_count > 0 {
             return refused(
                 RefusalCode::FailedPrecondition,
-                format!("relay {relay_id} still holds {} routes; drain it first", relay.route_count),
+                format!(
+                    "relay {relay_id} still holds {} routes; drain it first",
+                    relay.route_count
+                ),
             );
         }
         self.relays.remove(relay_id);
         changes.touch(RowKey::Relay(relay_id.clone()));
-        Outcome::RelayRemoved { relay_id: relay_id.clone() }
+        Outcome::RelayRemoved {
+            relay_id: relay_id.clone(),
+        }
     }
 
-    fn attach_host(&mut self, host_id: &HostId, preferred_region: &str, changes: &mut ChangeSet) -> Outcome {
+    fn attach_host(
+        &mut self,
+        host_id: &HostId,
+        preferred_region: &str,
+        changes: &mut ChangeSet,
+    ) -> Outcome {
         let current = self.routes.get(host_id).cloned();
         if let Some(route) = &current {
-            let relay = self.relays.get(&route.relay_id).expect("every route names a known relay");
+            let relay = self
+                .relays
+                .get(&route.relay_id)
+                .expect("every route names a known relay");
             if relay.live && relay.admin_state == AdminState::Active {
                 if route.preferred_region != preferred_region {
                     let mut updated = route.clone();
@@ -329,7 +426,8 @@ impl State {
             }
         }
         let exclude = current.as_ref().map(|route| &route.relay_id);
-        let target = choose_relay(self.relays.values(), preferred_region, exclude).map(|r| r.relay_id.clone());
+        let target = choose_relay(self.relays.values(), preferred_region, exclude)
+            .map(|r| r.relay_id.clone());
         match (target, current) {
             (Some(target), _) => {
                 self.place(host_id, &target, preferred_region.to_owned(), changes);
@@ -337,11 +435,15 @@ impl State {
             }
             (None, Some(route)) => refused(
                 RefusalCode::ResourceExhausted,
-                format!("no active relay has room for host {host_id}; it keeps its route on {}", route.relay_id),
+                format!(
+                    "no active relay has room for host {host_id}; it keeps its route on {}",
+                    route.relay_id
+                ),
             ),
-            (None, None) => {
-                refused(RefusalCode::ResourceExhausted, format!("no active relay has room for host {host_id}"))
-            }
+            (None, None) => refused(
+                RefusalCode::ResourceExhausted,
+                format!("no active relay has room for host {host_id}"),
+            ),
         }
     }
 
@@ -350,14 +452,28 @@ impl State {
             Some(route) => {
                 changes.touch(RowKey::Route(host_id.clone()));
                 self.release(&route.relay_id, changes);
-                Outcome::Detached { host_id: host_id.clone(), was_attached: true, last_generation: route.generation }
+                Outcome::Detached {
+                    host_id: host_id.clone(),
+                    was_attached: true,
+                    last_generation: route.generation,
+                }
             }
-            None => Outcome::Detached { host_id: host_id.clone(), was_attached: false, last_generation: 0 },
+            None => Outcome::Detached {
+                host_id: host_id.clone(),
+                was_attached: false,
+                last_generation: 0,
+            },
         }
     }
 
     /// Routes a host to `target` under the next generation.
-    fn place(&mut self, host_id: &HostId, target: &RelayId, preferred_region: String, changes: &mut ChangeSet) {
+    fn place(
+        &mut self,
+        host_id: &HostId,
+        target: &RelayId,
+        preferred_region: String,
+        changes: &mut ChangeSet,
+    ) {
         self.meta.last_generation += 1;
         changes.touch(RowKey::Meta);
         let route = RouteRecord {
@@ -366,8 +482,14 @@ impl State {
             since_ms: self.meta.clock_ms,
             preferred_region,
         };
-        let relay = self.relays.get_mut(target).expect("placement picks a known relay");
-        assert!(relay.route_count < relay.capacity, "placement never exceeds capacity");
+        let relay = self
+            .relays
+            .get_mut(target)
+            .expect("placement picks a known relay");
+        assert!(
+            relay.route_count < relay.capacity,
+            "placement never exceeds capacity"
+        );
         relay.route_count += 1;
         changes.touch(RowKey::Relay(target.clone()));
         changes.touch(RowKey::Route(host_id.clone()));
@@ -378,8 +500,14 @@ impl State {
 
     /// One route left a relay; a draining relay that holds none is drained.
     fn release(&mut self, relay_id: &RelayId, changes: &mut ChangeSet) {
-        let relay = self.relays.get_mut(relay_id).expect("every route names a known relay");
-        relay.route_count = relay.route_count.checked_sub(1).expect("a relay's route count matches its routes");
+        let relay = self
+            .relays
+            .get_mut(relay_id)
+            .expect("every route names a known relay");
+        relay.route_count = relay
+            .route_count
+            .checked_sub(1)
+            .expect("a relay's route count matches its routes");
         changes.touch(RowKey::Relay(relay_id.clone()));
         if relay.route_count == 0 && relay.admin_state == AdminState::Draining {
             self.set_admin_state(relay_id, AdminState::Drained, changes);
@@ -401,9 +529,18 @@ impl State {
     /// Every row, in key order: the body of a snapshot.
     pub fn rows(&self) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
         let meta = std::iter::once((RowKey::Meta.encode(), encode_value(&self.meta)));
-        let relays = self.relays.iter().map(|(id, r)| (RowKey::Relay(id.clone()).encode(), encode_value(r)));
-        let routes = self.routes.iter().map(|(id, r)| (RowKey::Route(id.clone()).encode(), encode_value(r)));
-        let requests = self.requests.iter().map(|(id, r)| (RowKey::Request(*id).encode(), encode_value(r)));
+        let relays = self
+            .relays
+            .iter()
+            .map(|(id, r)| (RowKey::Relay(id.clone()).encode(), encode_value(r)));
+        let routes = self
+            .routes
+            .iter()
+            .map(|(id, r)| (RowKey::Route(id.clone()).encode(), encode_value(r)));
+        let requests = self
+            .requests
+            .iter()
+            .map(|(id, r)| (RowKey::Request(*id).encode(), encode_value(r)));
         meta.chain(relays).chain(routes).chain(requests)
     }
 
@@ -421,17 +558,25 @@ impl State {
                 RowKey::Relay(id) => {
                     let record: RelayRecord = decode_value("relay row", value)?;
                     if record.relay_id != id {
-                        return Err(Error::Corrupt { what: "relay row", reason: format!("key {id} holds {}", record.relay_id) });
+                        return Err(Error::Corrupt {
+                            what: "relay row",
+                            reason: format!("key {id} holds {}", record.relay_id),
+                        });
                     }
                     state.relays.insert(id, record);
                 }
                 RowKey::Route(id) => {
                     state.routes.insert(id, decode_value("route row", value)?);
                 }
-                RowKey::Request(id) => state.requests.insert(id, decode_value("request row", value)?),
+                RowKey::Request(id) => state
+                    .requests
+                    .insert(id, decode_value("request row", value)?),
             }
         }
-        state.check_invariants().map_err(|reason| Error::Corrupt { what: "state", reason })?;
+        state.check_invariants().map_err(|reason| Error::Corrupt {
+            what: "state",
+            reason,
+        })?;
         Ok(state)
     }
 
@@ -440,22 +585,38 @@ impl State {
         let mut generations = std::collections::BTreeSet::new();
         for (host_id, route) in self.routes.iter() {
             let Some(relay) = self.relays.get(&route.relay_id) else {
-                return Err(format!("host {host_id} routes to unknown relay {}", route.relay_id));
+                return Err(format!(
+                    "host {host_id} routes to unknown relay {}",
+                    route.relay_id
+                ));
             };
             if route.generation == 0 || route.generation > self.meta.last_generation {
-                return Err(format!("host {host_id} has generation {} outside 1..={}", route.generation, self.meta.last_generation));
+                return Err(format!(
+                    "host {host_id} has generation {} outside 1..={}",
+                    route.generation, self.meta.last_generation
+                ));
             }
             if !generations.insert(route.generation) {
                 return Err(format!("generation {} is used twice", route.generation));
             }
-            if matches!(relay.admin_state, AdminState::Drained | AdminState::Maintenance) {
-                return Err(format!("host {host_id} routes to {} relay {}", relay.state().as_str(), relay.relay_id));
+            if matches!(
+                relay.admin_state,
+                AdminState::Drained | AdminState::Maintenance
+            ) {
+                return Err(format!(
+                    "host {host_id} routes to {} relay {}",
+                    relay.state().as_str(),
+                    relay.relay_id
+                ));
             }
         }
         for relay in self.relays.values() {
             let held = self.routes.count_on(&relay.relay_id);
             if held != relay.route_count as usize {
-                return Err(format!("relay {} counts {} routes but holds {held}", relay.relay_id, relay.route_count));
+                return Err(format!(
+                    "relay {} counts {} routes but holds {held}",
+                    relay.relay_id, relay.route_count
+                ));
             }
         }
         for (id, record) in self.requests.iter() {

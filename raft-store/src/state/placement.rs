@@ -23,7 +23,8 @@ pub fn choose_relay<'a>(
 
 /// Orders two candidates; the smaller one is placed first.
 fn compare_candidates(a: &RelayRecord, b: &RelayRecord, preferred_region: &str) -> Ordering {
-    let outside = |relay: &RelayRecord| !preferred_region.is_empty() && relay.region != preferred_region;
+    let outside =
+        |relay: &RelayRecord| !preferred_region.is_empty() && relay.region != preferred_region;
     outside(a)
         .cmp(&outside(b))
         .then_with(|| compare_load(a, b))
@@ -78,7 +79,11 @@ mod tests {
         assert_eq!(chosen(&relays, "eu").as_deref(), Some("a"));
 
         // Ties go to the smallest id.
-        let relays = [relay("c", "", 1, 10), relay("b", "", 1, 10), relay("d", "", 1, 10)];
+        let relays = [
+            relay("c", "", 1, 10),
+            relay("b", "", 1, 10),
+            relay("d", "", 1, 10),
+        ];
         assert_eq!(chosen(&relays, "").as_deref(), Some("b"));
 
         // Full, down, draining and maintenance relays are never chosen.
@@ -94,6 +99,9 @@ mod tests {
         // The excluded relay is skipped.
         let relays = [relay("a", "", 0, 10), relay("b", "", 5, 10)];
         let excluded = RelayId::new("a").unwrap();
-        assert_eq!(choose_relay(&relays, "", Some(&excluded)).map(|r| r.relay_id.as_str()), Some("b"));
+        assert_eq!(
+            choose_relay(&relays, "", Some(&excluded)).map(|r| r.relay_id.as_str()),
+            Some("b")
+        );
     }
 }

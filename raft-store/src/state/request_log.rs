@@ -60,7 +60,10 @@ impl RequestLog {
     pub(crate) fn evict(&mut self, clock_ms: u64) -> Vec<RequestId> {
         let mut evicted = Vec::new();
         while let Some(&(index, request_id)) = self.by_index.get_min() {
-            let record = self.by_id.get(&request_id).expect("by_index and by_id hold the same requests");
+            let record = self
+                .by_id
+                .get(&request_id)
+                .expect("by_index and by_id hold the same requests");
             let expired = record.applied_at_ms.saturating_add(REQUEST_RETENTION_MS) < clock_ms;
             let over = self.by_id.len() > REQUESTS_RETAINED_MAX;
             if !expired && !over {

@@ -37,7 +37,10 @@ impl RouteTable {
 
     /// The hosts routed to a relay, in host-id order.
     pub fn hosts_on(&self, relay_id: &RelayId) -> impl Iterator<Item = &HostId> {
-        self.by_relay.get(relay_id).into_iter().flat_map(|hosts| hosts.iter())
+        self.by_relay
+            .get(relay_id)
+            .into_iter()
+            .flat_map(|hosts| hosts.iter())
     }
 
     /// How many hosts are routed to a relay.

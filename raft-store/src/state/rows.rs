@@ -45,15 +45,28 @@ impl RowKey {
 
     /// Reads a key written by `encode`.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        let corrupt = |reason: &str| Error::Corrupt { what: "row key", reason: reason.to_string() };
+        let corrupt = |reason: &str| Error::Corrupt {
+            what: "row key",
+            reason: reason.to_string(),
+        };
         let (&prefix, rest) = bytes.split_first().ok_or_else(|| corrupt("empty"))?;
-        let text = || std::str::from_utf8(rest).map(str::to_owned).map_err(|_| corrupt("id is not UTF-8"));
+        let text = || {
+            std::str::from_utf8(rest)
+                .map(str::to_owned)
+                .map_err(|_| corrupt("id is not UTF-8"))
+        };
         match prefix {
             PREFIX_META if rest.is_empty() => Ok(RowKey::Meta),
-            PREFIX_RELAY => Ok(RowKey::Relay(RelayId::new(text()?).map_err(|e| corrupt(&e.to_string()))?)),
-            PREFIX_ROUTE => Ok(RowKey::Route(HostId::new(text()?).map_err(|e| corrupt(&e.to_string()))?)),
+            PREFIX_RELAY => Ok(RowKey::Relay(
+                RelayId::new(text()?).map_err(|e| corrupt(&e.to_string()))?,
+            )),
+            PREFIX_ROUTE => Ok(RowKey::Route(
+                HostId::new(text()?).map_err(|e| corrupt(&e.to_string()))?,
+            )),
             PREFIX_REQUEST => {
-                let id: [u8; 16] = rest.try_into().map_err(|_| corrupt("request id is not 16 bytes"))?;
+                let id: [u8; 16] = rest
+                    .try_into()
+                    .map_err(|_| corrupt("request id is not 16 bytes"))?;
                 Ok(RowKey::Request(RequestId(u128::from_be_bytes(id))))
             }
             _ => Err(corrupt(&format!("unknown prefix {prefix:#04x}"))),
@@ -77,9 +90,16 @@ pub fn encode_value<T: Serialize>(value: &T) -> Vec<u8> {
 
 /// Decodes a row value of any version this build knows.
 pub fn decode_value<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, Error> {
-    let (&version, body) = bytes.split_first().ok_or(Error::Decode { what, reason: "empty".into() })?;
+    let (&version, body) = bytes.split_first().ok_or(Error::Decode {
+        what,
+        reason: "empty".into(),
+    })?;
     if version != ROW_FORMAT_VERSION {
-        return Err(Error::UnknownVersion { what, found: version, supported: ROW_FORMAT_VERSION });
+        return Err(Error::UnknownVersion {
+            what,
+            found: version,
+            supported: ROW_FORMAT_VERSION,
+        });
     }
     decode_exact(what, body)
 }

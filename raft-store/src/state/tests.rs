@@ -29,7 +29,10 @@ fn registration(name: &str, region: &str, capacity: u32, incarnation: u64) -> Co
 }
 
 fn attach(host: &str) -> Command {
-    Command::AttachHost { host_id: host_id(host), preferred_region: String::new() }
+    Command::AttachHost {
+        host_id: host_id(host),
+        preferred_region: String::new(),
+    }
 }
 
 /// A state plus a log index and a clock, to apply commands one after another.
@@ -48,7 +51,13 @@ impl Harness {
         // loading an empty store also yields, so the mirror starts with it.
         let state = State::new();
         let mirror = state.rows().collect();
-        Harness { state, index: 0, now_ms: 1_000, changes: ChangeSet::default(), mirror }
+        Harness {
+            state,
+            index: 0,
+            now_ms: 1_000,
+            changes: ChangeSet::default(),
+            mirror,
+        }
     }
 
     fn apply_with(&mut self, request_id: RequestId, command: Command) -> Reply {
@@ -80,7 +89,9 @@ impl Harness {
     }
 
     fn route_relay(&self, host: &str) -> Option<String> {
-        self.state.route(&host_id(host)).map(|r| r.relay_id.to_string())
+        self.state
+            .route(&host_id(host))
+            .map(|r| r.relay_id.to_string())
     }
 }
 
@@ -90,16 +101,31 @@ fn attach_places_on_the_least_loaded_relay_and_keeps_a_good_route() {
     h.apply(registration("a", "", 2, 1));
     h.apply(registration("b", "", 4, 1));
     let first = h.apply(attach("h1"));
-    let Outcome::Route(route) = first.outcome else { panic!("{first:?}") };
-    assert_eq!(route.relay_id.as_str(), "a", "tie at zero load goes to the smallest id");
+    let Outcome::Route(route) = first.outcome else {
+        panic!("{first:?}")
+    };
+    assert_eq!(
+        route.relay_id.as_str(),
+        "a",
+        "tie at zero load goes to the smallest id"
+    );
     assert_eq!(route.generation, 1);
     assert_eq!(h.route_relay("h2"), None);
     h.apply(attach("h2"));
-    assert_eq!(h.route_relay("h2").as_deref(), Some("b"), "1/2 is more than 0/4");
+    assert_eq!(
+        h.route_relay("h2").as_deref(),
+        Some("b"),
+        "1/2 is more than 0/4"
+    );
 
     let again = h.apply(attach("h1"));
-    let Outcome::Route(same) = again.outcome else { panic!() };
-    assert_eq!(same.generation, 1, "attaching an attached host changes nothing");
+    let Outcome::Route(same) = again.outcome else {
+        panic!()
+    };
+    assert_eq!(
+        same.generation, 1,
+        "attaching an attached host changes nothing"
+    );
 }
 
 #[test]
@@ -109,10 +135,19 @@ fn full_relays_refuse_with_resource_exhausted_and_change_nothing() {
     h.apply(attach("h1"));
     let before: Vec<_> = h.state.rows().collect();
     let reply = h.apply(attach("h2"));
-    let Outcome::Refused(refusal) = reply.outcome else { panic!("{reply:?}") };
+    let Outcome::Refused(refusal) = reply.outcome else {
+        panic!("{reply:?}")
+    };
     assert_eq!(refusal.code, RefusalCode::ResourceExhausted);
-    let after: Vec<_> = h.state.rows().filter(|(k, _)| k != &RowKey::Meta.encode()).collect();
-    let before: Vec<_> = before.into_iter().filter(|(k, _)| k != &RowKey::Meta.encode()).collect();
+    let after: Vec<_> = h
+        .state
+        .rows()
+        .filter(|(k, _)| k != &RowKey::Meta.encode())
+        .collect();
+    let before: Vec<_> = before
+        .into_iter()
+        .filter(|(k, _)| k != &RowKey::Meta.encode())
+        .collect();
     assert_eq!(before, after);
 }
 
@@ -123,7 +158,10 @@ fn relay_down_replaces_hosts_with_higher_generations() {
     h.apply(registration("b", "eu", 10, 1));
     h.apply(registration("c", "us", 10, 1));
     for i in 0..6 {
-        h.apply(Command::AttachHost { host_id: host_id(&format!("h{i}")), preferred_region: "eu".into() });
+        h.apply(Command::AttachHost {
+            host_id: host_id(&format!("h{i}")),
+            preferred_region: "eu".into(),
+        });
     }
     let on_a: Vec<(HostId, u64)> = h
         .state
@@ -132,13 +170,27 @@ fn relay_down_replaces_hosts_with_higher_generations() {
         .map(|host| (host.clone(), h.state.route(host).unwrap().generation))
         .collect();
     assert_eq!(on_a.len(), 3);
-    let reply = h.apply(Command::RelayDown { relay_id: relay_id("a"), incarnation: 1 });
-    let Outcome::RelayMoved { hosts_moved, hosts_unplaced, relay } = reply.outcome else { panic!("{reply:?}") };
+    let reply = h.apply(Command::RelayDown {
+        relay_id: relay_id("a"),
+        incarnation: 1,
+    });
+    let Outcome::RelayMoved {
+        hosts_moved,
+        hosts_unplaced,
+        relay,
+    } = reply.outcome
+    else {
+        panic!("{reply:?}")
+    };
     assert_eq!((hosts_moved, hosts_unplaced), (3, 0));
     assert_eq!(relay.state(), RelayState::Down);
     for (host, old_generation) in on_a {
         let route = h.state.route(&host).unwrap();
-        assert_eq!(route.relay_id.as_str(), "b", "the preferred region still wins");
+        assert_eq!(
+            route.relay_id.as_str(),
+            "b",
+            "the preferred region still wins"
+        );
         assert!(route.generation > old_generation);
     }
     assert_eq!(h.state.relay(&relay_id("a")).unwrap().route_count, 0);
@@ -150,11 +202,26 @@ fn a_stale_relay_down_is_fenced_by_incarnation() {
     let mut h = Harness::new();
     h.apply(registration("a", "", 10, 1));
     h.apply(registration("a", "", 10, 2));
-    let reply = h.apply(Command::RelayDown { relay_id: relay_id("a"), incarnation: 1 });
-    assert!(matches!(reply.outcome, Outcome::Refused(Refusal { code: RefusalCode::FailedPrecondition, .. })));
-    assert_eq!(h.state.relay(&relay_id("a")).unwrap().state(), RelayState::Active);
+    let reply = h.apply(Command::RelayDown {
+        relay_id: relay_id("a"),
+        incarnation: 1,
+    });
+    assert!(matches!(
+        reply.outcome,
+        Outcome::Refused(Refusal {
+            code: RefusalCode::FailedPrecondition,
+            ..
+        })
+    ));
+    assert_eq!(
+        h.state.relay(&relay_id("a")).unwrap().state(),
+        RelayState::Active
+    );
     let older = h.apply(registration("a", "", 10, 1));
-    assert!(matches!(older.outcome, Outcome::Refused(_)), "an older incarnation cannot take over");
+    assert!(
+        matches!(older.outcome, Outcome::Refused(_)),
+        "an older incarnation cannot take over"
+    );
 }
 
 #[test]
@@ -165,23 +232,59 @@ fn drain_moves_batches_then_the_relay_is_drained() {
         h.apply(attach(&format!("h{i}")));
     }
     h.apply(registration("b", "", 10, 1));
-    let refused = h.apply(Command::DrainBatch { relay_id: relay_id("a"), hosts_max: 2 });
-    assert!(matches!(refused.outcome, Outcome::Refused(_)), "only a draining relay drains");
-    h.apply(Command::SetRelayState { relay_id: relay_id("a"), target: RelayAdminTarget::Draining });
-    let maintenance = h.apply(Command::SetRelayState { relay_id: relay_id("a"), target: RelayAdminTarget::Maintenance });
-    assert!(matches!(maintenance.outcome, Outcome::Refused(_)), "maintenance waits for the drain");
+    let refused = h.apply(Command::DrainBatch {
+        relay_id: relay_id("a"),
+        hosts_max: 2,
+    });
+    assert!(
+        matches!(refused.outcome, Outcome::Refused(_)),
+        "only a draining relay drains"
+    );
+    h.apply(Command::SetRelayState {
+        relay_id: relay_id("a"),
+        target: RelayAdminTarget::Draining,
+    });
+    let maintenance = h.apply(Command::SetRelayState {
+        relay_id: relay_id("a"),
+        target: RelayAdminTarget::Maintenance,
+    });
+    assert!(
+        matches!(maintenance.outcome, Outcome::Refused(_)),
+        "maintenance waits for the drain"
+    );
     for expected_left in [3, 1, 0] {
-        h.apply(Command::DrainBatch { relay_id: relay_id("a"), hosts_max: 2 });
-        assert_eq!(h.state.relay(&relay_id("a")).unwrap().route_count, expected_left);
+        h.apply(Command::DrainBatch {
+            relay_id: relay_id("a"),
+            hosts_max: 2,
+        });
+        assert_eq!(
+            h.state.relay(&relay_id("a")).unwrap().route_count,
+            expected_left
+        );
         for i in 0..5 {
-            assert!(h.route_relay(&format!("h{i}")).is_some(), "no host is without a route during a drain");
+            assert!(
+                h.route_relay(&format!("h{i}")).is_some(),
+                "no host is without a route during a drain"
+            );
         }
     }
-    assert_eq!(h.state.relay(&relay_id("a")).unwrap().state(), RelayState::Drained);
-    let reply = h.apply(Command::SetRelayState { relay_id: relay_id("a"), target: RelayAdminTarget::Maintenance });
+    assert_eq!(
+        h.state.relay(&relay_id("a")).unwrap().state(),
+        RelayState::Drained
+    );
+    let reply = h.apply(Command::SetRelayState {
+        relay_id: relay_id("a"),
+        target: RelayAdminTarget::Maintenance,
+    });
     assert!(matches!(reply.outcome, Outcome::Relay(ref r) if r.state() == RelayState::Maintenance));
-    h.apply(Command::SetRelayState { relay_id: relay_id("a"), target: RelayAdminTarget::Active });
-    assert_eq!(h.state.relay(&relay_id("a")).unwrap().state(), RelayState::Active);
+    h.apply(Command::SetRelayState {
+        relay_id: relay_id("a"),
+        target: RelayAdminTarget::Active,
+    });
+    assert_eq!(
+        h.state.relay(&relay_id("a")).unwrap().state(),
+        RelayState::Active
+    );
 }
 
 #[test]
@@ -190,13 +293,25 @@ fn a_retried_request_returns_its_first_answer_and_changes_nothing() {
     h.apply(registration("a", "", 10, 1));
     let id = RequestId(77);
     let first = h.apply_with(id, attach("h1"));
-    h.apply(Command::DetachHost { host_id: host_id("h1") });
+    h.apply(Command::DetachHost {
+        host_id: host_id("h1"),
+    });
     let retry = h.apply_with(id, attach("h1"));
     assert_eq!(retry, first, "same answer, same log index");
-    assert_eq!(h.route_relay("h1"), None, "the retry did not attach the host again");
+    assert_eq!(
+        h.route_relay("h1"),
+        None,
+        "the retry did not attach the host again"
+    );
 
     let reused = h.apply_with(id, attach("h2"));
-    assert!(matches!(reused.outcome, Outcome::Refused(Refusal { code: RefusalCode::InvalidArgument, .. })));
+    assert!(matches!(
+        reused.outcome,
+        Outcome::Refused(Refusal {
+            code: RefusalCode::InvalidArgument,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -234,7 +349,13 @@ fn invalid_commands_are_refused_inside_apply_too() {
         incarnation: 1,
     });
     let reply = h.apply(bad);
-    assert!(matches!(reply.outcome, Outcome::Refused(Refusal { code: RefusalCode::InvalidArgument, .. })));
+    assert!(matches!(
+        reply.outcome,
+        Outcome::Refused(Refusal {
+            code: RefusalCode::InvalidArgument,
+            ..
+        })
+    ));
     assert!(h.state.relay(&relay_id("a")).is_none());
 }
 
@@ -251,7 +372,10 @@ fn rows_round_trip_and_reject_a_corrupt_count() {
     relay.route_count = 5;
     let mut corrupt = rows.clone();
     corrupt[1].1 = encode_value(&relay);
-    assert!(matches!(State::from_rows(corrupt), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        State::from_rows(corrupt),
+        Err(Error::Corrupt { .. })
+    ));
 }
 
 // ----- property tests -----
@@ -262,17 +386,41 @@ const HOSTS: usize = 24;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Register { relay: usize, region: usize, incarnation_bump: bool },
-    SetState { relay: usize, target: u8 },
-    Down { relay: usize, stale: bool },
-    Remove { relay: usize },
-    Attach { host: usize, region: usize },
-    Detach { host: usize },
-    Drain { relay: usize, hosts_max: u32 },
+    Register {
+        relay: usize,
+        region: usize,
+        incarnation_bump: bool,
+    },
+    SetState {
+        relay: usize,
+        target: u8,
+    },
+    Down {
+        relay: usize,
+        stale: bool,
+    },
+    Remove {
+        relay: usize,
+    },
+    Attach {
+        host: usize,
+        region: usize,
+    },
+    Detach {
+        host: usize,
+    },
+    Drain {
+        relay: usize,
+        hosts_max: u32,
+    },
     /// Re-send the n-th earlier request with its request id.
-    Retry { back: usize },
+    Retry {
+        back: usize,
+    },
     /// The leader's clock jumps back (a new leader with a slower clock).
-    ClockBack { ms: u64 },
+    ClockBack {
+        ms: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -304,33 +452,53 @@ fn proposals(ops: &[Op]) -> Vec<Proposal> {
     for (n, op) in ops.iter().enumerate() {
         now += 7;
         let command = match op {
-            Op::Register { relay, region, incarnation_bump } => {
+            Op::Register {
+                relay,
+                region,
+                incarnation_bump,
+            } => {
                 if *incarnation_bump {
                     incarnations[*relay] += 1;
                 }
-                registration(RELAYS[*relay], REGIONS[*region], capacity_of(*relay), incarnations[*relay])
+                registration(
+                    RELAYS[*relay],
+                    REGIONS[*region],
+                    capacity_of(*relay),
+                    incarnations[*relay],
+                )
             }
             Op::SetState { relay, target } => Command::SetRelayState {
                 relay_id: relay_id(RELAYS[*relay]),
-                target: [RelayAdminTarget::Active, RelayAdminTarget::Draining, RelayAdminTarget::Maintenance]
-                    [*target as usize],
+                target: [
+                    RelayAdminTarget::Active,
+                    RelayAdminTarget::Draining,
+                    RelayAdminTarget::Maintenance,
+                ][*target as usize],
             },
             Op::Down { relay, stale } => Command::RelayDown {
                 relay_id: relay_id(RELAYS[*relay]),
                 incarnation: incarnations[*relay] - u64::from(*stale),
             },
-            Op::Remove { relay } => Command::RemoveRelay { relay_id: relay_id(RELAYS[*relay]) },
+            Op::Remove { relay } => Command::RemoveRelay {
+                relay_id: relay_id(RELAYS[*relay]),
+            },
             Op::Attach { host, region } => Command::AttachHost {
                 host_id: host_id(&format!("h{host}")),
                 preferred_region: REGIONS[*region].into(),
             },
-            Op::Detach { host } => Command::DetachHost { host_id: host_id(&format!("h{host}")) },
-            Op::Drain { relay, hosts_max } => {
-                Command::DrainBatch { relay_id: relay_id(RELAYS[*relay]), hosts_max: *hosts_max }
-            }
+            Op::Detach { host } => Command::DetachHost {
+                host_id: host_id(&format!("h{host}")),
+            },
+            Op::Drain { relay, hosts_max } => Command::DrainBatch {
+                relay_id: relay_id(RELAYS[*relay]),
+                hosts_max: *hosts_max,
+            },
             Op::Retry { back } => {
                 if let Some(earlier) = out.len().checked_sub(*back).map(|i| out[i].clone()) {
-                    out.push(Proposal { issued_at_ms: now, ..earlier });
+                    out.push(Proposal {
+                        issued_at_ms: now,
+                        ..earlier
+                    });
                 }
                 continue;
             }

@@ -43,7 +43,10 @@ impl Identity {
                 _ => return None,
             }
         }
-        Some(Identity { cluster_id: cluster_id?, site_id: site_id? })
+        Some(Identity {
+            cluster_id: cluster_id?,
+            site_id: site_id?,
+        })
     }
 
     /// Reads the identity of a data dir, if it has one.
@@ -52,7 +55,10 @@ impl Identity {
         match fs::read_to_string(&path) {
             Ok(text) => Identity::parse(&text)
                 .map(Some)
-                .ok_or_else(|| Error::Corrupt { what: "identity file", reason: path.display().to_string() }),
+                .ok_or_else(|| Error::Corrupt {
+                    what: "identity file",
+                    reason: path.display().to_string(),
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
         }
@@ -61,7 +67,8 @@ impl Identity {
     /// Claims `data_dir` for this identity: writes it on first use, and
     /// refuses a dir that belongs to another cluster or site.
     pub fn claim(&self, data_dir: &Path) -> Result<(), Error> {
-        fs::create_dir_all(data_dir).map_err(|e| Error::io(format!("creating {}", data_dir.display()), e))?;
+        fs::create_dir_all(data_dir)
+            .map_err(|e| Error::io(format!("creating {}", data_dir.display()), e))?;
         if let Some(found) = Identity::read(data_dir)? {
             if &found != self {
                 return Err(Error::IdentityMismatch {
@@ -92,12 +99,27 @@ mod tests {
     #[test]
     fn a_data_dir_serves_only_its_own_site() {
         let dir = tempfile::tempdir().unwrap();
-        let one = Identity { cluster_id: "c1".into(), site_id: 1 };
+        let one = Identity {
+            cluster_id: "c1".into(),
+            site_id: 1,
+        };
         one.claim(dir.path()).unwrap();
         one.claim(dir.path()).unwrap();
-        let other_site = Identity { cluster_id: "c1".into(), site_id: 2 };
-        assert!(matches!(other_site.claim(dir.path()), Err(Error::IdentityMismatch { found_site: 1, .. })));
-        let other_cluster = Identity { cluster_id: "c2".into(), site_id: 1 };
-        assert!(matches!(other_cluster.claim(dir.path()), Err(Error::IdentityMismatch { .. })));
+        let other_site = Identity {
+            cluster_id: "c1".into(),
+            site_id: 2,
+        };
+        assert!(matches!(
+            other_site.claim(dir.path()),
+            Err(Error::IdentityMismatch { found_site: 1, .. })
+        ));
+        let other_cluster = Identity {
+            cluster_id: "c2".into(),
+            site_id: 1,
+        };
+        assert!(matches!(
+            other_cluster.claim(dir.path()),
+            Err(Error::IdentityMismatch { .. })
+        ));
     }
 }

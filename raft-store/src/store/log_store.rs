@@ -61,11 +61,18 @@ impl LogStore {
         LogStore { db, writer }
     }
 
-    fn read_raft_key<T: serde::de::DeserializeOwned>(&self, key: &[u8], what: &'static str) -> Result<Option<T>, Error> {
+    fn read_raft_key<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+        what: &'static str,
+    ) -> Result<Option<T>, Error> {
         let value = self
             .db
             .get_pinned_cf(cf(&self.db, CF_RAFT), key)
-            .map_err(|source| Error::Rocks { context: "reading raft state", source })?;
+            .map_err(|source| Error::Rocks {
+                context: "reading raft state",
+                source,
+            })?;
         value.map(|bytes| wire::decode(what, &bytes)).transpose()
     }
 
@@ -74,7 +81,10 @@ impl LogStore {
         match iterator.next() {
             None => Ok(None),
             Some(item) => {
-                let (_, value) = item.map_err(|source| Error::Rocks { context: "reading last log entry", source })?;
+                let (_, value) = item.map_err(|source| Error::Rocks {
+                    context: "reading last log entry",
+                    source,
+                })?;
                 let entry: Entry = wire::decode("log entry", &value)?;
                 Ok(Some(entry.log_id()))
             }
@@ -107,17 +117,32 @@ impl RaftLogReader<TypeConfig> for LogStore {
             return Ok(entries);
         }
         let key = index_key(start);
-        let iterator = self.db.iterator_cf(cf(&self.db, CF_LOG), IteratorMode::From(&key, Direction::Forward));
+        let iterator = self.db.iterator_cf(
+            cf(&self.db, CF_LOG),
+            IteratorMode::From(&key, Direction::Forward),
+        );
         for item in iterator {
-            let (key, value) = item.map_err(|source| to_io(Error::Rocks { context: "reading log", source }))?;
+            let (key, value) = item.map_err(|source| {
+                to_io(Error::Rocks {
+                    context: "reading log",
+                    source,
+                })
+            })?;
             let index = u64::from_be_bytes(key.as_ref().try_into().map_err(|_| {
-                to_io(Error::Corrupt { what: "log key", reason: format!("{} bytes", key.len()) })
+                to_io(Error::Corrupt {
+                    what: "log key",
+                    reason: format!("{} bytes", key.len()),
+                })
             })?);
             if index >= end_excluded {
                 break;
             }
             let entry: Entry = wire::decode("log entry", &value).map_err(to_io)?;
-            assert_eq!(entry.log_id().index, index, "a log entry is stored under its own index");
+            assert_eq!(
+                entry.log_id().index,
+                index,
+                "a log entry is stored under its own index"
+            );
             entries.push(entry);
             if entries.len() >= LOG_READ_ENTRIES_MAX {
                 break;
@@ -136,8 +161,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let last_purged_log_id = self.purged().map_err(to_io)?;
-        let last_log_id = self.last_entry_log_id().map_err(to_io)?.or_else(|| last_purged_log_id.clone());
-        Ok(LogState { last_purged_log_id, last_log_id })
+        let last_log_id = self
+            .last_entry_log_id()
+            .map_err(to_io)?
+            .or(last_purged_log_id);
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -153,17 +184,31 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         let mut batch = WriteBatch::default();
-        batch.put_cf(cf(&self.db, CF_RAFT), KEY_COMMITTED, wire::encode(&committed));
+        batch.put_cf(
+            cf(&self.db, CF_RAFT),
+            KEY_COMMITTED,
+            wire::encode(&committed),
+        );
         // Buffered: losing it only means re-learning the commit index from the
         // leader; it lets a restarted site re-apply its committed log sooner.
-        self.writer.write(batch, Durability::Buffered, None).await.map_err(to_io)
+        self.writer
+            .write(batch, Durability::Buffered, None)
+            .await
+            .map_err(to_io)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.read_raft_key::<Option<LogId>>(KEY_COMMITTED, "committed log id").map_err(to_io)?.flatten())
+        Ok(self
+            .read_raft_key::<Option<LogId>>(KEY_COMMITTED, "committed log id")
+            .map_err(to_io)?
+            .flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -180,7 +225,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // power loss. Readable as soon as `write` returns; `callback` fires
         // from the writer thread once the group's fsync is done.
         let durable = Box::new(move |result: Result<(), io::Error>| callback.io_completed(result));
-        self.writer.write(batch, Durability::Synced, Some(durable)).await.map_err(to_io)
+        self.writer
+            .write(batch, Durability::Synced, Some(durable))
+            .await
+            .map_err(to_io)
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
@@ -195,7 +243,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         let mut batch = WriteBatch::default();
         batch.put_cf(cf(&self.db, CF_RAFT), KEY_PURGED, wire::encode(&log_id));
-        batch.delete_range_cf(cf(&self.db, CF_LOG), index_key(0), index_key(log_id.index + 1));
+        batch.delete_range_cf(
+            cf(&self.db, CF_LOG),
+            index_key(0),
+            index_key(log_id.index + 1),
+        );
         // Synced, and the sync also makes durable every buffered state write
         // before it (one WAL): the applied state covering the purged entries
         // is on disk before the entries are gone.

@@ -63,7 +63,8 @@ pub const BACKGROUND_JOBS: i32 = 2;
 
 /// Looks up a column family that `open` created.
 pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> &'a ColumnFamily {
-    db.cf_handle(name).expect("every column family is created when the database opens")
+    db.cf_handle(name)
+        .expect("every column family is created when the database opens")
 }
 
 fn database_options() -> Options {
@@ -112,9 +113,14 @@ pub struct OpenedStore {
 pub fn open(data_dir: &Path, identity: &Identity) -> Result<OpenedStore, Error> {
     identity.claim(data_dir)?;
     let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
-    let families = COLUMN_FAMILIES.map(|name| ColumnFamilyDescriptor::new(name, family_options(&cache)));
-    let db = DB::open_cf_descriptors(&database_options(), data_dir.join("db"), families)
-        .map_err(|source| Error::Rocks { context: "opening the database", source })?;
+    let families =
+        COLUMN_FAMILIES.map(|name| ColumnFamilyDescriptor::new(name, family_options(&cache)));
+    let db = DB::open_cf_descriptors(&database_options(), data_dir.join("db"), families).map_err(
+        |source| Error::Rocks {
+            context: "opening the database",
+            source,
+        },
+    )?;
     let db = Arc::new(db);
     let writer = Writer::start(db.clone())?;
     let snapshots = SnapshotDir::open(&data_dir.join("snapshots"))?;
@@ -122,12 +128,21 @@ pub fn open(data_dir: &Path, identity: &Identity) -> Result<OpenedStore, Error> 
     let reader = state_machine.reader();
     let stopped = writer.stopped();
     let log = LogStore::new(db.clone(), writer);
-    Ok(OpenedStore { log, state_machine, reader, snapshots, db, stopped })
+    Ok(OpenedStore {
+        log,
+        state_machine,
+        reader,
+        snapshots,
+        db,
+        stopped,
+    })
 }
 
 /// Sizes of the store on disk, for metrics and benchmarks.
 pub fn wal_bytes(data_dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(data_dir.join("db")) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(data_dir.join("db")) else {
+        return 0;
+    };
     entries
         .filter_map(Result::ok)
         .filter(|e| e.path().extension().is_some_and(|ext| ext == "log"))

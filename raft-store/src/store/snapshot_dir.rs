@@ -48,13 +48,24 @@ impl SnapshotDir {
     pub fn open(dir: &Path) -> Result<Self, Error> {
         fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let mut best: Option<SnapshotRecord> = None;
-        let entries = fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        let entries =
+            fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
         for entry in entries {
             let path = entry.map_err(|e| Error::io("listing snapshots", e))?.path();
-            let is_snapshot = path.extension().is_some_and(|ext| ext == SNAPSHOT_EXTENSION);
-            let meta = if is_snapshot { SnapshotFile::open(&path).and_then(|f| read_meta(&f)).ok() } else { None };
+            let is_snapshot = path
+                .extension()
+                .is_some_and(|ext| ext == SNAPSHOT_EXTENSION);
+            let meta = if is_snapshot {
+                SnapshotFile::open(&path).and_then(|f| read_meta(&f)).ok()
+            } else {
+                None
+            };
             match meta {
-                Some(meta) if best.as_ref().is_none_or(|b| log_index(&b.meta) < log_index(&meta)) => {
+                Some(meta)
+                    if best
+                        .as_ref()
+                        .is_none_or(|b| log_index(&b.meta) < log_index(&meta)) =>
+                {
                     if let Some(previous) = best.replace(SnapshotRecord { path, meta }) {
                         remove_quietly(&previous.path);
                     }
@@ -62,13 +73,21 @@ impl SnapshotDir {
                 _ => remove_quietly(&path),
             }
         }
-        Ok(SnapshotDir { dir: dir.to_owned(), current: Arc::new(Mutex::new(best)), sequence: Arc::new(AtomicU64::new(0)) })
+        Ok(SnapshotDir {
+            dir: dir.to_owned(),
+            current: Arc::new(Mutex::new(best)),
+            sequence: Arc::new(AtomicU64::new(0)),
+        })
     }
 
     fn unique_name(&self, prefix: &str, index: u64, extension: &str) -> PathBuf {
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        self.dir.join(format!("{prefix}{index:020}-{nanos}-{sequence}.{extension}"))
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        self.dir.join(format!(
+            "{prefix}{index:020}-{nanos}-{sequence}.{extension}"
+        ))
     }
 
     /// A fresh path where a snapshot received from the leader is staged.
@@ -78,26 +97,46 @@ impl SnapshotDir {
 
     /// The current snapshot's meta.
     pub fn current_meta(&self) -> Option<SnapshotMeta> {
-        self.current.lock().expect("snapshot lock is never poisoned").as_ref().map(|r| r.meta.clone())
+        self.current
+            .lock()
+            .expect("snapshot lock is never poisoned")
+            .as_ref()
+            .map(|r| r.meta.clone())
     }
 
     /// The current snapshot, opened.
     pub fn current(&self) -> Result<Option<SnapshotOf<TypeConfig, SnapshotFile>>, Error> {
-        let record = self.current.lock().expect("snapshot lock is never poisoned").clone();
+        let record = self
+            .current
+            .lock()
+            .expect("snapshot lock is never poisoned")
+            .clone();
         record
-            .map(|record| Ok(SnapshotOf::<TypeConfig, SnapshotFile> { meta: record.meta, snapshot: SnapshotFile::open(&record.path)? }))
+            .map(|record| {
+                Ok(SnapshotOf::<TypeConfig, SnapshotFile> {
+                    meta: record.meta,
+                    snapshot: SnapshotFile::open(&record.path)?,
+                })
+            })
             .transpose()
     }
 
     /// Writes a snapshot of `applied` and makes it current (if no newer one
     /// became current meanwhile). Blocking: run it off the async workers.
-    pub fn build(&self, applied: &AppliedState) -> Result<SnapshotOf<TypeConfig, SnapshotFile>, Error> {
+    pub fn build(
+        &self,
+        applied: &AppliedState,
+    ) -> Result<SnapshotOf<TypeConfig, SnapshotFile>, Error> {
         let started = std::time::Instant::now();
-        let meta = SnapshotMeta { last_log_id: applied.last_applied.clone(), last_membership: applied.membership.clone() };
+        let meta = SnapshotMeta {
+            last_log_id: applied.last_applied,
+            last_membership: applied.membership.clone(),
+        };
         let path = self.unique_name("snapshot-", applied.applied_index(), SNAPSHOT_EXTENSION);
         let rows = write_snapshot(&path, &meta, applied.state.rows())?;
         let file = SnapshotFile::open(&path)?;
-        metrics::histogram!("switchboard_snapshot_build_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("switchboard_snapshot_build_seconds")
+            .record(started.elapsed().as_secs_f64());
         metrics::gauge!("switchboard_snapshot_bytes").set(file.len as f64);
         tracing::info!(
             rows,
@@ -106,22 +145,37 @@ impl SnapshotDir {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "built snapshot"
         );
-        self.make_current(SnapshotRecord { path, meta: meta.clone() });
-        Ok(SnapshotOf::<TypeConfig, SnapshotFile> { meta, snapshot: file })
+        self.make_current(SnapshotRecord {
+            path,
+            meta: meta.clone(),
+        });
+        Ok(SnapshotOf::<TypeConfig, SnapshotFile> {
+            meta,
+            snapshot: file,
+        })
     }
 
     /// Makes a received, installed snapshot current.
     pub fn adopt(&self, staged: &Path, meta: &SnapshotMeta) -> Result<(), Error> {
         let path = self.unique_name("snapshot-", log_index(meta), SNAPSHOT_EXTENSION);
-        fs::rename(staged, &path).map_err(|e| Error::io(format!("renaming {}", staged.display()), e))?;
+        fs::rename(staged, &path)
+            .map_err(|e| Error::io(format!("renaming {}", staged.display()), e))?;
         sync_dir(&self.dir)?;
-        self.make_current(SnapshotRecord { path, meta: meta.clone() });
+        self.make_current(SnapshotRecord {
+            path,
+            meta: meta.clone(),
+        });
         Ok(())
     }
 
     fn make_current(&self, record: SnapshotRecord) {
-        let mut current = self.current.lock().expect("snapshot lock is never poisoned");
-        let newer = current.as_ref().is_none_or(|c| log_index(&c.meta) <= log_index(&record.meta));
+        let mut current = self
+            .current
+            .lock()
+            .expect("snapshot lock is never poisoned");
+        let newer = current
+            .as_ref()
+            .is_none_or(|c| log_index(&c.meta) <= log_index(&record.meta));
         if newer {
             if let Some(previous) = current.replace(record) {
                 remove_quietly(&previous.path);

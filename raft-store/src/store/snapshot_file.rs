@@ -43,15 +43,30 @@ pub struct SnapshotFile {
 impl SnapshotFile {
     /// Opens a snapshot file.
     pub fn open(path: &Path) -> Result<Self, Error> {
-        let file = File::open(path).map_err(|e| Error::io(format!("opening snapshot {}", path.display()), e))?;
-        let len = file.metadata().map_err(|e| Error::io("reading snapshot size", e))?.len();
-        Ok(SnapshotFile { path: path.to_owned(), file, len })
+        let file = File::open(path)
+            .map_err(|e| Error::io(format!("opening snapshot {}", path.display()), e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("reading snapshot size", e))?
+            .len();
+        Ok(SnapshotFile {
+            path: path.to_owned(),
+            file,
+            len,
+        })
     }
 
     /// Another handle on the same file, read from its start.
     pub fn reopen(&self) -> Result<Self, Error> {
-        let file = self.file.try_clone().map_err(|e| Error::io("duplicating snapshot handle", e))?;
-        Ok(SnapshotFile { path: self.path.clone(), file, len: self.len })
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| Error::io("duplicating snapshot handle", e))?;
+        Ok(SnapshotFile {
+            path: self.path.clone(),
+            file,
+            len: self.len,
+        })
     }
 }
 
@@ -85,27 +100,40 @@ pub fn write_snapshot(
         move |e| Error::io(context, e)
     };
     let file = File::create(&temporary).map_err(io("creating snapshot"))?;
-    let mut out = CrcWriter { inner: BufWriter::with_capacity(1 << 20, file), hasher: crc32fast::Hasher::new() };
+    let mut out = CrcWriter {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        hasher: crc32fast::Hasher::new(),
+    };
     out.write_all(MAGIC).map_err(io("writing"))?;
-    out.write_all(&[SNAPSHOT_FILE_VERSION]).map_err(io("writing"))?;
+    out.write_all(&[SNAPSHOT_FILE_VERSION])
+        .map_err(io("writing"))?;
     let meta = wire::encode(meta);
-    out.write_all(&(meta.len() as u32).to_be_bytes()).map_err(io("writing"))?;
+    out.write_all(&(meta.len() as u32).to_be_bytes())
+        .map_err(io("writing"))?;
     out.write_all(&meta).map_err(io("writing"))?;
     let mut count = 0u64;
     for (key, value) in rows {
-        assert!(key.len() < ROW_PART_BYTES_MAX as usize && value.len() < ROW_PART_BYTES_MAX as usize, "rows are small");
-        out.write_all(&(key.len() as u32).to_be_bytes()).map_err(io("writing"))?;
+        assert!(
+            key.len() < ROW_PART_BYTES_MAX as usize && value.len() < ROW_PART_BYTES_MAX as usize,
+            "rows are small"
+        );
+        out.write_all(&(key.len() as u32).to_be_bytes())
+            .map_err(io("writing"))?;
         out.write_all(&key).map_err(io("writing"))?;
-        out.write_all(&(value.len() as u32).to_be_bytes()).map_err(io("writing"))?;
+        out.write_all(&(value.len() as u32).to_be_bytes())
+            .map_err(io("writing"))?;
         out.write_all(&value).map_err(io("writing"))?;
         count += 1;
     }
-    out.write_all(&END_OF_ROWS.to_be_bytes()).map_err(io("writing"))?;
+    out.write_all(&END_OF_ROWS.to_be_bytes())
+        .map_err(io("writing"))?;
     out.write_all(&count.to_be_bytes()).map_err(io("writing"))?;
     let crc = out.hasher.clone().finalize();
     let mut inner = out.inner;
     inner.write_all(&crc.to_be_bytes()).map_err(io("writing"))?;
-    let file = inner.into_inner().map_err(|e| Error::io("flushing snapshot", e.into_error()))?;
+    let file = inner
+        .into_inner()
+        .map_err(|e| Error::io("flushing snapshot", e.into_error()))?;
     // Synced: once the log before this snapshot is purged, a new site can only
     // be brought up from it.
     file.sync_all().map_err(io("syncing"))?;
@@ -129,7 +157,10 @@ struct CrcReader<R: Read> {
 
 impl<R: Read> CrcReader<R> {
     fn exact(&mut self, buf: &mut [u8]) -> Result<(), Error> {
-        self.inner.read_exact(buf).map_err(|e| Error::Corrupt { what: "snapshot", reason: format!("truncated: {e}") })?;
+        self.inner.read_exact(buf).map_err(|e| Error::Corrupt {
+            what: "snapshot",
+            reason: format!("truncated: {e}"),
+        })?;
         self.hasher.update(buf);
         Ok(())
     }
@@ -147,20 +178,36 @@ impl<R: Read> CrcReader<R> {
 
 /// Reads just the meta of a snapshot file.
 pub fn read_meta(file: &SnapshotFile) -> Result<SnapshotMeta, Error> {
-    let handle = file.file.try_clone().map_err(|e| Error::io("duplicating snapshot handle", e))?;
-    let mut reader = CrcReader { inner: BufReader::new(ReadAt { file: handle, offset: 0 }), hasher: crc32fast::Hasher::new() };
+    let handle = file
+        .file
+        .try_clone()
+        .map_err(|e| Error::io("duplicating snapshot handle", e))?;
+    let mut reader = CrcReader {
+        inner: BufReader::new(ReadAt {
+            file: handle,
+            offset: 0,
+        }),
+        hasher: crc32fast::Hasher::new(),
+    };
     read_header(&mut reader)
 }
 
 fn read_header<R: Read>(reader: &mut CrcReader<R>) -> Result<SnapshotMeta, Error> {
-    let corrupt = |reason: String| Error::Corrupt { what: "snapshot", reason };
+    let corrupt = |reason: String| Error::Corrupt {
+        what: "snapshot",
+        reason,
+    };
     let mut magic = [0u8; 8];
     reader.exact(&mut magic)?;
     if &magic[..7] != MAGIC {
         return Err(corrupt("not a switchboard snapshot".into()));
     }
     if magic[7] != SNAPSHOT_FILE_VERSION {
-        return Err(Error::UnknownVersion { what: "snapshot file", found: magic[7], supported: SNAPSHOT_FILE_VERSION });
+        return Err(Error::UnknownVersion {
+            what: "snapshot file",
+            found: magic[7],
+            supported: SNAPSHOT_FILE_VERSION,
+        });
     }
     let meta_len = reader.u32()?;
     if meta_len > META_BYTES_MAX {
@@ -170,12 +217,29 @@ fn read_header<R: Read>(reader: &mut CrcReader<R>) -> Result<SnapshotMeta, Error
     wire::decode("snapshot meta", &meta)
 }
 
+/// A row of the state: encoded key and value.
+pub type Row = (Vec<u8>, Vec<u8>);
+
 /// Reads a whole snapshot file, checking its checksum: the meta and every row.
-pub fn read_snapshot(file: &SnapshotFile) -> Result<(SnapshotMeta, Vec<(Vec<u8>, Vec<u8>)>), Error> {
-    let handle = file.file.try_clone().map_err(|e| Error::io("duplicating snapshot handle", e))?;
-    let mut reader =
-        CrcReader { inner: BufReader::with_capacity(1 << 20, ReadAt { file: handle, offset: 0 }), hasher: crc32fast::Hasher::new() };
-    let corrupt = |reason: String| Error::Corrupt { what: "snapshot", reason };
+pub fn read_snapshot(file: &SnapshotFile) -> Result<(SnapshotMeta, Vec<Row>), Error> {
+    let handle = file
+        .file
+        .try_clone()
+        .map_err(|e| Error::io("duplicating snapshot handle", e))?;
+    let mut reader = CrcReader {
+        inner: BufReader::with_capacity(
+            1 << 20,
+            ReadAt {
+                file: handle,
+                offset: 0,
+            },
+        ),
+        hasher: crc32fast::Hasher::new(),
+    };
+    let corrupt = |reason: String| Error::Corrupt {
+        what: "snapshot",
+        reason,
+    };
     let meta = read_header(&mut reader)?;
     let mut rows = Vec::new();
     loop {
@@ -201,12 +265,20 @@ pub fn read_snapshot(file: &SnapshotFile) -> Result<(SnapshotMeta, Vec<(Vec<u8>,
     }
     let computed = reader.hasher.clone().finalize();
     let mut stored = [0u8; 4];
-    reader.inner.read_exact(&mut stored).map_err(|e| corrupt(format!("truncated checksum: {e}")))?;
+    reader
+        .inner
+        .read_exact(&mut stored)
+        .map_err(|e| corrupt(format!("truncated checksum: {e}")))?;
     if u32::from_be_bytes(stored) != computed {
         return Err(corrupt("checksum mismatch".into()));
     }
     let mut extra = [0u8; 1];
-    if reader.inner.read(&mut extra).map_err(|e| Error::io("reading snapshot", e))? != 0 {
+    if reader
+        .inner
+        .read(&mut extra)
+        .map_err(|e| Error::io("reading snapshot", e))?
+        != 0
+    {
         return Err(corrupt("bytes after the checksum".into()));
     }
     Ok((meta, rows))
@@ -233,6 +305,8 @@ pub fn read_chunk(file: &SnapshotFile, offset: u64, len: usize) -> Result<Vec<u8
     use std::os::unix::fs::FileExt;
     let len = len.min(file.len.saturating_sub(offset) as usize);
     let mut buf = vec![0u8; len];
-    file.file.read_exact_at(&mut buf, offset).map_err(|e| Error::io("reading snapshot chunk", e))?;
+    file.file
+        .read_exact_at(&mut buf, offset)
+        .map_err(|e| Error::io("reading snapshot chunk", e))?;
     Ok(buf)
 }

@@ -39,11 +39,11 @@ use crate::store::snapshot_file::read_snapshot;
 use crate::store::writer::Durability;
 use crate::store::writer::Writer;
 use crate::types::LogId;
-use openraft::type_config::alias::SnapshotOf;
 use crate::types::SnapshotMeta;
 use crate::types::StoredMembership;
 use crate::types::TypeConfig;
 use crate::wire;
+use openraft::type_config::alias::SnapshotOf;
 
 pub(crate) const KEY_LAST_APPLIED: &[u8] = b"last_applied";
 pub(crate) const KEY_MEMBERSHIP: &[u8] = b"membership";
@@ -102,10 +102,21 @@ impl StateMachineStore {
     pub(crate) fn open(db: Arc<DB>, writer: Writer, snapshots: SnapshotDir) -> Result<Self, Error> {
         let rows = db
             .iterator_cf(cf(&db, CF_STATE), rocksdb::IteratorMode::Start)
-            .map(|item| item.map_err(|source| Error::Rocks { context: "reading state", source }));
+            .map(|item| {
+                item.map_err(|source| Error::Rocks {
+                    context: "reading state",
+                    source,
+                })
+            });
         let rows: Vec<_> = rows.collect::<Result<_, _>>()?;
         let state = State::from_rows(rows)?;
-        let read = |key: &[u8]| db.get_cf(cf(&db, CF_APPLIED), key).map_err(|source| Error::Rocks { context: "reading applied", source });
+        let read = |key: &[u8]| {
+            db.get_cf(cf(&db, CF_APPLIED), key)
+                .map_err(|source| Error::Rocks {
+                    context: "reading applied",
+                    source,
+                })
+        };
         let last_applied: Option<LogId> = match read(KEY_LAST_APPLIED)? {
             Some(bytes) => wire::decode("last applied log id", &bytes)?,
             None => None,
@@ -114,7 +125,11 @@ impl StateMachineStore {
             Some(bytes) => wire::decode("membership", &bytes)?,
             None => StoredMembership::default(),
         };
-        let applied = AppliedState { state, last_applied, membership };
+        let applied = AppliedState {
+            state,
+            last_applied,
+            membership,
+        };
         let (applied_index, _) = watch::channel(applied.applied_index());
         Ok(StateMachineStore {
             db,
@@ -129,7 +144,10 @@ impl StateMachineStore {
 
     /// A reader of the applied state for the API.
     pub fn reader(&self) -> StateReader {
-        StateReader { current: self.published.clone(), applied: self.applied_index.subscribe() }
+        StateReader {
+            current: self.published.clone(),
+            applied: self.applied_index.subscribe(),
+        }
     }
 
     /// The snapshot directory (where received snapshots are staged).
@@ -139,7 +157,8 @@ impl StateMachineStore {
 
     fn publish(&self) {
         self.published.store(Arc::new(self.applied.clone()));
-        self.applied_index.send_replace(self.applied.applied_index());
+        self.applied_index
+            .send_replace(self.applied.applied_index());
         metrics::gauge!("switchboard_state_applied_index").set(self.applied.applied_index() as f64);
         metrics::gauge!("switchboard_state_routes").set(self.applied.state.routes().len() as f64);
     }
@@ -147,8 +166,16 @@ impl StateMachineStore {
     fn applied_rows_batch(&self) -> WriteBatch {
         let mut batch = WriteBatch::default();
         let applied = cf(&self.db, CF_APPLIED);
-        batch.put_cf(applied, KEY_LAST_APPLIED, wire::encode(&self.applied.last_applied));
-        batch.put_cf(applied, KEY_MEMBERSHIP, wire::encode(&self.applied.membership));
+        batch.put_cf(
+            applied,
+            KEY_LAST_APPLIED,
+            wire::encode(&self.applied.last_applied),
+        );
+        batch.put_cf(
+            applied,
+            KEY_MEMBERSHIP,
+            wire::encode(&self.applied.membership),
+        );
         batch
     }
 
@@ -175,26 +202,36 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
-        Ok((self.applied.last_applied.clone(), self.applied.membership.clone()))
+        Ok((self.applied.last_applied, self.applied.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, entries: Strm) -> Result<(), io::Error>
-    where Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend {
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
         let mut entries = entries;
         let mut answers = Vec::new();
         while let Some((entry, responder)) = entries.try_next().await? {
             let log_id = entry.log_id();
             let index = log_id.index;
             let reply = match entry.payload {
-                EntryPayload::Blank => Reply { log_index: index, outcome: Outcome::Noop },
+                EntryPayload::Blank => Reply {
+                    log_index: index,
+                    outcome: Outcome::Noop,
+                },
                 EntryPayload::Normal(proposal) => {
                     metrics::counter!("switchboard_state_commands_applied_total", "command" => proposal.command.name())
                         .increment(1);
-                    self.applied.state.apply(index, &proposal, &mut self.changes)
+                    self.applied
+                        .state
+                        .apply(index, &proposal, &mut self.changes)
                 }
                 EntryPayload::Membership(membership) => {
-                    self.applied.membership = StoredMembership::new(Some(log_id.clone()), membership);
-                    Reply { log_index: index, outcome: Outcome::Noop }
+                    self.applied.membership = StoredMembership::new(Some(log_id), membership);
+                    Reply {
+                        log_index: index,
+                        outcome: Outcome::Noop,
+                    }
                 }
             };
             self.applied.last_applied = Some(log_id);
@@ -213,24 +250,35 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder { applied: self.applied.clone(), snapshots: self.snapshots.clone() }
+        SnapshotBuilder {
+            applied: self.applied.clone(),
+            snapshots: self.snapshots.clone(),
+        }
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotFile,
+    ) -> Result<(), io::Error> {
         let started = std::time::Instant::now();
         let staged = snapshot.path.clone();
         let (file_meta, rows) = tokio::task::spawn_blocking(move || read_snapshot(&snapshot))
             .await
             .map_err(io::Error::other)??;
         if &file_meta != meta {
-            return Err(Error::Corrupt { what: "snapshot", reason: "file meta differs from the sent meta".into() }.into());
+            return Err(Error::Corrupt {
+                what: "snapshot",
+                reason: "file meta differs from the sent meta".into(),
+            }
+            .into());
         }
         let row_count = rows.len();
         let state = State::from_rows(rows.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
 
         self.applied = AppliedState {
             state,
-            last_applied: meta.last_log_id.clone(),
+            last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
         self.changes.clear();
@@ -253,7 +301,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<TypeConfig, SnapshotFile>>, io::Error> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<SnapshotOf<TypeConfig, SnapshotFile>>, io::Error> {
         Ok(self.snapshots.current()?)
     }
 }

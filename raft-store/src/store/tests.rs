@@ -28,9 +28,14 @@ use crate::types::TypeConfig;
 struct RocksBuilder;
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for RocksBuilder {
-    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError<TypeConfig>> {
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let identity = Identity { cluster_id: "suite".into(), site_id: 0 };
+        let identity = Identity {
+            cluster_id: "suite".into(),
+            site_id: 0,
+        };
         let opened = open(dir.path(), &identity).expect("open store");
         Ok((dir, opened.log, opened.state_machine))
     }
@@ -38,26 +43,45 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rocksdb_store_passes_openraft_log_suite() {
-    Suite::test_all(RocksBuilder).await.expect("openraft storage suite");
+    Suite::test_all(RocksBuilder)
+        .await
+        .expect("openraft storage suite");
 }
 
 /// Drops a store and waits until its database is closed.
 fn close(opened: OpenedStore) {
     let stopped = opened.stopped.clone();
     drop(opened);
-    assert!(stopped.wait(std::time::Duration::from_secs(10)), "store closes within 10 s");
+    assert!(
+        stopped.wait(std::time::Duration::from_secs(10)),
+        "store closes within 10 s"
+    );
 }
 
 fn identity() -> Identity {
-    Identity { cluster_id: "test".into(), site_id: 1 }
+    Identity {
+        cluster_id: "test".into(),
+        site_id: 1,
+    }
 }
 
 fn leader_log_id(index: u64) -> crate::types::LogId {
-    openraft::LogId::new(openraft::impls::leader_id_adv::LeaderId { term: 1, node_id: 1 }, index)
+    openraft::LogId::new(
+        openraft::impls::leader_id_adv::LeaderId {
+            term: 1,
+            node_id: 1,
+        },
+        index,
+    )
 }
 
 fn proposal(n: u64, command: Command) -> Proposal {
-    Proposal { request_id: RequestId(u128::from(n)), actor: Actor::new(ActorKind::Admin, "t"), issued_at_ms: 1000 + n, command }
+    Proposal {
+        request_id: RequestId(u128::from(n)),
+        actor: Actor::new(ActorKind::Admin, "t"),
+        issued_at_ms: 1000 + n,
+        command,
+    }
 }
 
 fn entries(from: u64, to: u64) -> Vec<Entry> {
@@ -73,7 +97,10 @@ fn entries(from: u64, to: u64) -> Vec<Entry> {
                     incarnation: 1,
                 })
             } else {
-                Command::AttachHost { host_id: HostId::new(format!("h{index}")).unwrap(), preferred_region: String::new() }
+                Command::AttachHost {
+                    host_id: HostId::new(format!("h{index}")).unwrap(),
+                    preferred_region: String::new(),
+                }
             };
             Entry::new_normal(leader_log_id(index), proposal(index, command))
         })
@@ -101,7 +128,11 @@ async fn acknowledged_entries_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let mut opened = open(dir.path(), &identity()).unwrap();
-        opened.log.save_vote(&openraft::impls::Vote::new_committed(1, 1)).await.unwrap();
+        opened
+            .log
+            .save_vote(&openraft::impls::Vote::new_committed(1, 1))
+            .await
+            .unwrap();
         for chunk in entries(1, 500).chunks(50) {
             append_and_wait(&mut opened.log, chunk.to_vec()).await;
         }
@@ -113,7 +144,10 @@ async fn acknowledged_entries_survive_reopen() {
     assert_eq!(state.last_log_id.unwrap().index, 500);
     let read = opened.log.try_get_log_entries(1..=500).await.unwrap();
     assert_eq!(read.len(), 500);
-    assert_eq!(opened.log.read_vote().await.unwrap(), Some(openraft::impls::Vote::new_committed(1, 1)));
+    assert_eq!(
+        opened.log.read_vote().await.unwrap(),
+        Some(openraft::impls::Vote::new_committed(1, 1))
+    );
     let (applied, _) = opened.state_machine.applied_state().await.unwrap();
     assert_eq!(applied.unwrap().index, 300);
     assert_eq!(opened.reader.load().state.routes().len(), 299);
@@ -123,8 +157,14 @@ async fn acknowledged_entries_survive_reopen() {
 async fn a_data_dir_of_another_site_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     close(open(dir.path(), &identity()).unwrap());
-    let other = Identity { cluster_id: "test".into(), site_id: 2 };
-    assert!(matches!(open(dir.path(), &other), Err(Error::IdentityMismatch { .. })));
+    let other = Identity {
+        cluster_id: "test".into(),
+        site_id: 2,
+    };
+    assert!(matches!(
+        open(dir.path(), &other),
+        Err(Error::IdentityMismatch { .. })
+    ));
 }
 
 /// A snapshot holds the state byte for byte; installed on a second store it
@@ -139,23 +179,49 @@ async fn snapshots_transfer_the_exact_state_and_reject_corruption() {
     assert_eq!(snapshot.meta.last_log_id.unwrap().index, 2_000);
 
     let follower_dir = tempfile::tempdir().unwrap();
-    let mut follower = open(follower_dir.path(), &Identity { cluster_id: "test".into(), site_id: 2 }).unwrap();
+    let mut follower = open(
+        follower_dir.path(),
+        &Identity {
+            cluster_id: "test".into(),
+            site_id: 2,
+        },
+    )
+    .unwrap();
     let staged = follower.snapshots.incoming_path();
     std::fs::copy(&snapshot.snapshot.path, &staged).unwrap();
     let file = SnapshotFile::open(&staged).unwrap();
-    follower.state_machine.install_snapshot(&snapshot.meta, file).await.unwrap();
+    follower
+        .state_machine
+        .install_snapshot(&snapshot.meta, file)
+        .await
+        .unwrap();
 
     let leader_rows: Vec<_> = leader.reader.load().state.rows().collect();
     let follower_rows: Vec<_> = follower.reader.load().state.rows().collect();
     assert_eq!(leader_rows, follower_rows);
     assert_eq!(follower.reader.load().applied_index(), 2_000);
-    let current = follower.state_machine.get_current_snapshot().await.unwrap().unwrap();
+    let current = follower
+        .state_machine
+        .get_current_snapshot()
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(current.meta, snapshot.meta);
 
     // The install is durable: the rows are in RocksDB, not only in memory.
     close(follower);
-    let reopened = open(follower_dir.path(), &Identity { cluster_id: "test".into(), site_id: 2 }).unwrap();
-    assert_eq!(reopened.reader.load().state.rows().collect::<Vec<_>>(), leader_rows);
+    let reopened = open(
+        follower_dir.path(),
+        &Identity {
+            cluster_id: "test".into(),
+            site_id: 2,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        reopened.reader.load().state.rows().collect::<Vec<_>>(),
+        leader_rows
+    );
 
     let damaged = leader_dir.path().join("damaged.part");
     let mut bytes = std::fs::read(&snapshot.snapshot.path).unwrap();
@@ -173,7 +239,11 @@ async fn purge_and_truncate_are_durable() {
         let mut opened = open(dir.path(), &identity()).unwrap();
         append_and_wait(&mut opened.log, entries(1, 100)).await;
         opened.log.purge(leader_log_id(40)).await.unwrap();
-        opened.log.truncate_after(Some(leader_log_id(90))).await.unwrap();
+        opened
+            .log
+            .truncate_after(Some(leader_log_id(90)))
+            .await
+            .unwrap();
         close(opened);
     }
     let mut opened = open(dir.path(), &identity()).unwrap();
@@ -197,7 +267,10 @@ async fn snapshot_builds_from_a_copy_while_apply_goes_on() {
     let snapshot = builder.build_snapshot().await.unwrap();
     assert_eq!(snapshot.meta.last_log_id.unwrap().index, 1_000);
     let (_, rows) = read_snapshot(&snapshot.snapshot).unwrap();
-    let hosts = rows.iter().filter(|(k, _)| k.first() == Some(&0x20)).count();
+    let hosts = rows
+        .iter()
+        .filter(|(k, _)| k.first() == Some(&0x20))
+        .count();
     assert_eq!(hosts, 999);
     assert_eq!(opened.reader.load().state.routes().len(), 1_099);
     let _unused: BTreeMap<(), ()> = BTreeMap::new();

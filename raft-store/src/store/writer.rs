@@ -110,8 +110,16 @@ impl Writer {
         durable: Option<DurableCallback>,
     ) -> Result<(), Error> {
         let (written, receiver) = oneshot::channel();
-        let job = WriteJob { batch, durability, written: Some(written), durable };
-        self.jobs.send(job).await.map_err(|_| Error::WriterStopped)?;
+        let job = WriteJob {
+            batch,
+            durability,
+            written: Some(written),
+            durable,
+        };
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| Error::WriterStopped)?;
         receiver.await.map_err(|_| Error::WriterStopped)?
     }
 
@@ -121,8 +129,16 @@ impl Writer {
         let callback: DurableCallback = Box::new(move |result| {
             let _ = done.send(result);
         });
-        let job = WriteJob { batch, durability: Durability::Synced, written: None, durable: Some(callback) };
-        self.jobs.send(job).await.map_err(|_| Error::WriterStopped)?;
+        let job = WriteJob {
+            batch,
+            durability: Durability::Synced,
+            written: None,
+            durable: Some(callback),
+        };
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| Error::WriterStopped)?;
         receiver
             .await
             .map_err(|_| Error::WriterStopped)?
@@ -153,12 +169,19 @@ fn run(db: Arc<DB>, mut receiver: mpsc::Receiver<WriteJob>) {
             let outcome = db.write_opt(batch, &options).map_err(|e| e.to_string());
             sync_needed |= outcome.is_ok() && job.durability == Durability::Synced;
             if let Some(written) = job.written.take() {
-                let _ = written.send(outcome.clone().map_err(|reason| Error::Corrupt { what: "write", reason }));
+                let _ = written.send(outcome.clone().map_err(|reason| Error::Corrupt {
+                    what: "write",
+                    reason,
+                }));
             }
             outcomes.push(outcome);
         }
 
-        let synced = if sync_needed { db.flush_wal(true).map_err(|e| e.to_string()) } else { Ok(()) };
+        let synced = if sync_needed {
+            db.flush_wal(true).map_err(|e| e.to_string())
+        } else {
+            Ok(())
+        };
         if sync_needed {
             metrics::counter!("switchboard_storage_wal_syncs_total").increment(1);
             metrics::histogram!("switchboard_storage_group_jobs").record(group.len() as f64);
