@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what building Switchboard needs on a fresh Debian machine and is
+# not there yet: clang and libclang-dev (RocksDB's bindings), protoc
+# (protobuf-compiler, for the gRPC code), and the Rust toolchain check.
+set -euo pipefail
+
+packages=(clang libclang-dev protobuf-compiler pkg-config)
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "Installing: ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is not installed: install Rust 1.88 or later (https://rustup.rs), then run this again." >&2
+  exit 1
+fi

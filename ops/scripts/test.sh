@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs every check CI runs, printing each phase's time: format, lints,
+# build, unit and property tests, and the multi-process cluster tests.
+# Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+started=$(date +%s)
+phase_started=$started
+phase() {
+  local now
+  now=$(date +%s)
+  if [ -n "${current_phase:-}" ]; then
+    echo "=== ${current_phase}: $((now - phase_started)) s"
+  fi
+  current_phase="$1"
+  phase_started=$now
+  [ -n "$1" ] && echo "=== $1 ..."
+  return 0
+}
+
+phase "install dependencies"
+ops/scripts/install-deps.sh
+source ops/scripts/env.sh
+
+phase "format check"
+cargo fmt --all -- --check
+
+phase "build (binaries and tests)"
+cargo build --workspace --bins --tests --locked
+
+phase "lints"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+phase "no aws-lc in the tree"
+if cargo tree --workspace -i aws-lc-sys --locked >/dev/null 2>&1; then
+  echo "aws-lc-sys is in the dependency tree; rustls must use ring only" >&2
+  exit 1
+fi
+
+phase "unit and property tests"
+cargo test --workspace --locked --exclude switchboard-tests
+
+phase "pure state machine without RocksDB"
+cargo test -p switchboard-raft-store --no-default-features --locked
+
+phase "multi-process cluster tests"
+# One cluster at a time: each test starts its own site processes.
+cargo test -p switchboard-tests --locked -- --test-threads=1
+
+phase ""
+echo "=== all checks passed in $(( $(date +%s) - started )) s"
