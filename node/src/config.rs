@@ -293,6 +293,19 @@ http_addr = "10.0.0.1:7002"
         assert_eq!(raft.election_timeout_max, 1000);
     }
 
+    /// The documented example must stay a valid config.
+    #[test]
+    fn the_example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/deploy/site.example.toml");
+        let config = SiteConfig::load(&path).unwrap();
+        assert_eq!(config.initial_sites.len(), 3);
+        assert_eq!(
+            config.labels.get("power-feed").map(String::as_str),
+            Some("tokyo-1-a")
+        );
+        config.raft_config().unwrap();
+    }
+
     #[test]
     fn bad_configs_name_the_field() {
         let mut config: SiteConfig = toml::from_str(minimal()).unwrap();

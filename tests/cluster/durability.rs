@@ -12,9 +12,9 @@ use std::time::Instant;
 
 use switchboard_tests::TestCluster;
 
-use crate::load::AttachLoad;
-use crate::load::assert_all_readable;
-use crate::load::register_relays;
+use switchboard_tests::load::AttachLoad;
+use switchboard_tests::load::assert_all_readable;
+use switchboard_tests::load::register_relays;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_every_site_mid_load_loses_no_acknowledged_attach() {

@@ -12,13 +12,13 @@ use switchboard_tests::TestCluster;
 use switchboard_tests::median;
 use tonic::Code;
 
-use crate::load::AttachLoad;
-use crate::load::assert_all_readable;
-use crate::load::register_relays;
+use switchboard_tests::load::AttachLoad;
+use switchboard_tests::load::assert_all_readable;
+use switchboard_tests::load::register_relays;
 
 /// The failover gap: from the kill to the first acknowledgement of an
 /// attach that was sent after the kill.
-fn failover_gap(acked: &[crate::load::Acked], killed_at: Instant) -> Duration {
+fn failover_gap(acked: &[switchboard_tests::load::Acked], killed_at: Instant) -> Duration {
     acked
         .iter()
         .filter(|a| a.started >= killed_at)

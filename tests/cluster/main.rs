@@ -4,7 +4,6 @@
 
 mod durability;
 mod failover;
-mod load;
 mod membership;
 mod reads;
 mod sbctl;

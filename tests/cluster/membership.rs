@@ -10,9 +10,9 @@ use switchboard_tests::TestCluster;
 use switchboard_tests::TestSpec;
 use switchboard_tests::binary;
 
-use crate::load::AttachLoad;
-use crate::load::assert_all_readable;
-use crate::load::register_relays;
+use switchboard_tests::load::AttachLoad;
+use switchboard_tests::load::assert_all_readable;
+use switchboard_tests::load::register_relays;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_fourth_site_joins_as_a_learner_through_a_snapshot() {

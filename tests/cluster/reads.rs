@@ -9,7 +9,7 @@ use switchboard_tests::TestCluster;
 use switchboard_tests::wait_until;
 use tonic::Code;
 
-use crate::load::register_relays;
+use switchboard_tests::load::register_relays;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_at_any_site_and_reads_with_bounded_staleness() {

@@ -6,6 +6,8 @@
 //! time (a process-wide lock), and everything is killed and deleted when the
 //! cluster is dropped.
 
+pub mod load;
+
 use std::path::PathBuf;
 use std::time::Duration;
 use std::time::Instant;
@@ -26,12 +28,17 @@ pub fn binary_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("SWITCHBOARD_BIN_DIR") {
         return PathBuf::from(dir);
     }
-    // target/<profile>/deps/<test binary> -> target/<profile>
-    let exe = std::env::current_exe().expect("the test knows its own path");
-    let deps = exe.parent().expect("the test binary is in a directory");
-    deps.parent()
-        .expect("deps is inside the profile directory")
-        .to_owned()
+    // A test binary sits in target/<profile>/deps, any other binary (a
+    // benchmark) in target/<profile>, next to `switchboard` and `sbctl`.
+    let exe = std::env::current_exe().expect("a program knows its own path");
+    let dir = exe.parent().expect("a binary is in a directory");
+    if dir.ends_with("deps") {
+        dir.parent()
+            .expect("deps is inside the profile directory")
+            .to_owned()
+    } else {
+        dir.to_owned()
+    }
 }
 
 /// The path of a workspace binary, checked to exist.

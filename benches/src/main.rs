@@ -1,0 +1,181 @@
+//! Switchboard benchmarks against real multi-process clusters. Each prints a
+//! table. Build the binaries with the same profile first:
+//!
+//!     cargo build --release --bins && cargo run --release -p switchboard-benches -- catch-up
+//!
+//! (Without `--release` the debug binaries are measured; the table says which.)
+
+use std::sync::Arc;
+use std::time::Duration;
+use std::time::Instant;
+
+use clap::Parser;
+use clap::Subcommand;
+use switchboard_tests::Snapshots;
+use switchboard_tests::TestCluster;
+use switchboard_tests::TestSpec;
+use switchboard_tests::load::AttachLoad;
+use switchboard_tests::load::register_relays;
+
+#[derive(Parser)]
+#[command(about = "Switchboard benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Attach N hosts to a 3-site cluster, then time a new site catching up on them.
+    CatchUp {
+        #[arg(long, default_value_t = 100_000)]
+        routes: u64,
+        /// Concurrent attach workers.
+        #[arg(long, default_value_t = 64)]
+        workers: usize,
+    },
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn profile() -> &'static str {
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Bench::CatchUp { routes, workers } => catch_up(routes, workers).await,
+    }
+}
+
+async fn catch_up(routes: u64, workers: usize) -> anyhow::Result<()> {
+    let spec = TestSpec {
+        snapshots: Snapshots {
+            logs_since_last: 10_000,
+            logs_kept: 1_000,
+        },
+        ..TestSpec::default()
+    };
+    let mut cluster = TestCluster::start_with(spec).await;
+    let client = Arc::new(cluster.client());
+    let relays = 100;
+    register_relays(
+        &client,
+        relays,
+        (routes / u64::from(relays) * 2 + 10) as u32,
+    )
+    .await;
+
+    let started = Instant::now();
+    let (acked, failures) = AttachLoad::start(client.clone(), "host", routes, workers)
+        .finish()
+        .await;
+    let attach_time = started.elapsed();
+    anyhow::ensure!(
+        failures.is_empty(),
+        "attaches failed: {:?}",
+        &failures[..failures.len().min(5)]
+    );
+    let mut latencies: Vec<Duration> = acked.iter().map(|a| a.finished - a.started).collect();
+    latencies.sort();
+
+    let leader = cluster.leader().await;
+    let leader_status = cluster.status(leader).await;
+    let new_site = cluster.cluster.spawn_additional_site()?;
+    let endpoints = cluster
+        .cluster
+        .endpoints(new_site)
+        .expect("the new site has endpoints");
+    let joined = Instant::now();
+    client.add_learner(endpoints).await?;
+    let mut last_percent = u64::MAX;
+    client
+        .wait_caught_up(new_site, Duration::from_secs(600), |matched, target| {
+            let percent = matched.min(target) * 100 / target.max(1);
+            if percent / 10 != last_percent / 10 {
+                eprintln!("  catching up: {matched}/{target} entries ({percent}%)");
+                last_percent = percent;
+            }
+        })
+        .await?;
+    let replicated = joined.elapsed();
+    cluster
+        .wait_applied(
+            new_site,
+            leader_status.commit_index,
+            Duration::from_secs(600),
+        )
+        .await;
+    let applied = joined.elapsed();
+    let learner = cluster.status(new_site).await;
+    anyhow::ensure!(
+        learner.route_count == routes,
+        "the learner holds {} routes, not {routes}",
+        learner.route_count
+    );
+    let snapshot_bytes: u64 = std::fs::read_dir(
+        cluster.cluster.sites[&leader]
+            .config
+            .data_dir
+            .join("snapshots"),
+    )?
+    .filter_map(Result::ok)
+    .filter_map(|e| e.metadata().ok())
+    .map(|m| m.len())
+    .sum();
+
+    println!();
+    println!(
+        "catch-up benchmark ({} binaries, {} cores)",
+        profile(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("{:<44} {:>14}", "measure", "value");
+    let rows = [
+        ("routes", routes.to_string()),
+        ("attach workers", workers.to_string()),
+        (
+            "attach throughput (attaches/s)",
+            format!("{:.0}", routes as f64 / attach_time.as_secs_f64()),
+        ),
+        (
+            "attach latency p50 (ms)",
+            format!("{:.1}", percentile(&latencies, 0.50).as_secs_f64() * 1e3),
+        ),
+        (
+            "attach latency p99 (ms)",
+            format!("{:.1}", percentile(&latencies, 0.99).as_secs_f64() * 1e3),
+        ),
+        (
+            "leader snapshot index",
+            leader_status.snapshot_index.to_string(),
+        ),
+        (
+            "leader snapshot file (MiB)",
+            format!("{:.1}", snapshot_bytes as f64 / 1048576.0),
+        ),
+        (
+            "new site: replicated to leader's log (s)",
+            format!("{:.2}", replicated.as_secs_f64()),
+        ),
+        (
+            "new site: applied every route (s)",
+            format!("{:.2}", applied.as_secs_f64()),
+        ),
+        (
+            "new site installed snapshot at index",
+            learner.snapshot_index.to_string(),
+        ),
+    ];
+    for (name, value) in rows {
+        println!("{name:<44} {value:>14}");
+    }
+    Ok(())
+}
