@@ -4,6 +4,13 @@
 # Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+# Runs cargo test, keeping its "test result" lines for the final count.
+run_tests() {
+  cargo test "$@" 2>&1 | tee -a "$results"
+  return "${PIPESTATUS[0]}"
+}
 started=$(date +%s)
 phase_started=$started
 phase() {
@@ -38,14 +45,17 @@ if cargo tree --workspace -i aws-lc-sys --locked >/dev/null 2>&1; then
 fi
 
 phase "unit and property tests"
-cargo test --workspace --locked --exclude switchboard-tests
+run_tests --workspace --locked --exclude switchboard-tests --lib --bins --tests
 
 phase "pure state machine without RocksDB"
-cargo test -p switchboard-raft-store --no-default-features --locked
+run_tests -p switchboard-raft-store --no-default-features --locked --lib
 
 phase "multi-process cluster tests"
 # One cluster at a time: each test starts its own site processes.
-cargo test -p switchboard-tests --locked -- --test-threads=1
+run_tests -p switchboard-tests --locked --test cluster -- --test-threads=1
 
 phase ""
+passed=$(grep -o '[0-9]* passed' "$results" | awk '{s+=$1} END {print s+0}')
+failed=$(grep -o '[0-9]* failed' "$results" | awk '{s+=$1} END {print s+0}')
 echo "=== all checks passed in $(( $(date +%s) - started )) s"
+echo "tests: ${passed} passed, ${failed} failed"
