@@ -29,6 +29,7 @@ use switchboard_api::cluster_file::ClusterFile;
 use switchboard_api::cluster_file::ClusterSite;
 use switchboard_proto::v1 as pb;
 
+use crate::config::InitialSite;
 use crate::config::SiteConfig;
 use crate::config::Snapshots;
 use crate::config::Timing;
@@ -40,6 +41,28 @@ use crate::server::ReadyReport;
 pub const SITE_START_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a SIGTERM'd site may take to hand over leadership and exit.
 pub const SITE_STOP_DEADLINE: Duration = Duration::from_secs(20);
+
+/// How the sites become one cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// Sites start on free ports; the launcher initializes the cluster
+    /// through the admin API once they report their addresses.
+    AdminApi,
+    /// Every site's config lists the initial voters (`initial_sites`), with
+    /// ports picked beforehand; the sites form the cluster themselves.
+    InitialSites,
+}
+
+/// A free TCP port on loopback, as the kernel hands it out now.
+fn free_port() -> Result<u16, NodeError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| NodeError::io("finding a free port", e))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| NodeError::io("finding a free port", e))?
+        .port();
+    Ok(port)
+}
 
 /// What to launch.
 #[derive(Clone, Debug)]
@@ -57,6 +80,7 @@ pub struct LaunchSpec {
     pub cluster_id: String,
     /// `RUST_LOG` for the sites.
     pub log_filter: String,
+    pub bootstrap: Bootstrap,
 }
 
 impl LaunchSpec {
@@ -71,6 +95,7 @@ impl LaunchSpec {
             snapshots: Snapshots::default(),
             cluster_id: format!("dev-{:08x}", rand::random::<u32>()),
             log_filter: "info,openraft=warn".into(),
+            bootstrap: Bootstrap::AdminApi,
         }
     }
 }
@@ -123,30 +148,57 @@ impl LocalCluster {
             spec,
             sites: BTreeMap::new(),
         };
-        for id in 1..=cluster.spec.sites {
-            cluster.spawn_new_site(id)?;
+        let mut configs: Vec<SiteConfig> = (1..=cluster.spec.sites)
+            .map(|id| cluster.new_config(id))
+            .collect();
+        if cluster.spec.bootstrap == Bootstrap::InitialSites {
+            // Every site must know every address before any starts.
+            for config in &mut configs {
+                config.raft_addr = format!("127.0.0.1:{}", free_port()?);
+                config.api_addr = format!("127.0.0.1:{}", free_port()?);
+                config.http_addr = format!("127.0.0.1:{}", free_port()?);
+            }
+            let initial: Vec<InitialSite> = configs
+                .iter()
+                .map(|c| InitialSite {
+                    id: c.id,
+                    name: c.name.clone(),
+                    raft_addr: c.raft_addr.clone(),
+                    api_addr: c.api_addr.clone(),
+                    http_addr: c.http_addr.clone(),
+                    labels: c.labels.clone(),
+                })
+                .collect();
+            for config in &mut configs {
+                config.initial_sites = initial.clone();
+            }
+        }
+        for config in configs {
+            cluster.spawn_site(config)?;
         }
         for id in 1..=cluster.spec.sites {
             cluster.await_ready(id)?;
         }
-        let voters: Vec<pb::SiteEndpoints> = cluster
-            .sites
-            .values()
-            .map(|site| endpoints_of(&site.report, &site.config))
-            .collect();
-        let first = cluster
-            .sites
-            .values()
-            .next()
-            .expect("at least one site")
-            .report
-            .api_addr
-            .clone();
-        cluster
-            .client()?
-            .initialize(&first, voters)
-            .await
-            .map_err(|e| NodeError::Launcher(format!("initializing the cluster: {e}")))?;
+        if cluster.spec.bootstrap == Bootstrap::AdminApi {
+            let voters: Vec<pb::SiteEndpoints> = cluster
+                .sites
+                .values()
+                .map(|site| endpoints_of(&site.report, &site.config))
+                .collect();
+            let first = cluster
+                .sites
+                .values()
+                .next()
+                .expect("at least one site")
+                .report
+                .api_addr
+                .clone();
+            cluster
+                .client()?
+                .initialize(&first, voters)
+                .await
+                .map_err(|e| NodeError::Launcher(format!("initializing the cluster: {e}")))?;
+        }
         cluster
             .wait_for_leader(cluster.spec.timing.failover_bound() * 10)
             .await?;
@@ -177,10 +229,16 @@ impl LocalCluster {
 
     /// Writes a config for a new site `id` and starts it (not yet a member).
     pub fn spawn_new_site(&mut self, id: u64) -> Result<(), NodeError> {
+        let config = self.new_config(id);
+        self.spawn_site(config)
+    }
+
+    /// Writes `config` into the site's directory and starts the site.
+    fn spawn_site(&mut self, config: SiteConfig) -> Result<(), NodeError> {
+        let id = config.id;
         let dir = self.site_dir(id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| NodeError::io(format!("creating {}", dir.display()), e))?;
-        let config = self.new_config(id);
         let config_path = dir.join("site.toml");
         config.save(&config_path)?;
         let log_path = dir.join("site.log");

@@ -22,9 +22,7 @@ async fn killing_every_site_mid_load_loses_no_acknowledged_attach() {
     let client = Arc::new(cluster.client());
     register_relays(&client, 4, 10_000).await;
     let load = AttachLoad::start(client.clone(), "host", 3_000, 8);
-    while load.acked_count() < 500 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    load.wait_for_acks(500, Duration::from_secs(30)).await;
     let killed_at = Instant::now();
     for site in 1..=3 {
         cluster.cluster.kill(site).expect("kill -9");

@@ -47,9 +47,7 @@ async fn leader_kill_fails_over_within_the_bound_and_loses_no_attach() {
 
     let leader = cluster.leader().await;
     let load = AttachLoad::start(client.clone(), "host", 1_000, 8);
-    while load.acked_count() < 300 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    load.wait_for_acks(300, Duration::from_secs(30)).await;
     let killed_at = Instant::now();
     cluster.cluster.kill(leader).expect("kill -9 the leader");
     let (acked, failures) = load.finish().await;
@@ -109,26 +107,10 @@ async fn five_leader_kills_each_fail_over_within_the_bound() {
     for round in 0..5 {
         let leader = cluster.leader().await;
         let load = AttachLoad::start(client.clone(), &format!("round{round}"), 100_000, 2);
-        while load.acked_count() < 20 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        load.wait_for_acks(20, Duration::from_secs(30)).await;
         let killed_at = Instant::now();
         cluster.cluster.kill(leader).expect("kill -9");
-        let deadline = Instant::now() + bound * 4;
-        while !load
-            .acked
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|a| a.started >= killed_at)
-        {
-            assert!(
-                Instant::now() < deadline,
-                "no write succeeded within {} ms of the kill",
-                (bound * 4).as_millis()
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        load.wait_for_ack_sent_after(killed_at, bound * 4).await;
         load.stop();
         let (acked, failures) = load.finish().await;
         assert!(failures.is_empty(), "attaches failed: {failures:?}");
@@ -168,9 +150,7 @@ async fn sigterm_on_the_leader_hands_leadership_over() {
     register_relays(&client, 1, 10_000).await;
     let leader = cluster.leader().await;
     let load = AttachLoad::start(client.clone(), "host", 100_000, 2);
-    while load.acked_count() < 20 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    load.wait_for_acks(20, Duration::from_secs(30)).await;
     let stopped_at = Instant::now();
     let status = cluster
         .cluster
@@ -180,20 +160,8 @@ async fn sigterm_on_the_leader_hands_leadership_over() {
         status.success(),
         "the leader exits cleanly on SIGTERM: {status:?}"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !load
-        .acked
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|a| a.started >= stopped_at)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no write succeeded after the leader stopped"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    load.wait_for_ack_sent_after(stopped_at, Duration::from_secs(10))
+        .await;
     load.stop();
     let (acked, failures) = load.finish().await;
     assert!(failures.is_empty(), "attaches failed: {failures:?}");

@@ -2,6 +2,7 @@
 //! `switchboard serve` processes, RocksDB on disk, gRPC over loopback.
 //! Tests run one at a time (the harness holds a lock per cluster).
 
+mod dev;
 mod durability;
 mod failover;
 mod membership;

@@ -16,6 +16,7 @@ use switchboard_api::client::ClientSettings;
 use switchboard_api::client::ClusterClient;
 pub use switchboard_node::config::Snapshots;
 pub use switchboard_node::config::Timing;
+pub use switchboard_node::launcher::Bootstrap;
 use switchboard_node::launcher::LaunchSpec;
 pub use switchboard_node::launcher::LocalCluster;
 use switchboard_proto::v1 as pb;
@@ -52,6 +53,12 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Waits for this test's turn to run site processes; hold the guard for
+/// the test's life.
+pub async fn one_cluster_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_CLUSTER_AT_A_TIME.lock().await
+}
+
 /// A cluster for one test; killed and deleted on drop.
 pub struct TestCluster {
     pub cluster: LocalCluster,
@@ -65,6 +72,7 @@ pub struct TestSpec {
     pub sites: u64,
     pub timing: Timing,
     pub snapshots: Snapshots,
+    pub bootstrap: Bootstrap,
 }
 
 impl Default for TestSpec {
@@ -73,6 +81,7 @@ impl Default for TestSpec {
             sites: 3,
             timing: Timing::lan(),
             snapshots: Snapshots::default(),
+            bootstrap: Bootstrap::AdminApi,
         }
     }
 }
@@ -85,7 +94,7 @@ impl TestCluster {
 
     /// Starts a cluster as specified.
     pub async fn start_with(spec: TestSpec) -> Self {
-        let turn = ONE_CLUSTER_AT_A_TIME.lock().await;
+        let turn = one_cluster_at_a_time().await;
         let dir = tempfile::Builder::new()
             .prefix("switchboard-test-")
             .tempdir()
@@ -94,6 +103,7 @@ impl TestCluster {
         launch.sites = spec.sites;
         launch.timing = spec.timing;
         launch.snapshots = spec.snapshots;
+        launch.bootstrap = spec.bootstrap;
         launch.log_filter = "info,openraft=warn".into();
         let cluster = LocalCluster::start(launch)
             .await

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use std::time::Instant;
 
 use switchboard_api::client::ClusterClient;
@@ -93,6 +94,38 @@ impl AttachLoad {
     /// How many attaches were acknowledged so far.
     pub fn acked_count(&self) -> usize {
         self.acked.lock().unwrap().len()
+    }
+
+    /// Waits until at least `count` attaches were acknowledged; panics after `deadline`.
+    pub async fn wait_for_acks(&self, count: usize, deadline: Duration) {
+        crate::wait_until(
+            deadline,
+            &format!("{count} attaches are acknowledged"),
+            || {
+                let done = self.acked_count() >= count;
+                async move { done }
+            },
+        )
+        .await;
+    }
+
+    /// Waits until an attach sent at or after `since` was acknowledged;
+    /// panics after `deadline`.
+    pub async fn wait_for_ack_sent_after(&self, since: Instant, deadline: Duration) {
+        crate::wait_until(
+            deadline,
+            "an attach sent after the event is acknowledged",
+            || {
+                let done = self
+                    .acked
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a.started >= since);
+                async move { done }
+            },
+        )
+        .await;
     }
 
     /// Asks the workers to stop after their current attach.
