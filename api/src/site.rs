@@ -79,6 +79,27 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The name of a Raft role, as status shows it.
+pub fn role_name(state: openraft::ServerState) -> &'static str {
+    match state {
+        openraft::ServerState::Leader => "leader",
+        openraft::ServerState::Follower => "follower",
+        openraft::ServerState::Candidate => "candidate",
+        openraft::ServerState::Learner => "learner",
+        openraft::ServerState::Shutdown => "shutdown",
+    }
+}
+
+/// One member of the cluster as this site sees it.
+#[derive(Clone, Debug)]
+pub struct MemberInfo {
+    pub site_id: SiteId,
+    pub node: SiteNode,
+    pub voter: bool,
+    /// The last log index known replicated to it (on the leader only).
+    pub matched_index: Option<u64>,
+}
+
 /// Turns a refusal into an error and passes every other reply through.
 pub fn accepted(reply: Reply) -> Result<Reply, ApiError> {
     match reply.outcome {
@@ -105,6 +126,27 @@ impl Site {
             .get_node(&leader)
             .cloned()?;
         Some((leader, node))
+    }
+
+    /// Every member in this site's membership config, in id order.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let membership = metrics.membership_config.membership();
+        let voters: Vec<SiteId> = membership.voter_ids().collect();
+        membership
+            .nodes()
+            .map(|(id, node)| MemberInfo {
+                site_id: *id,
+                node: node.clone(),
+                voter: voters.contains(id),
+                matched_index: metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|replication| replication.get(id).cloned())
+                    .map(|matched| matched.map_or(0, |log_id| log_id.index)),
+            })
+            .collect()
     }
 
     /// Whether this site leads.

@@ -109,38 +109,26 @@ pub struct RelayView {
 /// Relays shown on the page; the rest are counted.
 const STATUS_PAGE_RELAYS_MAX: usize = 200;
 
-fn role(state: ServerState) -> &'static str {
-    match state {
-        ServerState::Leader => "leader",
-        ServerState::Follower => "follower",
-        ServerState::Candidate => "candidate",
-        ServerState::Learner => "learner",
-        ServerState::Shutdown => "shutdown",
-    }
-}
-
 /// Builds this site's status view.
 pub fn status_view(site: &Site) -> StatusView {
     let applied = site.reader.load();
     let staleness_ms = site.staleness_ms();
+    // Read before the metrics borrow below: `members` borrows them too.
+    let member_infos = site.members();
     let metrics = site.raft.metrics();
     let metrics = metrics.borrow_watched();
     let last_log = metrics.last_log_index.unwrap_or(0);
-    let membership = metrics.membership_config.membership();
-    let voters: Vec<u64> = membership.voter_ids().collect();
-    let members = membership
-        .nodes()
-        .map(|(id, node)| MemberView {
-            site_id: *id,
-            name: node.name.clone(),
-            voter: voters.contains(id),
-            api_addr: node.api_addr.clone(),
-            http_addr: node.http_addr.clone(),
-            lag: metrics
-                .replication
-                .as_ref()
-                .and_then(|r| r.get(id).cloned())
-                .map(|matched| last_log.saturating_sub(matched.map_or(0, |m| m.index))),
+    let members = member_infos
+        .into_iter()
+        .map(|member| MemberView {
+            site_id: member.site_id,
+            name: member.node.name,
+            voter: member.voter,
+            api_addr: member.node.api_addr,
+            http_addr: member.node.http_addr,
+            lag: member
+                .matched_index
+                .map(|matched| last_log.saturating_sub(matched)),
         })
         .collect();
     let mut relays_by_state = BTreeMap::new();
@@ -163,7 +151,7 @@ pub fn status_view(site: &Site) -> StatusView {
         site_id: site.id,
         name: site.name.clone(),
         cluster_id: site.cluster_id.clone(),
-        role: role(metrics.state),
+        role: switchboard_api::site::role_name(metrics.state),
         leader_id: metrics.current_leader,
         term: metrics.current_term,
         last_log_index: last_log,

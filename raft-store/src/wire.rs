@@ -16,23 +16,39 @@ pub const WIRE_FORMAT_VERSION: u8 = 1;
 
 /// Encodes a value: version byte, then postcard.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![WIRE_FORMAT_VERSION];
-    postcard::to_io(value, &mut out).expect("writing to a Vec cannot fail");
-    out
+    encode_versioned(WIRE_FORMAT_VERSION, value)
 }
 
 /// Decodes a value written by `encode`, refusing unknown versions and
 /// trailing bytes.
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, Error> {
-    let (&version, body) = bytes.split_first().ok_or(Error::Decode {
+    decode_versioned(what, WIRE_FORMAT_VERSION, bytes)
+}
+
+/// `version`, then the postcard encoding of `value`: the shape of every
+/// versioned encoding in this crate (wire messages, rows).
+pub fn encode_versioned<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
+    let mut out = vec![version];
+    postcard::to_io(value, &mut out).expect("writing to a Vec cannot fail");
+    out
+}
+
+/// Reads what `encode_versioned(version, ..)` wrote; any other version byte,
+/// empty input or trailing bytes are refused.
+pub fn decode_versioned<T: DeserializeOwned>(
+    what: &'static str,
+    version: u8,
+    bytes: &[u8],
+) -> Result<T, Error> {
+    let (&found, body) = bytes.split_first().ok_or(Error::Decode {
         what,
         reason: "empty".into(),
     })?;
-    if version != WIRE_FORMAT_VERSION {
+    if found != version {
         return Err(Error::UnknownVersion {
             what,
-            found: version,
-            supported: WIRE_FORMAT_VERSION,
+            found,
+            supported: version,
         });
     }
     decode_exact(what, body)

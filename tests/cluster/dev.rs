@@ -61,12 +61,22 @@ async fn switchboard_dev_runs_a_demo_cluster_and_stops_it_on_ctrl_c() {
         "one leader: {leaders:?}"
     );
     assert_eq!(client.list_relays().await.expect("relays").relays.len(), 3);
-    assert!(
-        statuses
-            .iter()
-            .all(|(_, s)| s.as_ref().is_ok_and(|s| s.route_count == 12)),
-        "12 hosts attached"
-    );
+    // Followers apply the last attaches within a heartbeat or two.
+    wait_until(
+        Duration::from_secs(10),
+        "every site holds the 12 hosts",
+        || {
+            let client = &client;
+            async move {
+                client
+                    .status_all()
+                    .await
+                    .iter()
+                    .all(|(_, s)| s.as_ref().is_ok_and(|s| s.route_count == 12))
+            }
+        },
+    )
+    .await;
 
     let http = &loaded.sites[0].http;
     let page = http_get(http, "/").await;

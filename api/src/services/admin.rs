@@ -13,7 +13,6 @@ use std::time::Duration;
 use std::time::Instant;
 
 use openraft::ChangeMembers;
-use openraft::ServerState;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::ClientWriteError;
 use openraft::errors::InitializeError;
@@ -29,6 +28,7 @@ use tonic::metadata::MetadataValue;
 use crate::convert;
 use crate::error::ApiError;
 use crate::site::Site;
+use crate::site::role_name;
 
 /// Metadata key on a follower's UNAVAILABLE: the leader's API address.
 pub const LEADER_HINT_HEADER: &str = "x-switchboard-leader";
@@ -67,25 +67,18 @@ impl AdminApi {
     }
 
     fn members(&self) -> Vec<pb::Member> {
-        let metrics = self.site.raft.metrics();
-        let metrics = metrics.borrow_watched();
-        let membership = metrics.membership_config.membership();
-        let voters: BTreeSet<u64> = membership.voter_ids().collect();
-        membership
-            .nodes()
-            .map(|(id, node)| pb::Member {
-                site_id: *id,
-                name: node.name.clone(),
-                raft_addr: node.raft_addr.clone(),
-                api_addr: node.api_addr.clone(),
-                http_addr: node.http_addr.clone(),
-                voter: voters.contains(id),
-                labels: node.labels.clone().into_iter().collect(),
-                matched_index: metrics
-                    .replication
-                    .as_ref()
-                    .and_then(|replication| replication.get(id).cloned())
-                    .map(|matched| matched.map_or(0, |log_id| log_id.index)),
+        self.site
+            .members()
+            .into_iter()
+            .map(|member| pb::Member {
+                site_id: member.site_id,
+                name: member.node.name,
+                raft_addr: member.node.raft_addr,
+                api_addr: member.node.api_addr,
+                http_addr: member.node.http_addr,
+                voter: member.voter,
+                labels: member.node.labels.into_iter().collect(),
+                matched_index: member.matched_index,
             })
             .collect()
     }
@@ -95,16 +88,6 @@ impl AdminApi {
             members: self.members(),
             log_index,
         }
-    }
-}
-
-fn role(state: ServerState) -> &'static str {
-    match state {
-        ServerState::Leader => "leader",
-        ServerState::Follower => "follower",
-        ServerState::Candidate => "candidate",
-        ServerState::Learner => "learner",
-        ServerState::Shutdown => "shutdown",
     }
 }
 
@@ -140,7 +123,7 @@ impl AdminService for AdminApi {
                 cluster_id: self.site.cluster_id.clone(),
                 site_id: self.site.id,
                 name: self.site.name.clone(),
-                role: role(metrics.state).into(),
+                role: role_name(metrics.state).into(),
                 leader_id: metrics.current_leader.unwrap_or(0),
                 term: metrics.current_term,
                 last_log_index: metrics.last_log_index.unwrap_or(0),

@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::command::decode_exact;
 use crate::error::Error;
 use crate::ids::HostId;
 use crate::ids::RelayId;
@@ -83,25 +82,12 @@ fn prefixed(prefix: u8, body: &[u8]) -> Vec<u8> {
 
 /// Encodes a row value: version byte, then postcard.
 pub fn encode_value<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![ROW_FORMAT_VERSION];
-    postcard::to_io(value, &mut out).expect("writing to a Vec cannot fail");
-    out
+    crate::wire::encode_versioned(ROW_FORMAT_VERSION, value)
 }
 
 /// Decodes a row value of any version this build knows.
 pub fn decode_value<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, Error> {
-    let (&version, body) = bytes.split_first().ok_or(Error::Decode {
-        what,
-        reason: "empty".into(),
-    })?;
-    if version != ROW_FORMAT_VERSION {
-        return Err(Error::UnknownVersion {
-            what,
-            found: version,
-            supported: ROW_FORMAT_VERSION,
-        });
-    }
-    decode_exact(what, body)
+    crate::wire::decode_versioned(what, ROW_FORMAT_VERSION, bytes)
 }
 
 /// The rows an apply touched. After a batch the store writes each one's
