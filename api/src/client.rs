@@ -82,6 +82,9 @@ pub enum ClientError {
     /// No endpoint was given.
     #[error("no site endpoints given")]
     NoEndpoints,
+    /// Certificate, key or token that cannot be used.
+    #[error("{0}")]
+    Credentials(String),
 }
 
 impl ClientError {
@@ -108,9 +111,72 @@ fn retryable(status: &Status) -> bool {
     )
 }
 
+/// The wait a RESOURCE_EXHAUSTED answer asks for, if it names one.
+fn retry_after(status: &Status) -> Option<Duration> {
+    if status.code() != Code::ResourceExhausted {
+        return None;
+    }
+    let millis: u64 = status
+        .metadata()
+        .get(crate::auth::RETRY_AFTER_HEADER)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    Some(Duration::from_millis(millis.min(RETRY_AFTER_MAX_MS)))
+}
+
+/// Longest wait a site may ask for before a retry.
+pub const RETRY_AFTER_MAX_MS: u64 = 10_000;
+
 /// A fresh random request id.
 pub fn new_request_id() -> Vec<u8> {
     rand::random::<u128>().max(1).to_be_bytes().to_vec()
+}
+
+/// How a client proves who it is.
+#[derive(Clone, Debug, Default)]
+pub struct Credentials {
+    /// TLS to the sites (the CA to trust, and a client certificate if any).
+    pub tls: Option<ClientTlsConfig>,
+    /// A bearer token (hosts, and clients without a certificate).
+    pub token: Option<String>,
+}
+
+impl Credentials {
+    /// No TLS, no token: for sites run with the `insecure` setting.
+    pub fn insecure() -> Self {
+        Credentials::default()
+    }
+
+    /// TLS from files: trust `ca`, present `cert`/`key` if given, and check
+    /// that the server is a site of `cluster_id`.
+    pub fn from_files(
+        cluster_id: &str,
+        ca: &std::path::Path,
+        identity: Option<(&std::path::Path, &std::path::Path)>,
+        token: Option<String>,
+    ) -> Result<Self, ClientError> {
+        let read = |path: &std::path::Path| {
+            std::fs::read_to_string(path)
+                .map_err(|e| ClientError::Credentials(format!("reading {}: {e}", path.display())))
+        };
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?))
+            .domain_name(crate::pki::sites_name(&crate::pki::cluster_domain(
+                cluster_id,
+            )));
+        if let Some((cert, key)) = identity {
+            tls = tls.identity(tonic::transport::Identity::from_pem(
+                read(cert)?,
+                read(key)?,
+            ));
+        }
+        Ok(Credentials {
+            tls: Some(tls),
+            token,
+        })
+    }
 }
 
 /// A client of one cluster.
@@ -120,6 +186,7 @@ pub struct ClusterClient {
     channels: Mutex<HashMap<String, Channel>>,
     settings: ClientSettings,
     tls: Option<ClientTlsConfig>,
+    authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 }
 
 impl ClusterClient {
@@ -127,17 +194,26 @@ impl ClusterClient {
     pub fn new(
         endpoints: Vec<String>,
         settings: ClientSettings,
-        tls: Option<ClientTlsConfig>,
+        credentials: Credentials,
     ) -> Result<Self, ClientError> {
         if endpoints.is_empty() {
             return Err(ClientError::NoEndpoints);
         }
+        let authorization = credentials
+            .token
+            .map(|token| {
+                format!("Bearer {token}").parse().map_err(|_| {
+                    ClientError::Credentials("the token is not printable ASCII".into())
+                })
+            })
+            .transpose()?;
         Ok(ClusterClient {
             endpoints: Mutex::new(endpoints),
             preferred: AtomicUsize::new(0),
             channels: Mutex::new(HashMap::new()),
             settings,
-            tls,
+            tls: credentials.tls,
+            authorization,
         })
     }
 
@@ -175,6 +251,11 @@ impl ClusterClient {
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         request.set_timeout(self.settings.attempt_timeout);
+        if let Some(authorization) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", authorization.clone());
+        }
         request
     }
 
@@ -213,6 +294,16 @@ impl ClusterClient {
                             self.preferred.store(index, Ordering::Relaxed);
                         }
                         return Ok(value);
+                    }
+                    Err(status) if retry_after(&status).is_some() => {
+                        // Rate limited: the site says when to come back.
+                        let wait = retry_after(&status).expect("checked above");
+                        last = format!("{endpoint}: {:?}: {}", status.code(), status.message());
+                        last_code = Some(status.code());
+                        tokio::time::sleep(
+                            wait.min(deadline.saturating_duration_since(Instant::now())),
+                        )
+                        .await;
                     }
                     Err(status) if retryable(&status) => {
                         last = format!("{endpoint}: {:?}: {}", status.code(), status.message());
@@ -378,7 +469,7 @@ impl ClusterClient {
     /// Asks one site for its own status, without retrying elsewhere.
     pub async fn status_of(&self, endpoint: &str) -> Result<pb::StatusResponse, ClientError> {
         let channel = self.channel(endpoint)?;
-        let mut request = tonic::Request::new(pb::StatusRequest {});
+        let mut request = self.request(pb::StatusRequest {});
         request.set_timeout(self.settings.connect_timeout.max(Duration::from_secs(2)));
         Self::admin_client(channel)
             .status(request)
@@ -477,6 +568,30 @@ impl ClusterClient {
             }
             tokio::time::sleep(CATCH_UP_POLL_INTERVAL).await;
         }
+    }
+
+    /// Issues a bearer token for a host or a client.
+    pub async fn issue_token(
+        &self,
+        role: pb::TokenRole,
+        subject: &str,
+        ttl_secs: u64,
+    ) -> Result<pb::IssueTokenResponse, ClientError> {
+        let message = pb::IssueTokenRequest {
+            role: role as i32,
+            subject: subject.to_owned(),
+            ttl_secs,
+        };
+        self.call(|channel| {
+            let request = self.request(message.clone());
+            async move {
+                Ok(Self::admin_client(channel)
+                    .issue_token(request)
+                    .await?
+                    .into_inner())
+            }
+        })
+        .await
     }
 
     /// Makes a learner a voter.

@@ -10,6 +10,21 @@ use serde::Serialize;
 pub struct ClusterFile {
     pub cluster_id: String,
     pub sites: Vec<ClusterSite>,
+    /// Certificates to talk to the cluster with (absent: plaintext).
+    #[serde(default)]
+    pub tls: Option<ClusterTls>,
+}
+
+/// The certificate files an operator uses with a cluster.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClusterTls {
+    /// The CA that signs the sites' certificates.
+    pub ca: String,
+    /// An admin certificate and key.
+    #[serde(default)]
+    pub cert: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// One site of a cluster file.

@@ -27,6 +27,12 @@ pub enum ApiError {
     PermissionDenied(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// Local setup: certificate, key or token files that cannot be used.
+    #[error("{0}")]
+    Setup(String),
+    /// The caller did not prove who it is.
+    #[error("{0}")]
+    Unauthenticated(String),
 }
 
 impl From<ApiError> for Status {
@@ -39,7 +45,8 @@ impl From<ApiError> for Status {
             ApiError::Unavailable(_) => Code::Unavailable,
             ApiError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             ApiError::PermissionDenied(_) => Code::PermissionDenied,
-            ApiError::Internal(_) => Code::Internal,
+            ApiError::Internal(_) | ApiError::Setup(_) => Code::Internal,
+            ApiError::Unauthenticated(_) => Code::Unauthenticated,
         };
         Status::new(code, error.to_string())
     }
@@ -64,6 +71,7 @@ impl From<Refusal> for ApiError {
             RefusalCode::NotFound => ApiError::NotFound(refusal.message),
             RefusalCode::ResourceExhausted => ApiError::ResourceExhausted(refusal.message),
             RefusalCode::FailedPrecondition => ApiError::FailedPrecondition(refusal.message),
+            RefusalCode::PermissionDenied => ApiError::PermissionDenied(refusal.message),
         }
     }
 }

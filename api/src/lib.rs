@@ -14,7 +14,12 @@
 //! - [`client`]: the library sbctl and tests use to talk to a cluster.
 //! - [`cluster_file`]: `cluster.json`, where a cluster's sites are.
 //! - [`limits`]: message sizes and other bounds, each with its reason.
+//! - [`auth`]: identities from certificates and tokens, roles, rate limits.
+//! - [`tls`]: rustls (ring) server and client configs, reloaded from files.
+//! - [`pki`]: identity names in certificates; development CA and certificates.
+//! - [`token`]: bearer tokens for hosts and clients.
 
+pub mod auth;
 pub mod client;
 pub mod cluster_file;
 pub mod convert;
@@ -23,8 +28,11 @@ pub mod freshness;
 pub mod limits;
 pub mod peer_clients;
 pub mod peer_service;
+pub mod pki;
 pub mod services;
 pub mod site;
+pub mod tls;
+pub mod token;
 
 pub use error::ApiError;
 pub use site::Site;

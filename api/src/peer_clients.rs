@@ -1,81 +1,111 @@
 //! Pooled gRPC channels to other sites' raft ports.
 //!
-//! One lazily connected HTTP/2 channel per address, shared by Raft
-//! replication, forwarded writes and read-index calls. Every request carries
-//! the cluster id and the site it is meant for, so a message that reaches
-//! the wrong cluster or a reused address is refused there.
+//! One lazily connected HTTP/2 channel per peer, shared by Raft
+//! replication, forwarded writes and read-index calls. With TLS, a site
+//! presents its own certificate and checks that the peer's names the site
+//! it meant to reach (`<id>.site.<cluster>.switchboard`). Every request also
+//! carries the cluster id and the target site, so a message that reaches the
+//! wrong cluster or a reused address is refused there.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use switchboard_proto::v1::raft_peer_client::RaftPeerClient;
 use switchboard_raft_store::ids::SiteId;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
-use tonic::transport::ClientTlsConfig;
 use tonic::transport::Endpoint;
 
 use crate::limits;
+use crate::pki::Role;
+use crate::pki::cluster_domain;
+use crate::pki::identity_name;
+use crate::tls::TlsMaterial;
 
 /// Metadata key: the cluster a peer request belongs to.
 pub const CLUSTER_HEADER: &str = "x-switchboard-cluster";
 /// Metadata key: the site a peer request is meant for.
 pub const TARGET_SITE_HEADER: &str = "x-switchboard-target-site";
-/// Metadata key: the site that sent a peer request.
-pub const SOURCE_SITE_HEADER: &str = "x-switchboard-source-site";
 
-/// Channels to peers, by address.
+/// Channels to peers, by site and address.
 #[derive(Clone)]
 pub struct PeerClients {
     cluster_id: Arc<str>,
-    self_id: SiteId,
-    tls: Option<ClientTlsConfig>,
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    tls: Option<Arc<ArcSwapOption<TlsMaterial>>>,
+    channels: Arc<Mutex<HashMap<(SiteId, String), Channel>>>,
 }
 
 impl PeerClients {
-    /// A pool for site `self_id` of `cluster_id`; `tls` for mutual TLS.
-    pub fn new(cluster_id: &str, self_id: SiteId, tls: Option<ClientTlsConfig>) -> Self {
+    /// Plaintext channels (the `insecure` setting).
+    pub fn insecure(cluster_id: &str) -> Self {
         PeerClients {
             cluster_id: cluster_id.into(),
-            self_id,
-            tls,
+            tls: None,
             channels: Default::default(),
         }
     }
 
-    /// The channel to `addr`, created on first use.
-    pub fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+    /// Mutual-TLS channels presenting `material`'s certificate.
+    pub fn tls(cluster_id: &str, material: TlsMaterial) -> Self {
+        PeerClients {
+            cluster_id: cluster_id.into(),
+            tls: Some(Arc::new(ArcSwapOption::from_pointee(material))),
+            channels: Default::default(),
+        }
+    }
+
+    /// Uses new TLS material for every connection made from now on.
+    pub fn reload_tls(&self, material: TlsMaterial) {
+        if let Some(tls) = &self.tls {
+            tls.store(Some(Arc::new(material)));
+            self.channels
+                .lock()
+                .expect("channel pool lock is never poisoned")
+                .clear();
+        }
+    }
+
+    /// The channel to site `target` at `addr`, created on first use.
+    pub fn channel(&self, target: SiteId, addr: &str) -> Result<Channel, tonic::transport::Error> {
         let mut channels = self
             .channels
             .lock()
             .expect("channel pool lock is never poisoned");
-        if let Some(channel) = channels.get(addr) {
+        let key = (target, addr.to_owned());
+        if let Some(channel) = channels.get(&key) {
             return Ok(channel.clone());
         }
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let material = self.tls.as_ref().and_then(|tls| tls.load_full());
+        let scheme = if material.is_some() { "https" } else { "http" };
         let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))?
             .connect_timeout(limits::PEER_CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(limits::PEER_KEEPALIVE_INTERVAL)
             .keep_alive_timeout(limits::PEER_KEEPALIVE_TIMEOUT)
             .keep_alive_while_idle(true);
-        if let Some(tls) = &self.tls {
-            endpoint = endpoint.tls_config(tls.clone())?;
+        if let Some(material) = material {
+            let name = identity_name(
+                Role::Site,
+                &target.to_string(),
+                &cluster_domain(&self.cluster_id),
+            );
+            endpoint = endpoint.tls_config(material.client_config(&name))?;
         }
         let channel = endpoint.connect_lazy();
-        channels.insert(addr.to_owned(), channel.clone());
+        channels.insert(key, channel.clone());
         Ok(channel)
     }
 
-    /// A raft-peer client for the site `target` at `addr`.
+    /// A raft-peer client for site `target` at `addr`.
     pub fn raft_client(
         &self,
+        target: SiteId,
         addr: &str,
     ) -> Result<RaftPeerClient<Channel>, tonic::transport::Error> {
-        Ok(RaftPeerClient::new(self.channel(addr)?)
+        Ok(RaftPeerClient::new(self.channel(target, addr)?)
             .max_decoding_message_size(limits::RAFT_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(limits::RAFT_MESSAGE_BYTES_MAX))
     }
@@ -93,7 +123,6 @@ impl PeerClients {
             metadata.insert(CLUSTER_HEADER, value);
         }
         metadata.insert(TARGET_SITE_HEADER, MetadataValue::from(target));
-        metadata.insert(SOURCE_SITE_HEADER, MetadataValue::from(self.self_id));
         if let Some(timeout) = timeout {
             request.set_timeout(timeout);
         }

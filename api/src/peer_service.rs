@@ -44,8 +44,11 @@ impl PeerService {
         PeerService { site }
     }
 
-    /// Refuses a request meant for another cluster or another site.
+    /// Refuses a caller that is not a member site (by its certificate), and
+    /// a request meant for another cluster or another site.
     fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let members: Vec<u64> = self.site.members().iter().map(|m| m.site_id).collect();
+        self.site.auth.site(request, &members)?;
         let metadata = request.metadata();
         let cluster = metadata.get(CLUSTER_HEADER).and_then(|v| v.to_str().ok());
         if cluster != Some(self.site.cluster_id.as_str()) {

@@ -34,6 +34,7 @@ use switchboard_raft_store::types::LogId;
 use switchboard_raft_store::wire;
 use tonic::Code;
 
+use crate::auth::Authenticator;
 use crate::error::ApiError;
 use crate::freshness::LeaderContact;
 use crate::peer_clients::PeerClients;
@@ -70,6 +71,7 @@ pub struct Site {
     pub peers: PeerClients,
     pub contact: LeaderContact,
     pub settings: SiteSettings,
+    pub auth: Authenticator,
 }
 
 /// The current Unix time in milliseconds: the leader's stamp on a proposal.
@@ -147,6 +149,19 @@ impl Site {
                     .map(|matched| matched.map_or(0, |log_id| log_id.index)),
             })
             .collect()
+    }
+
+    /// Refuses a relay that was removed: its certificate stays valid as a
+    /// certificate, but the cluster no longer accepts it.
+    pub fn refuse_removed_relay(&self, principal: &crate::auth::Principal) -> Result<(), ApiError> {
+        if let crate::auth::Principal::Relay(relay_id) = principal
+            && self.reader.load().state.is_removed_relay(relay_id)
+        {
+            return Err(ApiError::PermissionDenied(format!(
+                "relay {relay_id} was removed from the cluster; its certificate is refused"
+            )));
+        }
+        Ok(())
     }
 
     /// Whether this site leads.
@@ -245,7 +260,7 @@ impl Site {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let mut client = self
             .peers
-            .raft_client(&node.raft_addr)
+            .raft_client(leader, &node.raft_addr)
             .map_err(|e| Attempt::Retry(e.to_string()))?;
         let request = self.peers.request(
             leader,
@@ -391,7 +406,7 @@ impl Site {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let mut client = self
             .peers
-            .raft_client(&node.raft_addr)
+            .raft_client(leader, &node.raft_addr)
             .map_err(|e| Attempt::Retry(e.to_string()))?;
         let request = self
             .peers

@@ -47,6 +47,16 @@ pub struct SiteConfig {
     pub timing: Timing,
     #[serde(default)]
     pub snapshots: Snapshots,
+    /// Mutual TLS on the raft and API ports (rustls, ring). Required unless
+    /// `insecure` is set.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Serve plaintext with no authentication at all. Development only;
+    /// never on a network anyone else can reach. Default false.
+    #[serde(default)]
+    pub insecure: bool,
+    #[serde(default)]
+    pub limits: Limits,
     /// Initial voters, for a cluster formed from config files: every listed
     /// site that starts on an empty data dir proposes the same membership.
     /// Leave empty when the cluster is initialized through the admin API.
@@ -110,6 +120,51 @@ impl Timing {
     /// one retry of a split vote (`election_max`).
     pub fn failover_bound(&self) -> Duration {
         Duration::from_millis(self.heartbeat_ms + 3 * self.election_max_ms)
+    }
+}
+
+/// Certificate files, all PEM. Identities are DNS names in the
+/// certificates: `<id>.<role>.<cluster_id>.switchboard` (see `sbctl certs`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// CA certificate(s) that sign every identity of the cluster.
+    pub ca_file: PathBuf,
+    /// This site's certificate: names `<id>.site.<cluster_id>.switchboard`
+    /// and `sites.<cluster_id>.switchboard`.
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Hex HMAC key for host and client bearer tokens, the same file on every
+    /// site. With it the API port also takes callers without a certificate
+    /// that bring a token; without it every caller needs a certificate.
+    #[serde(default)]
+    pub token_key_file: Option<PathBuf>,
+    /// How often the files are checked for changes (they reload without a
+    /// restart). Default 5000.
+    #[serde(default = "default_reload_interval_ms")]
+    pub reload_interval_ms: u64,
+}
+
+fn default_reload_interval_ms() -> u64 {
+    5_000
+}
+
+/// Per-identity request limits on the API port (operators are exempt).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Sustained requests per second per relay, host or client. Default 200.
+    pub requests_per_second: u32,
+    /// Requests one identity may send at once above the rate. Default 400.
+    pub request_burst: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            requests_per_second: 200,
+            request_burst: 400,
+        }
     }
 }
 
@@ -209,6 +264,21 @@ impl SiteConfig {
         if t.write_deadline_ms < t.election_max_ms || t.read_deadline_ms < t.election_max_ms {
             return bad("timing: write and read deadlines must be at least election_max_ms, to outlast an election".into());
         }
+        match (&self.tls, self.insecure) {
+            (None, false) => {
+                return bad("no [tls] section: mutual TLS is required (set insecure = true for plaintext, development only)".into());
+            }
+            (Some(_), true) => return bad("both [tls] and insecure = true: choose one".into()),
+            (Some(tls), false) if tls.reload_interval_ms == 0 => {
+                return bad("tls.reload_interval_ms must be at least 1".into());
+            }
+            _ => {}
+        }
+        if self.limits.requests_per_second == 0 || self.limits.request_burst == 0 {
+            return bad(
+                "limits.requests_per_second and limits.request_burst must be at least 1".into(),
+            );
+        }
         if self.snapshots.logs_since_last == 0 {
             return bad("snapshots.logs_since_last must be at least 1".into());
         }
@@ -279,6 +349,10 @@ data_dir = "/var/lib/switchboard"
 raft_addr = "10.0.0.1:7000"
 api_addr = "10.0.0.1:7001"
 http_addr = "10.0.0.1:7002"
+[tls]
+ca_file = "/etc/switchboard/ca.pem"
+cert_file = "/etc/switchboard/site.pem"
+key_file = "/etc/switchboard/site.key"
 "#
     }
 
@@ -307,13 +381,24 @@ http_addr = "10.0.0.1:7002"
     }
 
     #[test]
+    fn plaintext_needs_the_explicit_insecure_setting() {
+        let without_tls = minimal().split("[tls]").next().unwrap().to_owned();
+        let config: SiteConfig = toml::from_str(&without_tls).unwrap();
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("insecure"), "{message}");
+        let config: SiteConfig =
+            toml::from_str(&format!("insecure = true\n{without_tls}")).unwrap();
+        config.validate().unwrap();
+    }
+
+    #[test]
     fn bad_configs_name_the_field() {
         let mut config: SiteConfig = toml::from_str(minimal()).unwrap();
         config.timing.election_min_ms = 150;
         let message = config.validate().unwrap_err().to_string();
         assert!(message.contains("election_min_ms"), "{message}");
 
-        let unknown = format!("{}\nheartbeat = 5\n", minimal());
+        let unknown = minimal().replace("[tls]", "heartbeat = 5\n[tls]");
         let error = toml::from_str::<SiteConfig>(&unknown)
             .unwrap_err()
             .to_string();

@@ -25,14 +25,22 @@ use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use switchboard_api::client::ClientSettings;
 use switchboard_api::client::ClusterClient;
+use switchboard_api::client::Credentials;
 use switchboard_api::cluster_file::ClusterFile;
 use switchboard_api::cluster_file::ClusterSite;
+use switchboard_api::cluster_file::ClusterTls;
+use switchboard_api::pki::DEV_CERTIFICATE_DAYS;
+use switchboard_api::pki::DevPki;
+use switchboard_api::pki::Role;
+use switchboard_api::pki::Validity;
 use switchboard_proto::v1 as pb;
 
 use crate::config::InitialSite;
+use crate::config::Limits;
 use crate::config::SiteConfig;
 use crate::config::Snapshots;
 use crate::config::Timing;
+use crate::config::TlsConfig;
 use crate::error::NodeError;
 use crate::server::READY_PREFIX;
 use crate::server::ReadyReport;
@@ -81,7 +89,17 @@ pub struct LaunchSpec {
     /// `RUST_LOG` for the sites.
     pub log_filter: String,
     pub bootstrap: Bootstrap,
+    /// Mutual TLS with a development CA made in `<dir>/certs` (else the
+    /// sites run with `insecure = true`).
+    pub tls: bool,
+    /// How often sites look for changed certificate files.
+    pub tls_reload_interval_ms: u64,
 }
+
+/// The operator identity the launcher's clients use.
+pub const LAUNCHER_ADMIN: &str = "operator";
+/// A client identity made with the development CA.
+pub const LAUNCHER_CLIENT: &str = "portal";
 
 impl LaunchSpec {
     /// Three sites with LAN timing in `dir`, on free ports.
@@ -96,6 +114,8 @@ impl LaunchSpec {
             cluster_id: format!("dev-{:08x}", rand::random::<u32>()),
             log_filter: "info,openraft=warn".into(),
             bootstrap: Bootstrap::AdminApi,
+            tls: true,
+            tls_reload_interval_ms: 5_000,
         }
     }
 }
@@ -129,6 +149,8 @@ impl LocalSite {
 pub struct LocalCluster {
     pub spec: LaunchSpec,
     pub sites: BTreeMap<u64, LocalSite>,
+    /// The development CA and certificates, when TLS is on.
+    pub pki: Option<DevPki>,
 }
 
 fn port(base: u16, id: u64, offset: u16) -> u16 {
@@ -144,9 +166,24 @@ impl LocalCluster {
     pub async fn start(spec: LaunchSpec) -> Result<Self, NodeError> {
         std::fs::create_dir_all(&spec.dir)
             .map_err(|e| NodeError::io(format!("creating {}", spec.dir.display()), e))?;
+        let pki = if spec.tls {
+            let mut identities: Vec<(Role, String)> = (1..=spec.sites)
+                .map(|id| (Role::Site, id.to_string()))
+                .collect();
+            identities.push((Role::Admin, LAUNCHER_ADMIN.to_owned()));
+            identities.push((Role::Client, LAUNCHER_CLIENT.to_owned()));
+            let pki = DevPki::init(&spec.dir.join("certs"), &spec.cluster_id, &identities)
+                .map_err(|e| {
+                    NodeError::Launcher(format!("making development certificates: {e}"))
+                })?;
+            Some(pki)
+        } else {
+            None
+        };
         let mut cluster = LocalCluster {
             spec,
             sites: BTreeMap::new(),
+            pki,
         };
         let mut configs: Vec<SiteConfig> = (1..=cluster.spec.sites)
             .map(|id| cluster.new_config(id))
@@ -224,11 +261,33 @@ impl LocalCluster {
             timing: self.spec.timing.clone(),
             snapshots: self.spec.snapshots.clone(),
             initial_sites: Vec::new(),
+            tls: self.pki.as_ref().map(|pki| {
+                let paths = pki.paths(Role::Site, &id.to_string());
+                TlsConfig {
+                    ca_file: pki.ca_path(),
+                    cert_file: paths.cert,
+                    key_file: paths.key,
+                    token_key_file: Some(pki.token_key_path()),
+                    reload_interval_ms: self.spec.tls_reload_interval_ms,
+                }
+            }),
+            insecure: self.pki.is_none(),
+            limits: Limits::default(),
         }
     }
 
     /// Writes a config for a new site `id` and starts it (not yet a member).
     pub fn spawn_new_site(&mut self, id: u64) -> Result<(), NodeError> {
+        if let Some(pki) = &self.pki
+            && !pki.paths(Role::Site, &id.to_string()).cert.exists()
+        {
+            pki.issue(
+                Role::Site,
+                &id.to_string(),
+                Validity::days(DEV_CERTIFICATE_DAYS),
+            )
+            .map_err(|e| NodeError::Launcher(format!("certificate for site {id}: {e}")))?;
+        }
         let config = self.new_config(id);
         self.spawn_site(config)
     }
@@ -355,8 +414,23 @@ impl LocalCluster {
             .values()
             .map(|site| site.report.api_addr.clone())
             .collect();
-        ClusterClient::new(endpoints, settings, None)
+        ClusterClient::new(endpoints, settings, self.credentials(LAUNCHER_ADMIN)?)
             .map_err(|e| NodeError::Launcher(e.to_string()))
+    }
+
+    /// Credentials of an admin (by name) made with the development CA.
+    pub fn credentials(&self, admin: &str) -> Result<Credentials, NodeError> {
+        let Some(pki) = &self.pki else {
+            return Ok(Credentials::insecure());
+        };
+        let paths = pki.paths(Role::Admin, admin);
+        Credentials::from_files(
+            &self.spec.cluster_id,
+            &pki.ca_path(),
+            Some((&paths.cert, &paths.key)),
+            None,
+        )
+        .map_err(|e| NodeError::Launcher(e.to_string()))
     }
 
     /// Waits until every running site agrees on one leader; returns it.
@@ -486,6 +560,14 @@ impl LocalCluster {
                     config: Some(site.config_path.display().to_string()),
                 })
                 .collect(),
+            tls: self.pki.as_ref().map(|pki| {
+                let admin = pki.paths(Role::Admin, LAUNCHER_ADMIN);
+                ClusterTls {
+                    ca: pki.ca_path().display().to_string(),
+                    cert: Some(admin.cert.display().to_string()),
+                    key: Some(admin.key.display().to_string()),
+                }
+            }),
         }
     }
 

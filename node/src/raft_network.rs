@@ -119,7 +119,7 @@ impl PeerConnection {
         let timeout = option.hard_ttl();
         let client = self
             .peers
-            .raft_client(&self.addr)
+            .raft_client(self.target, &self.addr)
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&WireError(e.to_string()))))?;
         let request = self.peers.request(
             self.target,
@@ -206,7 +206,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         let unreachable = |e: String| StreamingError::Unreachable(Unreachable::new(&WireError(e)));
         let client = self
             .peers
-            .raft_client(&self.addr)
+            .raft_client(self.target, &self.addr)
             .map_err(|e| unreachable(e.to_string()))?;
         let total = snapshot.snapshot.len;
         let header = wire::encode(&(vote, snapshot.meta.clone()));

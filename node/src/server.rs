@@ -9,6 +9,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::Serialize;
 use switchboard_api::Site;
+use switchboard_api::auth::Authenticator;
+use switchboard_api::auth::Principal;
+use switchboard_api::auth::RateLimit;
 use switchboard_api::freshness::LeaderContact;
 use switchboard_api::limits;
 use switchboard_api::peer_clients::PeerClients;
@@ -17,6 +20,11 @@ use switchboard_api::services::AdminApi;
 use switchboard_api::services::ClientApi;
 use switchboard_api::services::HostApi;
 use switchboard_api::services::RelayApi;
+use switchboard_api::tls;
+use switchboard_api::tls::ClientAuth;
+use switchboard_api::tls::ReloadableServer;
+use switchboard_api::tls::TlsFiles;
+use switchboard_api::token::TokenKey;
 use switchboard_proto::v1::admin_service_server::AdminServiceServer;
 use switchboard_proto::v1::client_service_server::ClientServiceServer;
 use switchboard_proto::v1::host_service_server::HostServiceServer;
@@ -106,7 +114,8 @@ pub async fn serve(
     };
     let store = switchboard_raft_store::store::open(&config.data_dir, &identity)?;
     let stopped = store.stopped.clone();
-    let peers = PeerClients::new(&config.cluster_id, config.id, None);
+    let security = Security::setup(&config)?;
+    let peers = security.peers.clone();
     let network = PeerNetworkFactory {
         self_id: config.id,
         peers: peers.clone(),
@@ -131,23 +140,20 @@ pub async fn serve(
         peers,
         contact: LeaderContact::default(),
         settings: config.site_settings(),
+        auth: security.authenticator(&config),
     });
     drop(store.db);
 
     let (stop, stop_signal) = watch::channel(false);
-    let peer_server = tonic::transport::Server::builder()
+    let peer_router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(limits::REQUESTS_PER_CONNECTION_MAX)
         .tcp_nodelay(true)
         .add_service(
             RaftPeerServer::new(PeerService::new(site.clone()))
                 .max_decoding_message_size(limits::RAFT_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(limits::RAFT_MESSAGE_BYTES_MAX),
-        )
-        .serve_with_incoming_shutdown(
-            TcpListenerStream::new(raft_listener),
-            wait_stopped(stop_signal.clone()),
         );
-    let api_server = tonic::transport::Server::builder()
+    let api_router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(limits::REQUESTS_PER_CONNECTION_MAX)
         .tcp_nodelay(true)
         .add_service(
@@ -169,13 +175,22 @@ pub async fn serve(
             AdminServiceServer::new(AdminApi::new(site.clone()))
                 .max_decoding_message_size(limits::API_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(limits::API_MESSAGE_BYTES_MAX),
-        )
-        .serve_with_incoming_shutdown(
-            TcpListenerStream::new(api_listener),
-            wait_stopped(stop_signal.clone()),
         );
-    let peer_task = tokio::spawn(peer_server);
-    let api_task = tokio::spawn(api_server);
+    let peer_task = tokio::spawn(serve_grpc(
+        peer_router,
+        raft_listener,
+        security.raft_tls()?,
+        "raft",
+        wait_stopped(stop_signal.clone()),
+    ));
+    let api_task = tokio::spawn(serve_grpc(
+        api_router,
+        api_listener,
+        security.api_tls()?,
+        "api",
+        wait_stopped(stop_signal.clone()),
+    ));
+    let reloader = security.spawn_reloader();
     let http_state = http::HttpState {
         site: site.clone(),
         prometheus,
@@ -218,6 +233,10 @@ pub async fn serve(
         }
     }
     let _ = http_task.await;
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
+    drop(security);
     drop(site);
     let closed = tokio::task::spawn_blocking(move || stopped.wait(STORE_CLOSE_DEADLINE))
         .await
@@ -230,6 +249,159 @@ pub async fn serve(
     }
     tracing::info!(site = config.id, "stopped");
     Ok(())
+}
+
+/// Serves one gRPC port, over mutual TLS when `tls` is given.
+async fn serve_grpc(
+    router: tonic::transport::server::Router,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    port: &'static str,
+    stop: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    match tls {
+        Some(config) => {
+            router
+                .serve_with_incoming_shutdown(tls::incoming(listener, config, port), stop)
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
+                .await
+        }
+    }
+}
+
+/// TLS material, peer channels and authentication of a site.
+struct Security {
+    files: Option<TlsFiles>,
+    reload_interval: Duration,
+    raft_server: Option<Arc<ReloadableServer>>,
+    api_server: Option<Arc<ReloadableServer>>,
+    tokens: Option<TokenKey>,
+    peers: PeerClients,
+}
+
+impl Security {
+    fn setup(config: &SiteConfig) -> Result<Self, NodeError> {
+        let Some(tls) = &config.tls else {
+            tracing::warn!("insecure = true: plaintext, no authentication; development only");
+            return Ok(Security {
+                files: None,
+                reload_interval: Duration::from_secs(5),
+                raft_server: None,
+                api_server: None,
+                tokens: None,
+                peers: PeerClients::insecure(&config.cluster_id),
+            });
+        };
+        let files = TlsFiles {
+            ca: tls.ca_file.clone(),
+            cert: tls.cert_file.clone(),
+            key: tls.key_file.clone(),
+        };
+        let material = files.load().map_err(|e| NodeError::Config(e.to_string()))?;
+        // The certificate must name this very site.
+        let probe = Authenticator::tls(
+            &config.cluster_id,
+            None,
+            RateLimit {
+                per_second: 1,
+                burst: 1,
+            },
+        );
+        match probe.principal_from_certificate(material.leaf()) {
+            Ok(Principal::Site(id)) if id == config.id => {}
+            Ok(other) => {
+                return Err(NodeError::Config(format!(
+                    "{} is a certificate for {other}, not site {}",
+                    tls.cert_file.display(),
+                    config.id
+                )));
+            }
+            Err(status) => {
+                return Err(NodeError::Config(format!(
+                    "{}: {}",
+                    tls.cert_file.display(),
+                    status.message()
+                )));
+            }
+        }
+        let tokens = tls
+            .token_key_file
+            .as_ref()
+            .map(|path| TokenKey::from_hex_file(path))
+            .transpose()
+            .map_err(NodeError::Config)?;
+        let api_auth = if tokens.is_some() {
+            ClientAuth::Optional
+        } else {
+            ClientAuth::Required
+        };
+        let setup = |e: switchboard_api::ApiError| NodeError::Config(e.to_string());
+        Ok(Security {
+            raft_server: Some(
+                ReloadableServer::new(&material, ClientAuth::Required).map_err(setup)?,
+            ),
+            api_server: Some(ReloadableServer::new(&material, api_auth).map_err(setup)?),
+            peers: PeerClients::tls(&config.cluster_id, material),
+            files: Some(files),
+            reload_interval: Duration::from_millis(tls.reload_interval_ms),
+            tokens,
+        })
+    }
+
+    fn authenticator(&self, config: &SiteConfig) -> Authenticator {
+        if self.files.is_none() {
+            return Authenticator::Insecure;
+        }
+        let limit = RateLimit {
+            per_second: config.limits.requests_per_second,
+            burst: config.limits.request_burst,
+        };
+        Authenticator::tls(&config.cluster_id, self.tokens.clone(), limit)
+    }
+
+    fn raft_tls(&self) -> Result<Option<Arc<rustls::ServerConfig>>, NodeError> {
+        self.raft_server
+            .as_ref()
+            .map(|server| {
+                server
+                    .server_config()
+                    .map_err(|e| NodeError::Config(e.to_string()))
+            })
+            .transpose()
+    }
+
+    fn api_tls(&self) -> Result<Option<Arc<rustls::ServerConfig>>, NodeError> {
+        self.api_server
+            .as_ref()
+            .map(|server| {
+                server
+                    .server_config()
+                    .map_err(|e| NodeError::Config(e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// Reloads changed certificate files into both ports and the peer channels.
+    fn spawn_reloader(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let files = self.files.clone()?;
+        let raft_server = self.raft_server.clone()?;
+        let api_server = self.api_server.clone()?;
+        let peers = self.peers.clone();
+        Some(tls::spawn_reloader(
+            files,
+            self.reload_interval,
+            move |material| {
+                raft_server.reload(material)?;
+                api_server.reload(material)?;
+                peers.reload_tls(material.clone());
+                Ok(())
+            },
+        ))
+    }
 }
 
 /// Forms the cluster from `initial_sites` on first start.

@@ -27,6 +27,24 @@ pub struct Target {
     /// A cluster.json naming the sites (as `switchboard dev` writes).
     #[arg(long, global = true, env = "SBCTL_CLUSTER")]
     pub cluster: Option<PathBuf>,
+    /// CA certificate to trust (default: from --cluster's file).
+    #[arg(long, global = true, env = "SBCTL_CA")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (default: from --cluster's file).
+    #[arg(long, global = true, env = "SBCTL_CERT")]
+    pub cert: Option<PathBuf>,
+    /// Client key.
+    #[arg(long, global = true, env = "SBCTL_KEY")]
+    pub key: Option<PathBuf>,
+    /// Bearer token instead of a client certificate.
+    #[arg(long, global = true, env = "SBCTL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The cluster id, for TLS names (default: from --cluster's file).
+    #[arg(long, global = true)]
+    pub cluster_id: Option<String>,
+    /// Talk plaintext to sites run with insecure = true.
+    #[arg(long, global = true)]
+    pub insecure: bool,
     /// Give up on a command after this many seconds.
     #[arg(long, global = true, default_value_t = 15)]
     pub timeout_secs: u64,
@@ -51,6 +69,55 @@ pub enum Command {
     /// Leadership.
     #[command(subcommand)]
     Leader(LeaderCommand),
+    /// Certificates for a cluster (no cluster needed).
+    #[command(subcommand)]
+    Certs(CertsCommand),
+    /// Tokens for remote-access clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CertsCommand {
+    /// Make a development CA, a token key and certificates in DIR.
+    Init {
+        dir: PathBuf,
+        #[arg(long)]
+        cluster_id: String,
+        /// Site certificates for ids 1..=N.
+        #[arg(long, default_value_t = 3)]
+        sites: u64,
+        /// A relay certificate; repeatable.
+        #[arg(long = "relay")]
+        relays: Vec<String>,
+        #[arg(long, default_value = "operator")]
+        admin: String,
+        #[arg(long, default_value = "portal")]
+        client: String,
+    },
+    /// Issue one more certificate from DIR's CA.
+    Issue {
+        dir: PathBuf,
+        #[arg(long)]
+        cluster_id: String,
+        /// site, relay, admin or client.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        id: String,
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Issue a bearer token for a remote-access client.
+    Token {
+        name: String,
+        #[arg(long, default_value_t = 30)]
+        ttl_days: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -86,6 +153,12 @@ pub enum HostCommand {
     },
     /// Remove a host's route.
     Detach { host_id: String },
+    /// Issue the host's credential: a token that lets it act as itself only.
+    Enroll {
+        host_id: String,
+        #[arg(long, default_value_t = 365)]
+        ttl_days: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]

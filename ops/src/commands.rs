@@ -7,11 +7,21 @@ use serde::Serialize;
 use switchboard_api::client::ClientError;
 use switchboard_api::client::ClientSettings;
 use switchboard_api::client::ClusterClient;
+use switchboard_api::client::Credentials;
 use switchboard_api::client::new_request_id;
 use switchboard_api::cluster_file::ClusterFile;
+use switchboard_api::pki::DevPki;
+use switchboard_api::pki::Role;
+use switchboard_api::pki::Validity;
+use switchboard_api::pki::cluster_domain;
+use switchboard_api::pki::identity_name;
 use switchboard_proto::v1 as pb;
 
+use std::path::PathBuf;
+
+use crate::cli::CertsCommand;
 use crate::cli::Cli;
+use crate::cli::ClientCommand;
 use crate::cli::Command;
 use crate::cli::HostCommand;
 use crate::cli::LeaderCommand;
@@ -35,8 +45,14 @@ pub enum CliError {
 
 fn client(cli: &Cli) -> Result<ClusterClient, CliError> {
     let mut endpoints = cli.target.endpoints.clone();
-    if let Some(path) = &cli.target.cluster {
-        let file = ClusterFile::load(path).map_err(CliError::Usage)?;
+    let file = cli
+        .target
+        .cluster
+        .as_ref()
+        .map(|path| ClusterFile::load(path))
+        .transpose()
+        .map_err(CliError::Usage)?;
+    if let Some(file) = &file {
         endpoints.extend(file.api_endpoints());
     }
     endpoints.retain(|e| !e.trim().is_empty());
@@ -51,7 +67,53 @@ fn client(cli: &Cli) -> Result<ClusterClient, CliError> {
         attempt_timeout: deadline.min(Duration::from_secs(6)),
         ..ClientSettings::default()
     };
-    Ok(ClusterClient::new(endpoints, settings, None)?)
+    Ok(ClusterClient::new(
+        endpoints,
+        settings,
+        credentials(cli, file.as_ref())?,
+    )?)
+}
+
+/// TLS and token from flags, falling back to the cluster file.
+fn credentials(cli: &Cli, file: Option<&ClusterFile>) -> Result<Credentials, CliError> {
+    let target = &cli.target;
+    let file_tls = file.and_then(|f| f.tls.as_ref());
+    let ca = target
+        .ca
+        .clone()
+        .or_else(|| file_tls.map(|t| PathBuf::from(&t.ca)));
+    if target.insecure || (ca.is_none() && file.is_some_and(|f| f.tls.is_none())) {
+        return Ok(Credentials::insecure());
+    }
+    let ca = ca.ok_or_else(|| {
+        CliError::Usage("name the CA with --ca (or use --insecure for plaintext sites)".into())
+    })?;
+    let cluster_id = target
+        .cluster_id
+        .clone()
+        .or_else(|| file.map(|f| f.cluster_id.clone()))
+        .ok_or_else(|| {
+            CliError::Usage("name the cluster with --cluster-id (or --cluster FILE)".into())
+        })?;
+    let cert = target
+        .cert
+        .clone()
+        .or_else(|| file_tls.and_then(|t| t.cert.as_ref().map(PathBuf::from)));
+    let key = target
+        .key
+        .clone()
+        .or_else(|| file_tls.and_then(|t| t.key.as_ref().map(PathBuf::from)));
+    let identity = match (&cert, &key) {
+        (Some(cert), Some(key)) if target.token.is_none() => Some((cert.as_path(), key.as_path())),
+        (None, None) | (Some(_), Some(_)) => None,
+        _ => return Err(CliError::Usage("give both --cert and --key".into())),
+    };
+    Ok(Credentials::from_files(
+        &cluster_id,
+        &ca,
+        identity,
+        target.token.clone(),
+    )?)
 }
 
 fn emit<T: Serialize>(
@@ -215,9 +277,29 @@ fn members_output(out: &mut dyn Write, json: bool, members: &[pb::Member]) -> Re
 
 /// Runs one sbctl command, writing its output to `out`.
 pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
-    let client = client(cli)?;
     let json = cli.json;
+    if let Command::Certs(command) = &cli.command {
+        return certs(command, out, json);
+    }
+    let client = client(cli)?;
     match &cli.command {
+        Command::Certs(_) => unreachable!("handled above"),
+        Command::Host(HostCommand::Enroll { host_id, ttl_days }) => {
+            let response = client
+                .issue_token(
+                    pb::TokenRole::Host,
+                    host_id,
+                    ttl_days.saturating_mul(86_400),
+                )
+                .await?;
+            emit_token(out, json, host_id, &response)?;
+        }
+        Command::Client(ClientCommand::Token { name, ttl_days }) => {
+            let response = client
+                .issue_token(pb::TokenRole::Client, name, ttl_days.saturating_mul(86_400))
+                .await?;
+            emit_token(out, json, name, &response)?;
+        }
         Command::Status => {
             let statuses = client.status_all().await;
             let views: Vec<SiteStatusView> = statuses
@@ -446,6 +528,117 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+#[derive(Serialize)]
+struct TokenView<'a> {
+    subject: &'a str,
+    token: &'a str,
+    expires_at_unix_ms: u64,
+}
+
+fn emit_token(
+    out: &mut dyn Write,
+    json: bool,
+    subject: &str,
+    response: &pb::IssueTokenResponse,
+) -> Result<(), CliError> {
+    let view = TokenView {
+        subject,
+        token: &response.token,
+        expires_at_unix_ms: response.expires_at_unix_ms,
+    };
+    emit(out, json, &view, || format!("{}\n", response.token))
+}
+
+fn role(name: &str) -> Result<Role, CliError> {
+    match name {
+        "site" => Ok(Role::Site),
+        "relay" => Ok(Role::Relay),
+        "admin" => Ok(Role::Admin),
+        "client" => Ok(Role::Client),
+        other => Err(CliError::Usage(format!(
+            "unknown role {other:?}: site, relay, admin or client"
+        ))),
+    }
+}
+
+/// `sbctl certs ...`: local files only.
+fn certs(command: &CertsCommand, out: &mut dyn Write, json: bool) -> Result<(), CliError> {
+    let setup = |e: switchboard_api::ApiError| CliError::Usage(e.to_string());
+    let (pki, issued): (DevPki, Vec<(Role, String)>) = match command {
+        CertsCommand::Init {
+            dir,
+            cluster_id,
+            sites,
+            relays,
+            admin,
+            client,
+        } => {
+            let mut identities: Vec<(Role, String)> = (1..=*sites)
+                .map(|id| (Role::Site, id.to_string()))
+                .collect();
+            identities.extend(relays.iter().map(|relay| (Role::Relay, relay.clone())));
+            identities.push((Role::Admin, admin.clone()));
+            identities.push((Role::Client, client.clone()));
+            let pki = DevPki::init(dir, cluster_id, &identities).map_err(setup)?;
+            (pki, identities)
+        }
+        CertsCommand::Issue {
+            dir,
+            cluster_id,
+            role: name,
+            id,
+            days,
+        } => {
+            let pki = DevPki {
+                dir: dir.clone(),
+                cluster_id: cluster_id.clone(),
+            };
+            let role = role(name)?;
+            pki.issue(role, id, Validity::days(*days)).map_err(setup)?;
+            (pki, vec![(role, id.clone())])
+        }
+    };
+    #[derive(Serialize)]
+    struct Issued {
+        role: &'static str,
+        id: String,
+        name: String,
+        cert: String,
+        key: String,
+    }
+    let domain = cluster_domain(&pki.cluster_id);
+    let views: Vec<Issued> = issued
+        .iter()
+        .map(|(role, id)| {
+            let paths = pki.paths(*role, id);
+            Issued {
+                role: role.label(),
+                id: id.clone(),
+                name: identity_name(*role, id, &domain),
+                cert: paths.cert.display().to_string(),
+                key: paths.key.display().to_string(),
+            }
+        })
+        .collect();
+    emit(out, json, &views, || {
+        let mut table = Table::new(&["ROLE", "ID", "NAME", "CERTIFICATE"]);
+        for v in &views {
+            table.row(vec![
+                v.role.into(),
+                v.id.clone(),
+                v.name.clone(),
+                v.cert.clone(),
+            ]);
+        }
+        format!(
+            "{}CA: {}\ntoken key: {}\n",
+            table.render(),
+            pki.ca_path().display(),
+            pki.token_key_path().display()
+        )
+    })
 }
 
 fn relays_table(relays: &[RelayView]) -> String {

@@ -59,6 +59,8 @@ pub enum RefusalCode {
     ResourceExhausted,
     /// The target is not in a state that allows this.
     FailedPrecondition,
+    /// The actor may not do this (e.g. a removed relay registering itself).
+    PermissionDenied,
 }
 
 impl Refusal {

@@ -7,6 +7,7 @@ use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use switchboard_api::client::ClientSettings;
 use switchboard_api::client::ClusterClient;
+use switchboard_api::client::Credentials;
 use switchboard_api::client::new_request_id;
 use switchboard_api::cluster_file::ClusterFile;
 use switchboard_tests::Bootstrap;
@@ -49,8 +50,23 @@ async fn switchboard_dev_runs_a_demo_cluster_and_stops_it_on_ctrl_c() {
         );
     }
 
-    let client = ClusterClient::new(loaded.api_endpoints(), ClientSettings::default(), None)
-        .expect("client");
+    let tls = loaded.tls.as_ref().expect("the demo runs with TLS");
+    let credentials = Credentials::from_files(
+        &loaded.cluster_id,
+        std::path::Path::new(&tls.ca),
+        Some((
+            std::path::Path::new(tls.cert.as_deref().expect("admin cert")),
+            std::path::Path::new(tls.key.as_deref().expect("admin key")),
+        )),
+        None,
+    )
+    .expect("credentials");
+    let client = ClusterClient::new(
+        loaded.api_endpoints(),
+        ClientSettings::default(),
+        credentials,
+    )
+    .expect("client");
     let statuses = client.status_all().await;
     let leaders: Vec<u64> = statuses
         .iter()

@@ -103,6 +103,7 @@ async fn sbctl_shows_status_manages_relays_and_fails_clearly() {
         .args([
             "--endpoints",
             "127.0.0.1:9",
+            "--insecure",
             "--timeout-secs",
             "2",
             "status",

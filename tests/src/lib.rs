@@ -139,7 +139,11 @@ impl TestCluster {
             backoff_initial: Duration::from_millis(20),
             ..ClientSettings::default()
         };
-        ClusterClient::new(vec![endpoint], settings, None).expect("client")
+        let credentials = self
+            .cluster
+            .credentials(switchboard_node::launcher::LAUNCHER_ADMIN)
+            .expect("admin credentials");
+        ClusterClient::new(vec![endpoint], settings, credentials).expect("client")
     }
 
     /// The API address of a site.

@@ -29,6 +29,8 @@ use crate::convert;
 use crate::error::ApiError;
 use crate::site::Site;
 use crate::site::role_name;
+use crate::token::TOKEN_TTL_MAX_SECS;
+use crate::token::TokenRole;
 
 /// Metadata key on a follower's UNAVAILABLE: the leader's API address.
 pub const LEADER_HINT_HEADER: &str = "x-switchboard-leader";
@@ -113,8 +115,9 @@ fn membership_error(
 impl AdminService for AdminApi {
     async fn status(
         &self,
-        _request: Request<pb::StatusRequest>,
+        request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
+        self.site.auth.admin(&request)?;
         let applied = self.site.reader.load();
         let response = {
             let metrics = self.site.raft.metrics();
@@ -150,6 +153,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::InitializeClusterRequest>,
     ) -> Result<Response<pb::InitializeClusterResponse>, Status> {
+        self.site.auth.admin(&request)?;
         let voters = &request.get_ref().voters;
         if voters.is_empty() {
             return Err(ApiError::InvalidArgument("at least one voter is needed".into()).into());
@@ -181,6 +185,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::AddLearnerRequest>,
     ) -> Result<Response<pb::MembershipResponse>, Status> {
+        self.site.auth.admin(&request)?;
         self.require_leader()?;
         let message = request.get_ref();
         let site = message
@@ -221,6 +226,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::PromoteVoterRequest>,
     ) -> Result<Response<pb::MembershipResponse>, Status> {
+        self.site.auth.admin(&request)?;
         self.require_leader()?;
         let id = request.get_ref().site_id;
         let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
@@ -239,6 +245,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::RemoveMemberRequest>,
     ) -> Result<Response<pb::MembershipResponse>, Status> {
+        self.site.auth.admin(&request)?;
         self.require_leader()?;
         let id = request.get_ref().site_id;
         let (is_voter, is_member) = {
@@ -273,6 +280,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::TransferLeaderRequest>,
     ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
+        self.site.auth.admin(&request)?;
         self.require_leader()?;
         let requested = request.get_ref().to_site_id;
         let target = if requested != 0 {
@@ -285,6 +293,47 @@ impl AdminService for AdminApi {
         transfer_leadership(&self.site, target, TRANSFER_LEADER_DEADLINE).await?;
         Ok(Response::new(pb::TransferLeaderResponse {
             new_leader_id: target,
+        }))
+    }
+
+    async fn issue_token(
+        &self,
+        request: Request<pb::IssueTokenRequest>,
+    ) -> Result<Response<pb::IssueTokenResponse>, Status> {
+        self.site.auth.admin(&request)?;
+        let message = request.get_ref();
+        let role = match pb::TokenRole::try_from(message.role) {
+            Ok(pb::TokenRole::Host) => {
+                convert::host_id(&message.subject)?;
+                TokenRole::Host
+            }
+            Ok(pb::TokenRole::Client) => {
+                switchboard_raft_store::ids::RelayId::new(message.subject.clone()).map_err(
+                    |_| {
+                        ApiError::InvalidArgument(
+                            "a client name is one DNS label (a-z, 0-9, '-')".into(),
+                        )
+                    },
+                )?;
+                TokenRole::Client
+            }
+            _ => {
+                return Err(ApiError::InvalidArgument("role must be host or client".into()).into());
+            }
+        };
+        if message.ttl_secs == 0 || message.ttl_secs > TOKEN_TTL_MAX_SECS {
+            return Err(ApiError::InvalidArgument(format!(
+                "ttl_secs must be 1 to {TOKEN_TTL_MAX_SECS}"
+            ))
+            .into());
+        }
+        let (token, expires_at_ms) =
+            self.site
+                .auth
+                .issue_token(role, &message.subject, message.ttl_secs)?;
+        Ok(Response::new(pb::IssueTokenResponse {
+            token,
+            expires_at_unix_ms: expires_at_ms,
         }))
     }
 }

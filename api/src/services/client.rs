@@ -28,6 +28,8 @@ impl ClientService for ClientApi {
         &self,
         request: Request<pb::ResolveRequest>,
     ) -> Result<Response<pb::ResolveResponse>, Status> {
+        let principal = self.site.auth.reader(&request)?;
+        self.site.refuse_removed_relay(&principal)?;
         let message = request.get_ref();
         let host_id = convert::host_id(&message.host_id)?;
         let consistency = pb::Consistency::try_from(message.consistency).map_err(|_| {

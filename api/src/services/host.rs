@@ -14,7 +14,6 @@ use tonic::Status;
 
 use crate::convert;
 use crate::error::ApiError;
-use crate::services::actor;
 use crate::services::request_id;
 use crate::site::Site;
 
@@ -34,9 +33,9 @@ impl HostService for HostApi {
         &self,
         request: Request<pb::AttachRequest>,
     ) -> Result<Response<pb::AttachResponse>, Status> {
-        let actor = actor(&request);
         let message = request.get_ref();
         let host_id = convert::host_id(&message.host_id)?;
+        let actor = self.site.auth.host(&request, &host_id)?.actor();
         validate_region(&message.preferred_region).map_err(ApiError::from)?;
         let command = Command::AttachHost {
             host_id,
@@ -63,11 +62,10 @@ impl HostService for HostApi {
         &self,
         request: Request<pb::DetachRequest>,
     ) -> Result<Response<pb::DetachResponse>, Status> {
-        let actor = actor(&request);
         let message = request.get_ref();
-        let command = Command::DetachHost {
-            host_id: convert::host_id(&message.host_id)?,
-        };
+        let host_id = convert::host_id(&message.host_id)?;
+        let actor = self.site.auth.host(&request, &host_id)?.actor();
+        let command = Command::DetachHost { host_id };
         let reply = self
             .site
             .propose(Proposal::new(

@@ -12,21 +12,9 @@ pub use admin::transfer_leadership;
 pub use client::ClientApi;
 pub use host::HostApi;
 pub use relay::RelayApi;
-use switchboard_raft_store::Actor;
-use switchboard_raft_store::ActorKind;
 use switchboard_raft_store::ids::RequestId;
-use tonic::Request;
 
 use crate::error::ApiError;
-
-/// Who is calling. Until certificates carry identities, every caller is
-/// anonymous and named by its address.
-pub fn actor<T>(request: &Request<T>) -> Actor {
-    let name = request
-        .remote_addr()
-        .map_or_else(|| "unknown".to_owned(), |addr| addr.to_string());
-    Actor::new(ActorKind::Anonymous, name)
-}
 
 /// The caller's request id, checked.
 pub fn request_id(bytes: &[u8]) -> Result<RequestId, ApiError> {

@@ -14,7 +14,6 @@ use tonic::Status;
 use crate::convert;
 use crate::error::ApiError;
 use crate::limits::RELAYS_PER_LIST_MAX;
-use crate::services::actor;
 use crate::services::request_id;
 use crate::site::Site;
 
@@ -34,12 +33,14 @@ impl RelayService for RelayApi {
         &self,
         request: Request<pb::RegisterRelayRequest>,
     ) -> Result<Response<pb::RegisterRelayResponse>, Status> {
-        let actor = actor(&request);
         let message = request.get_ref();
+        let relay_id = convert::relay_id(&message.relay_id)?;
+        let principal = self.site.auth.relay(&request, &relay_id)?;
+        self.site.refuse_removed_relay(&principal)?;
         let registration = convert::registration(message)?;
         let proposal = Proposal::new(
             request_id(&message.request_id)?,
-            actor,
+            principal.actor(),
             Command::RegisterRelay(registration),
         );
         let reply = self.site.propose(proposal).await?;
@@ -54,8 +55,10 @@ impl RelayService for RelayApi {
 
     async fn list(
         &self,
-        _request: Request<pb::ListRelaysRequest>,
+        request: Request<pb::ListRelaysRequest>,
     ) -> Result<Response<pb::ListRelaysResponse>, Status> {
+        let principal = self.site.auth.reader(&request)?;
+        self.site.refuse_removed_relay(&principal)?;
         let (applied, _) = self.site.read_local(0)?;
         let relays = applied
             .state

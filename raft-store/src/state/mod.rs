@@ -30,6 +30,8 @@ pub use self::rows::ROW_FORMAT_VERSION;
 pub use self::rows::RowKey;
 pub use self::rows::decode_value;
 pub use self::rows::encode_value;
+use crate::command::Actor;
+use crate::command::ActorKind;
 use crate::command::Command;
 use crate::command::Proposal;
 use crate::command::RelayAdminTarget;
@@ -48,6 +50,9 @@ use crate::reply::Reply;
 pub struct State {
     meta: Meta,
     relays: OrdMap<RelayId, RelayRecord>,
+    /// Removed relays, with when they were removed: their certificates are
+    /// refused until an operator registers them again.
+    removed_relays: OrdMap<RelayId, u64>,
     routes: RouteTable,
     requests: RequestLog,
 }
@@ -78,6 +83,11 @@ impl State {
     /// All relays, in id order.
     pub fn relays(&self) -> impl Iterator<Item = &RelayRecord> {
         self.relays.values()
+    }
+
+    /// Whether a relay was removed (and not registered again by an operator).
+    pub fn is_removed_relay(&self, relay_id: &RelayId) -> bool {
+        self.removed_relays.contains_key(relay_id)
     }
 
     /// The route table.
@@ -142,7 +152,7 @@ impl State {
         }
 
         let outcome = match proposal.command.validate() {
-            Ok(()) => self.execute(&proposal.command, changes),
+            Ok(()) => self.execute(&proposal.command, &proposal.actor, changes),
             Err(error) => Outcome::Refused(Refusal::new(
                 RefusalCode::InvalidArgument,
                 error.to_string(),
@@ -165,9 +175,11 @@ impl State {
         reply
     }
 
-    fn execute(&mut self, command: &Command, changes: &mut ChangeSet) -> Outcome {
+    fn execute(&mut self, command: &Command, actor: &Actor, changes: &mut ChangeSet) -> Outcome {
         match command {
-            Command::RegisterRelay(registration) => self.register_relay(registration, changes),
+            Command::RegisterRelay(registration) => {
+                self.register_relay(registration, actor, changes)
+            }
             Command::SetRelayState { relay_id, target } => {
                 self.set_relay_state(relay_id, *target, changes)
             }
@@ -191,10 +203,21 @@ impl State {
     fn register_relay(
         &mut self,
         registration: &RelayRegistration,
+        actor: &Actor,
         changes: &mut ChangeSet,
     ) -> Outcome {
         let now = self.meta.clock_ms;
         let relay_id = registration.relay_id.clone();
+        if self.removed_relays.contains_key(&relay_id) {
+            if !matches!(actor.kind, ActorKind::Admin | ActorKind::Anonymous) {
+                return refused(
+                    RefusalCode::PermissionDenied,
+                    format!("relay {relay_id} was removed; only an operator can register it again"),
+                );
+            }
+            self.removed_relays.remove(&relay_id);
+            changes.touch(RowKey::RemovedRelay(relay_id.clone()));
+        }
         let record = match self.relays.get(&relay_id) {
             None => RelayRecord {
                 relay_id: relay_id.clone(),
@@ -398,6 +421,9 @@ impl State {
         }
         self.relays.remove(relay_id);
         changes.touch(RowKey::Relay(relay_id.clone()));
+        self.removed_relays
+            .insert(relay_id.clone(), self.meta.clock_ms);
+        changes.touch(RowKey::RemovedRelay(relay_id.clone()));
         Outcome::RelayRemoved {
             relay_id: relay_id.clone(),
         }
@@ -521,6 +547,7 @@ impl State {
         match key {
             RowKey::Meta => Some(encode_value(&self.meta)),
             RowKey::Relay(id) => self.relays.get(id).map(encode_value),
+            RowKey::RemovedRelay(id) => self.removed_relays.get(id).map(encode_value),
             RowKey::Route(id) => self.routes.get(id).map(encode_value),
             RowKey::Request(id) => self.requests.get(*id).map(encode_value),
         }
@@ -533,6 +560,10 @@ impl State {
             .relays
             .iter()
             .map(|(id, r)| (RowKey::Relay(id.clone()).encode(), encode_value(r)));
+        let removed = self
+            .removed_relays
+            .iter()
+            .map(|(id, at)| (RowKey::RemovedRelay(id.clone()).encode(), encode_value(at)));
         let routes = self
             .routes
             .iter()
@@ -541,7 +572,10 @@ impl State {
             .requests
             .iter()
             .map(|(id, r)| (RowKey::Request(*id).encode(), encode_value(r)));
-        meta.chain(relays).chain(routes).chain(requests)
+        meta.chain(relays)
+            .chain(removed)
+            .chain(routes)
+            .chain(requests)
     }
 
     /// Rebuilds a state from its rows (any order) and checks it.
@@ -564,6 +598,11 @@ impl State {
                         });
                     }
                     state.relays.insert(id, record);
+                }
+                RowKey::RemovedRelay(id) => {
+                    state
+                        .removed_relays
+                        .insert(id, decode_value("removed relay row", value)?);
                 }
                 RowKey::Route(id) => {
                     state.routes.insert(id, decode_value("route row", value)?);

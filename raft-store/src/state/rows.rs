@@ -19,6 +19,7 @@ pub const ROW_FORMAT_VERSION: u8 = 1;
 
 const PREFIX_META: u8 = 0x00;
 const PREFIX_RELAY: u8 = 0x10;
+const PREFIX_REMOVED_RELAY: u8 = 0x11;
 const PREFIX_ROUTE: u8 = 0x20;
 const PREFIX_REQUEST: u8 = 0x30;
 
@@ -27,6 +28,8 @@ const PREFIX_REQUEST: u8 = 0x30;
 pub enum RowKey {
     Meta,
     Relay(RelayId),
+    /// A relay that was removed: its certificate is refused from then on.
+    RemovedRelay(RelayId),
     Route(HostId),
     Request(RequestId),
 }
@@ -37,6 +40,7 @@ impl RowKey {
         match self {
             RowKey::Meta => vec![PREFIX_META],
             RowKey::Relay(id) => prefixed(PREFIX_RELAY, id.as_str().as_bytes()),
+            RowKey::RemovedRelay(id) => prefixed(PREFIX_REMOVED_RELAY, id.as_str().as_bytes()),
             RowKey::Route(id) => prefixed(PREFIX_ROUTE, id.as_str().as_bytes()),
             RowKey::Request(id) => prefixed(PREFIX_REQUEST, &id.to_bytes()),
         }
@@ -57,6 +61,9 @@ impl RowKey {
         match prefix {
             PREFIX_META if rest.is_empty() => Ok(RowKey::Meta),
             PREFIX_RELAY => Ok(RowKey::Relay(
+                RelayId::new(text()?).map_err(|e| corrupt(&e.to_string()))?,
+            )),
+            PREFIX_REMOVED_RELAY => Ok(RowKey::RemovedRelay(
                 RelayId::new(text()?).map_err(|e| corrupt(&e.to_string()))?,
             )),
             PREFIX_ROUTE => Ok(RowKey::Route(
@@ -134,6 +141,7 @@ mod tests {
             RowKey::Meta,
             RowKey::Relay(RelayId::new("a").unwrap()),
             RowKey::Relay(RelayId::new("b-1").unwrap()),
+            RowKey::RemovedRelay(RelayId::new("a").unwrap()),
             RowKey::Route(HostId::new("A").unwrap()),
             RowKey::Route(HostId::new("a").unwrap()),
             RowKey::Request(RequestId(5)),

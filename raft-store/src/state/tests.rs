@@ -580,3 +580,36 @@ proptest! {
         prop_assert_eq!(reloaded.rows().collect::<Vec<_>>(), rows_a);
     }
 }
+
+#[test]
+fn a_removed_relay_registers_again_only_through_an_operator() {
+    let mut h = Harness::new();
+    h.apply(registration("a", "", 10, 1));
+    h.apply(Command::RemoveRelay {
+        relay_id: relay_id("a"),
+    });
+    assert!(h.state.is_removed_relay(&relay_id("a")));
+    h.index += 1;
+    let by_itself = Proposal {
+        request_id: RequestId::NONE,
+        actor: Actor::new(ActorKind::Relay, "a"),
+        issued_at_ms: h.now_ms,
+        command: registration("a", "", 10, 2),
+    };
+    let reply = h.state.apply(h.index, &by_itself, &mut h.changes);
+    h.flush();
+    assert!(matches!(
+        reply.outcome,
+        Outcome::Refused(Refusal {
+            code: RefusalCode::PermissionDenied,
+            ..
+        })
+    ));
+    assert!(h.state.relay(&relay_id("a")).is_none());
+    h.apply(registration("a", "", 10, 2));
+    assert!(
+        !h.state.is_removed_relay(&relay_id("a")),
+        "an operator's registration lifts the removal"
+    );
+    assert_eq!(h.mirror, h.state.rows().collect::<BTreeMap<_, _>>());
+}

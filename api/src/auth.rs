@@ -1,0 +1,362 @@
+//! Who is calling, and what they may do.
+//!
+//! Identities come from the verified client certificate (its
+//! `<id>.<role>.<cluster>.switchboard` name) or, for hosts and clients, from
+//! a bearer token. Every call names what it needs: an admin, a relay acting
+//! as itself, a host acting as itself, any authenticated reader, or (on the
+//! raft port) a member site. Calls are rate limited per identity.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use std::time::Instant;
+
+use rustls::pki_types::CertificateDer;
+use switchboard_raft_store::Actor;
+use switchboard_raft_store::ActorKind;
+use switchboard_raft_store::ids::HostId;
+use switchboard_raft_store::ids::RelayId;
+use switchboard_raft_store::ids::SiteId;
+use tonic::Request;
+use tonic::Status;
+use tonic::metadata::MetadataValue;
+
+use crate::pki::Role;
+use crate::pki::cluster_domain;
+use crate::pki::parse_identity_name;
+use crate::site::unix_ms;
+use crate::token::TokenKey;
+use crate::token::TokenRole;
+
+/// Metadata key of a RESOURCE_EXHAUSTED answer: when to try again.
+pub const RETRY_AFTER_HEADER: &str = "retry-after-ms";
+/// Identities whose rate is tracked at once; past this, idle ones are dropped.
+pub const RATE_TRACKED_IDENTITIES_MAX: usize = 100_000;
+
+/// Who a request comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    Site(SiteId),
+    Relay(RelayId),
+    Host(HostId),
+    Admin(String),
+    Client(String),
+    /// No authentication configured (the `insecure` setting): named by address.
+    Anonymous(String),
+}
+
+impl Principal {
+    /// The actor a proposal records (the audit log names it).
+    pub fn actor(&self) -> Actor {
+        match self {
+            Principal::Site(id) => Actor::new(ActorKind::System, format!("site-{id}")),
+            Principal::Relay(id) => Actor::new(ActorKind::Relay, id.as_str()),
+            Principal::Host(id) => Actor::new(ActorKind::Host, id.as_str()),
+            Principal::Admin(name) => Actor::new(ActorKind::Admin, name.as_str()),
+            Principal::Client(name) => Actor::new(ActorKind::Client, name.as_str()),
+            Principal::Anonymous(address) => Actor::new(ActorKind::Anonymous, address.as_str()),
+        }
+    }
+
+    /// Whether it may do what only operators may.
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Principal::Admin(_) | Principal::Anonymous(_))
+    }
+
+    fn rate_key(&self) -> Option<String> {
+        match self {
+            // Operators and the insecure development mode are not throttled.
+            Principal::Admin(_) | Principal::Anonymous(_) | Principal::Site(_) => None,
+            Principal::Relay(id) => Some(format!("relay:{id}")),
+            Principal::Host(id) => Some(format!("host:{id}")),
+            Principal::Client(name) => Some(format!("client:{name}")),
+        }
+    }
+}
+
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.actor())
+    }
+}
+
+/// Requests per second, per identity.
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+}
+
+/// A token bucket per identity.
+pub struct RateLimiter {
+    limit: RateLimit,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl RateLimiter {
+    pub fn new(limit: RateLimit) -> Self {
+        RateLimiter {
+            limit,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one request from `key`'s bucket, or says how long to wait.
+    pub fn admit(&self, key: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let rate = f64::from(self.limit.per_second.max(1));
+        let burst = f64::from(self.limit.burst.max(1));
+        let mut buckets = self.buckets.lock().expect("rate lock is never poisoned");
+        if buckets.len() >= RATE_TRACKED_IDENTITIES_MAX && !buckets.contains_key(key) {
+            // Full buckets are idle ones: forgetting them loses nothing.
+            buckets.retain(|_, b| {
+                b.tokens + now.duration_since(b.refilled).as_secs_f64() * rate < burst
+            });
+        }
+        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
+            tokens: burst,
+            refilled: now,
+        });
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.refilled).as_secs_f64() * rate).min(burst);
+        bucket.refilled = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
+        }
+    }
+}
+
+/// How a site authenticates callers.
+pub enum Authenticator {
+    /// No TLS: everyone is an anonymous admin. Development only, behind the
+    /// explicit `insecure` setting.
+    Insecure,
+    /// Identities from certificates (and tokens, if a key is configured).
+    Tls {
+        cluster_id: String,
+        domain: String,
+        tokens: Option<TokenKey>,
+        limiter: RateLimiter,
+    },
+}
+
+fn unauthenticated(message: impl Into<String>) -> Status {
+    Status::unauthenticated(message.into())
+}
+
+fn denied(principal: &Principal, what: &str) -> Status {
+    Status::permission_denied(format!("{principal} may not {what}"))
+}
+
+impl Authenticator {
+    /// Certificate (and token) authentication for a cluster.
+    pub fn tls(cluster_id: &str, tokens: Option<TokenKey>, limit: RateLimit) -> Self {
+        Authenticator::Tls {
+            cluster_id: cluster_id.to_owned(),
+            domain: cluster_domain(cluster_id),
+            tokens,
+            limiter: RateLimiter::new(limit),
+        }
+    }
+
+    /// Signs a token for a host or client, valid for `ttl_secs`.
+    pub fn issue_token(
+        &self,
+        role: TokenRole,
+        subject: &str,
+        ttl_secs: u64,
+    ) -> Result<(String, u64), Status> {
+        let Authenticator::Tls {
+            cluster_id,
+            tokens: Some(key),
+            ..
+        } = self
+        else {
+            return Err(Status::failed_precondition(
+                "this site has no token key (tls.token_key_file)",
+            ));
+        };
+        let expires_at_ms = unix_ms().saturating_add(ttl_secs.saturating_mul(1000));
+        let claims = crate::token::TokenClaims {
+            role,
+            subject: subject.to_owned(),
+            cluster_id: cluster_id.clone(),
+            expires_at_ms,
+        };
+        Ok((key.issue(&claims), expires_at_ms))
+    }
+
+    /// Whether calls are authenticated at all.
+    pub fn is_secure(&self) -> bool {
+        matches!(self, Authenticator::Tls { .. })
+    }
+
+    /// The identity in a verified client certificate.
+    pub fn principal_from_certificate(
+        &self,
+        certificate: &CertificateDer<'_>,
+    ) -> Result<Principal, Status> {
+        let Authenticator::Tls { domain, .. } = self else {
+            return Err(unauthenticated("certificates are not in use"));
+        };
+        let parsed = webpki::EndEntityCert::try_from(certificate)
+            .map_err(|e| unauthenticated(format!("unreadable client certificate: {e:?}")))?;
+        for name in parsed.valid_dns_names() {
+            let Some((role, id)) = parse_identity_name(name, domain) else {
+                continue;
+            };
+            let principal = match role {
+                Role::Site => id.parse().map(Principal::Site).ok(),
+                Role::Relay => RelayId::new(id).map(Principal::Relay).ok(),
+                Role::Admin => Some(Principal::Admin(id.to_owned())),
+                Role::Client => Some(Principal::Client(id.to_owned())),
+            };
+            if let Some(principal) = principal {
+                return Ok(principal);
+            }
+        }
+        Err(unauthenticated(format!(
+            "the client certificate names no identity of {domain}"
+        )))
+    }
+
+    /// Who sent `request`.
+    pub fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        let Authenticator::Tls {
+            cluster_id, tokens, ..
+        } = self
+        else {
+            let address = request
+                .remote_addr()
+                .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+            return Ok(Principal::Anonymous(address));
+        };
+        if let Some(certificates) = request.peer_certs()
+            && let Some(leaf) = certificates.first()
+        {
+            return self.principal_from_certificate(leaf);
+        }
+        let Some(header) = request.metadata().get("authorization") else {
+            return Err(unauthenticated(
+                "present a client certificate or an authorization token",
+            ));
+        };
+        let tokens = tokens
+            .as_ref()
+            .ok_or_else(|| unauthenticated("this site accepts certificates only"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthenticated("authorization must be 'Bearer <token>'"))?;
+        let claims = tokens
+            .verify(token, cluster_id, unix_ms())
+            .map_err(unauthenticated)?;
+        match claims.role {
+            TokenRole::Host => HostId::new(claims.subject)
+                .map(Principal::Host)
+                .map_err(|e| unauthenticated(format!("token subject: {e}"))),
+            TokenRole::Client => Ok(Principal::Client(claims.subject)),
+        }
+    }
+
+    fn admitted(&self, principal: Principal) -> Result<Principal, Status> {
+        if let (Authenticator::Tls { limiter, .. }, Some(key)) = (self, principal.rate_key())
+            && let Err(wait) = limiter.admit(&key)
+        {
+            metrics::counter!("switchboard_requests_rate_limited_total").increment(1);
+            let mut status = Status::resource_exhausted(format!(
+                "{principal} is over its request rate; retry in {} ms",
+                wait.as_millis().max(1)
+            ));
+            status.metadata_mut().insert(
+                RETRY_AFTER_HEADER,
+                MetadataValue::from(wait.as_millis().max(1) as u64),
+            );
+            return Err(status);
+        }
+        Ok(principal)
+    }
+
+    /// An operator.
+    pub fn admin<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        let principal = self.principal(request)?;
+        if !principal.is_admin() {
+            return Err(denied(&principal, "use the admin API"));
+        }
+        self.admitted(principal)
+    }
+
+    /// An operator, or relay `relay_id` itself.
+    pub fn relay<T>(&self, request: &Request<T>, relay_id: &RelayId) -> Result<Principal, Status> {
+        let principal = self.principal(request)?;
+        match &principal {
+            p if p.is_admin() => {}
+            Principal::Relay(id) if id == relay_id => {}
+            other => return Err(denied(other, &format!("act as relay {relay_id}"))),
+        }
+        self.admitted(principal)
+    }
+
+    /// An operator, or host `host_id` itself.
+    pub fn host<T>(&self, request: &Request<T>, host_id: &HostId) -> Result<Principal, Status> {
+        let principal = self.principal(request)?;
+        match &principal {
+            p if p.is_admin() => {}
+            Principal::Host(id) if id == host_id => {}
+            other => return Err(denied(other, &format!("act as host {host_id}"))),
+        }
+        self.admitted(principal)
+    }
+
+    /// Anyone authenticated (reads that show nothing secret).
+    pub fn reader<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        let principal = self.principal(request)?;
+        self.admitted(principal)
+    }
+
+    /// A site of this cluster, on the raft port. `members` is this site's
+    /// membership; an empty one (a site not yet joined) accepts any site.
+    pub fn site<T>(&self, request: &Request<T>, members: &[SiteId]) -> Result<(), Status> {
+        if !self.is_secure() {
+            return Ok(());
+        }
+        match self.principal(request)? {
+            Principal::Site(id) if members.is_empty() || members.contains(&id) => Ok(()),
+            Principal::Site(id) => Err(Status::permission_denied(format!(
+                "site {id} is not a member of this cluster"
+            ))),
+            other => Err(denied(&other, "use the raft port")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_paces() {
+        let limiter = RateLimiter::new(RateLimit {
+            per_second: 10,
+            burst: 3,
+        });
+        for _ in 0..3 {
+            assert!(limiter.admit("relay:a").is_ok());
+        }
+        let wait = limiter.admit("relay:a").unwrap_err();
+        assert!(wait <= Duration::from_millis(100), "{wait:?}");
+        assert!(
+            limiter.admit("relay:b").is_ok(),
+            "identities have their own buckets"
+        );
+    }
+}
