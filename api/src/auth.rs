@@ -140,12 +140,15 @@ pub enum Authenticator {
     /// explicit `insecure` setting.
     Insecure,
     /// Identities from certificates (and tokens, if a key is configured).
-    Tls {
-        cluster_id: String,
-        domain: String,
-        tokens: Option<TokenKey>,
-        limiter: RateLimiter,
-    },
+    Tls(Box<TlsAuthenticator>),
+}
+
+/// Certificate and token authentication of one cluster.
+pub struct TlsAuthenticator {
+    cluster_id: String,
+    domain: String,
+    tokens: Option<TokenKey>,
+    limiter: RateLimiter,
 }
 
 fn unauthenticated(message: impl Into<String>) -> Status {
@@ -159,12 +162,12 @@ fn denied(principal: &Principal, what: &str) -> Status {
 impl Authenticator {
     /// Certificate (and token) authentication for a cluster.
     pub fn tls(cluster_id: &str, tokens: Option<TokenKey>, limit: RateLimit) -> Self {
-        Authenticator::Tls {
+        Authenticator::Tls(Box::new(TlsAuthenticator {
             cluster_id: cluster_id.to_owned(),
             domain: cluster_domain(cluster_id),
             tokens,
             limiter: RateLimiter::new(limit),
-        }
+        }))
     }
 
     /// Signs a token for a host or client, valid for `ttl_secs`.
@@ -174,11 +177,16 @@ impl Authenticator {
         subject: &str,
         ttl_secs: u64,
     ) -> Result<(String, u64), Status> {
-        let Authenticator::Tls {
+        let Authenticator::Tls(tls) = self else {
+            return Err(Status::failed_precondition(
+                "this site has no token key (tls.token_key_file)",
+            ));
+        };
+        let TlsAuthenticator {
             cluster_id,
             tokens: Some(key),
             ..
-        } = self
+        } = tls.as_ref()
         else {
             return Err(Status::failed_precondition(
                 "this site has no token key (tls.token_key_file)",
@@ -196,7 +204,7 @@ impl Authenticator {
 
     /// Whether calls are authenticated at all.
     pub fn is_secure(&self) -> bool {
-        matches!(self, Authenticator::Tls { .. })
+        matches!(self, Authenticator::Tls(_))
     }
 
     /// The identity in a verified client certificate.
@@ -204,13 +212,13 @@ impl Authenticator {
         &self,
         certificate: &CertificateDer<'_>,
     ) -> Result<Principal, Status> {
-        let Authenticator::Tls { domain, .. } = self else {
+        let Authenticator::Tls(tls) = self else {
             return Err(unauthenticated("certificates are not in use"));
         };
         let parsed = webpki::EndEntityCert::try_from(certificate)
             .map_err(|e| unauthenticated(format!("unreadable client certificate: {e:?}")))?;
         for name in parsed.valid_dns_names() {
-            let Some((role, id)) = parse_identity_name(name, domain) else {
+            let Some((role, id)) = parse_identity_name(name, &tls.domain) else {
                 continue;
             };
             let principal = match role {
@@ -224,16 +232,14 @@ impl Authenticator {
             }
         }
         Err(unauthenticated(format!(
-            "the client certificate names no identity of {domain}"
+            "the client certificate names no identity of {}",
+            tls.domain
         )))
     }
 
     /// Who sent `request`.
     pub fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        let Authenticator::Tls {
-            cluster_id, tokens, ..
-        } = self
-        else {
+        let Authenticator::Tls(tls) = self else {
             let address = request
                 .remote_addr()
                 .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
@@ -249,7 +255,8 @@ impl Authenticator {
                 "present a client certificate or an authorization token",
             ));
         };
-        let tokens = tokens
+        let tokens = tls
+            .tokens
             .as_ref()
             .ok_or_else(|| unauthenticated("this site accepts certificates only"))?;
         let token = header
@@ -258,7 +265,7 @@ impl Authenticator {
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or_else(|| unauthenticated("authorization must be 'Bearer <token>'"))?;
         let claims = tokens
-            .verify(token, cluster_id, unix_ms())
+            .verify(token, &tls.cluster_id, unix_ms())
             .map_err(unauthenticated)?;
         match claims.role {
             TokenRole::Host => HostId::new(claims.subject)
@@ -269,8 +276,8 @@ impl Authenticator {
     }
 
     fn admitted(&self, principal: Principal) -> Result<Principal, Status> {
-        if let (Authenticator::Tls { limiter, .. }, Some(key)) = (self, principal.rate_key())
-            && let Err(wait) = limiter.admit(&key)
+        if let (Authenticator::Tls(tls), Some(key)) = (self, principal.rate_key())
+            && let Err(wait) = tls.limiter.admit(&key)
         {
             metrics::counter!("switchboard_requests_rate_limited_total").increment(1);
             let mut status = Status::resource_exhausted(format!(

@@ -594,6 +594,28 @@ impl ClusterClient {
         .await
     }
 
+    /// Removes a relay that holds no route.
+    pub async fn remove_relay(
+        &self,
+        request_id: &[u8],
+        relay_id: &str,
+    ) -> Result<pb::RemoveRelayResponse, ClientError> {
+        let message = pb::RemoveRelayRequest {
+            request_id: request_id.to_vec(),
+            relay_id: relay_id.to_owned(),
+        };
+        self.call(|channel| {
+            let request = self.request(message.clone());
+            async move {
+                Ok(Self::admin_client(channel)
+                    .remove_relay(request)
+                    .await?
+                    .into_inner())
+            }
+        })
+        .await
+    }
+
     /// Makes a learner a voter.
     pub async fn promote_voter(&self, site_id: u64) -> Result<pb::MembershipResponse, ClientError> {
         self.call(|channel| {

@@ -141,6 +141,8 @@ pub enum RelayCommand {
     },
     /// List relays.
     List,
+    /// Forget a relay that holds no route (drain it first); its certificate is refused from then on.
+    Remove { relay_id: String },
 }
 
 #[derive(Subcommand, Debug)]

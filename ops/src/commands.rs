@@ -399,6 +399,19 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let relays: Vec<RelayView> = response.relay.iter().map(relay_view).collect();
             emit(out, json, &relays, || relays_table(&relays))?;
         }
+        Command::Relay(RelayCommand::Remove { relay_id }) => {
+            let response = client.remove_relay(&new_request_id(), relay_id).await?;
+            #[derive(Serialize)]
+            struct Removed<'a> {
+                relay_id: &'a str,
+                applied_index: u64,
+            }
+            let view = Removed {
+                relay_id,
+                applied_index: response.applied_index,
+            };
+            emit(out, json, &view, || format!("removed relay {relay_id}\n"))?;
+        }
         Command::Relay(RelayCommand::List) => {
             let response = client.list_relays().await?;
             let relays: Vec<RelayView> = response.relays.iter().map(relay_view).collect();

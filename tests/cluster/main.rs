@@ -8,3 +8,4 @@ mod failover;
 mod membership;
 mod reads;
 mod sbctl;
+mod security;

@@ -14,6 +14,10 @@ use std::time::Instant;
 
 use switchboard_api::client::ClientSettings;
 use switchboard_api::client::ClusterClient;
+use switchboard_api::client::Credentials;
+pub use switchboard_api::pki::DevPki;
+pub use switchboard_api::pki::Role;
+pub use switchboard_api::pki::Validity;
 pub use switchboard_node::config::Snapshots;
 pub use switchboard_node::config::Timing;
 pub use switchboard_node::launcher::Bootstrap;
@@ -73,6 +77,8 @@ pub struct TestSpec {
     pub timing: Timing,
     pub snapshots: Snapshots,
     pub bootstrap: Bootstrap,
+    /// How often sites look for changed certificate files.
+    pub tls_reload_interval_ms: u64,
 }
 
 impl Default for TestSpec {
@@ -82,6 +88,7 @@ impl Default for TestSpec {
             timing: Timing::lan(),
             snapshots: Snapshots::default(),
             bootstrap: Bootstrap::AdminApi,
+            tls_reload_interval_ms: 5_000,
         }
     }
 }
@@ -104,6 +111,7 @@ impl TestCluster {
         launch.timing = spec.timing;
         launch.snapshots = spec.snapshots;
         launch.bootstrap = spec.bootstrap;
+        launch.tls_reload_interval_ms = spec.tls_reload_interval_ms;
         launch.log_filter = "info,openraft=warn".into();
         let cluster = LocalCluster::start(launch)
             .await
@@ -144,6 +152,64 @@ impl TestCluster {
             .credentials(switchboard_node::launcher::LAUNCHER_ADMIN)
             .expect("admin credentials");
         ClusterClient::new(vec![endpoint], settings, credentials).expect("client")
+    }
+
+    /// The development CA and certificates of this cluster.
+    pub fn pki(&self) -> &DevPki {
+        self.cluster
+            .pki
+            .as_ref()
+            .expect("test clusters run with TLS")
+    }
+
+    /// Credentials of `role`/`id`, issuing its certificate on first use.
+    pub fn credentials_of(&self, role: Role, id: &str) -> Credentials {
+        let pki = self.pki();
+        let paths = pki.paths(role, id);
+        if !paths.cert.exists() {
+            pki.issue(role, id, Validity::days(1))
+                .expect("issue a certificate");
+        }
+        Credentials::from_files(
+            &self.cluster.spec.cluster_id,
+            &pki.ca_path(),
+            Some((&paths.cert, &paths.key)),
+            None,
+        )
+        .expect("credentials")
+    }
+
+    /// Credentials with a bearer token and no client certificate.
+    pub fn token_credentials(&self, token: &str) -> Credentials {
+        Credentials::from_files(
+            &self.cluster.spec.cluster_id,
+            &self.pki().ca_path(),
+            None,
+            Some(token.to_owned()),
+        )
+        .expect("credentials")
+    }
+
+    /// A client of every site with the given credentials, giving up quickly.
+    pub fn client_with(&self, credentials: Credentials) -> ClusterClient {
+        let endpoints = self
+            .cluster
+            .sites
+            .values()
+            .map(|site| site.report.api_addr.clone())
+            .collect();
+        let settings = ClientSettings {
+            call_deadline: Duration::from_secs(3),
+            attempt_timeout: Duration::from_secs(3),
+            backoff_initial: Duration::from_millis(20),
+            ..ClientSettings::default()
+        };
+        ClusterClient::new(endpoints, settings, credentials).expect("client")
+    }
+
+    /// The cluster id.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster.spec.cluster_id
     }
 
     /// The API address of a site.

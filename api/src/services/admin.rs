@@ -27,10 +27,13 @@ use tonic::metadata::MetadataValue;
 
 use crate::convert;
 use crate::error::ApiError;
+use crate::services::request_id;
 use crate::site::Site;
 use crate::site::role_name;
 use crate::token::TOKEN_TTL_MAX_SECS;
 use crate::token::TokenRole;
+use switchboard_raft_store::Command;
+use switchboard_raft_store::Proposal;
 
 /// Metadata key on a follower's UNAVAILABLE: the leader's API address.
 pub const LEADER_HINT_HEADER: &str = "x-switchboard-leader";
@@ -334,6 +337,22 @@ impl AdminService for AdminApi {
         Ok(Response::new(pb::IssueTokenResponse {
             token,
             expires_at_unix_ms: expires_at_ms,
+        }))
+    }
+
+    async fn remove_relay(
+        &self,
+        request: Request<pb::RemoveRelayRequest>,
+    ) -> Result<Response<pb::RemoveRelayResponse>, Status> {
+        let principal = self.site.auth.admin(&request)?;
+        let message = request.get_ref();
+        let command = Command::RemoveRelay {
+            relay_id: convert::relay_id(&message.relay_id)?,
+        };
+        let proposal = Proposal::new(request_id(&message.request_id)?, principal.actor(), command);
+        let reply = self.site.propose(proposal).await?;
+        Ok(Response::new(pb::RemoveRelayResponse {
+            applied_index: reply.log_index,
         }))
     }
 }

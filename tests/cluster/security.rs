@@ -1,0 +1,684 @@
+//! Attacks on a TLS cluster: every one must be refused with a precise
+//! status and change nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_api::client::ClientError;
+use switchboard_api::client::Credentials;
+use switchboard_api::client::new_request_id;
+use switchboard_api::pki::cluster_domain;
+use switchboard_api::pki::identity_name;
+use switchboard_api::pki::sites_name;
+use switchboard_api::token::TokenClaims;
+use switchboard_api::token::TokenKey;
+use switchboard_api::token::TokenRole;
+use switchboard_proto::v1 as pb;
+use switchboard_tests::DevPki;
+use switchboard_tests::Role;
+use switchboard_tests::TestCluster;
+use switchboard_tests::TestSpec;
+use switchboard_tests::Validity;
+use switchboard_tests::load::register_relays;
+use switchboard_tests::wait_until;
+use tonic::Code;
+use tonic::transport::Certificate;
+use tonic::transport::ClientTlsConfig;
+use tonic::transport::Endpoint;
+use tonic::transport::Identity;
+
+fn code<T: std::fmt::Debug>(result: Result<T, ClientError>) -> Option<Code> {
+    result.expect_err("the call must be refused").code()
+}
+
+/// How a TLS handshake failure reaches a gRPC client: the connection is
+/// refused or dropped (with TLS 1.3 the server refuses a client certificate
+/// after the client has already sent its request, which shows as CANCELLED).
+fn refused_by_transport(code: Option<Code>) -> bool {
+    matches!(
+        code,
+        Some(Code::Unavailable | Code::Cancelled | Code::Unknown)
+    )
+}
+
+fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).expect("read a test certificate")
+}
+
+/// A raft-port client with the given TLS identity (or none).
+async fn raft_status(
+    cluster: &TestCluster,
+    site: u64,
+    ca_pem: &str,
+    identity: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<(), tonic::Status> {
+    let domain = cluster_domain(cluster.cluster_id());
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca_pem))
+        .domain_name(identity_name(Role::Site, &site.to_string(), &domain));
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(read(cert), read(key)));
+    }
+    let addr = &cluster.cluster.sites[&site].report.raft_addr;
+    let channel = Endpoint::from_shared(format!("https://{addr}"))
+        .expect("endpoint")
+        .tls_config(tls)
+        .expect("tls")
+        .connect_timeout(Duration::from_secs(2))
+        .connect_lazy();
+    let mut client = pb::raft_peer_client::RaftPeerClient::new(channel);
+    let mut request = tonic::Request::new(pb::ReadIndexRequest { lease_read: false });
+    request.metadata_mut().insert(
+        "x-switchboard-cluster",
+        cluster.cluster_id().parse().expect("ascii"),
+    );
+    request.metadata_mut().insert(
+        "x-switchboard-target-site",
+        site.to_string().parse().expect("ascii"),
+    );
+    request.set_timeout(Duration::from_secs(3));
+    client.read_index(request).await.map(|_| ())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_without_a_valid_certificate_are_refused_on_every_port() {
+    let cluster = TestCluster::start().await;
+    let pki = cluster.pki();
+    let ca_pem = read(&pki.ca_path());
+    let leader = cluster.leader().await;
+
+    // Another CA's admin certificate, and an expired one from the right CA.
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let other = DevPki::init(
+        elsewhere.path(),
+        cluster.cluster_id(),
+        &[(Role::Admin, "operator".into()), (Role::Site, "1".into())],
+    )
+    .expect("another CA");
+    let expired = Validity {
+        not_before: rcgen_date(2020),
+        not_after: rcgen_date(2021),
+    };
+    let stale = pki
+        .issue(Role::Admin, "expired-admin", expired)
+        .expect("expired certificate");
+    let good_site = pki.paths(Role::Site, "2");
+    let other_admin = other.paths(Role::Admin, "operator");
+    let other_site = other.paths(Role::Site, "1");
+
+    // API port. Without a certificate (and without a token) every call is
+    // refused; a certificate from another CA or an expired one fails the handshake.
+    let anonymous = Credentials::from_files(cluster.cluster_id(), &pki.ca_path(), None, None)
+        .expect("credentials");
+    assert_eq!(
+        code(
+            cluster
+                .client_with(anonymous)
+                .status_of(&cluster.api(leader))
+                .await
+        ),
+        Some(Code::Unauthenticated)
+    );
+    let foreign = Credentials::from_files(
+        cluster.cluster_id(),
+        &pki.ca_path(),
+        Some((&other_admin.cert, &other_admin.key)),
+        None,
+    )
+    .expect("credentials");
+    assert!(refused_by_transport(code(
+        cluster
+            .client_with(foreign)
+            .status_of(&cluster.api(leader))
+            .await
+    )));
+    let outdated = Credentials::from_files(
+        cluster.cluster_id(),
+        &pki.ca_path(),
+        Some((&stale.cert, &stale.key)),
+        None,
+    )
+    .expect("credentials");
+    assert!(refused_by_transport(code(
+        cluster
+            .client_with(outdated)
+            .status_of(&cluster.api(leader))
+            .await
+    )));
+    // A client that trusts another CA refuses the sites in turn.
+    let wrong_trust = Credentials::from_files(
+        cluster.cluster_id(),
+        &other.ca_path(),
+        Some((&other_admin.cert, &other_admin.key)),
+        None,
+    )
+    .expect("credentials");
+    assert!(refused_by_transport(code(
+        cluster
+            .client_with(wrong_trust)
+            .status_of(&cluster.api(leader))
+            .await
+    )));
+
+    // Raft port: a certificate is mandatory, it must come from the CA, be
+    // in date, and name a member site.
+    let status = raft_status(&cluster, leader, &ca_pem, None)
+        .await
+        .unwrap_err();
+    assert!(refused_by_transport(Some(status.code())), "{status:?}");
+    let status = raft_status(
+        &cluster,
+        leader,
+        &ca_pem,
+        Some((&other_site.cert, &other_site.key)),
+    )
+    .await
+    .unwrap_err();
+    assert!(refused_by_transport(Some(status.code())), "{status:?}");
+    let status = raft_status(&cluster, leader, &ca_pem, Some((&stale.cert, &stale.key)))
+        .await
+        .unwrap_err();
+    assert!(refused_by_transport(Some(status.code())), "{status:?}");
+    let admin = pki.paths(Role::Admin, "operator");
+    let status = raft_status(&cluster, leader, &ca_pem, Some((&admin.cert, &admin.key)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::PermissionDenied,
+        "an admin is not a site: {status:?}"
+    );
+    let outsider = pki
+        .issue(Role::Site, "9", Validity::days(1))
+        .expect("certificate of a non-member");
+    let status = raft_status(
+        &cluster,
+        leader,
+        &ca_pem,
+        Some((&outsider.cert, &outsider.key)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::PermissionDenied,
+        "site 9 is not a member: {status:?}"
+    );
+    raft_status(
+        &cluster,
+        leader,
+        &ca_pem,
+        Some((&good_site.cert, &good_site.key)),
+    )
+    .await
+    .expect("a member site is served");
+
+    // The HTTP plane needs no certificate and shows nothing secret.
+    let http = &cluster.cluster.sites[&leader].report.http_addr;
+    let page = http_get(http, "/status.json").await;
+    assert!(page.contains("\"role\":\"leader\""), "{page}");
+    for secret in [
+        read(&pki.paths(Role::Site, &leader.to_string()).key),
+        read(&pki.token_key_path()),
+    ] {
+        let body = secret
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<String>();
+        assert!(
+            !page.contains(&body) && !http_get(http, "/").await.contains(&body),
+            "the HTTP plane leaks a secret"
+        );
+    }
+}
+
+fn rcgen_date(year: i32) -> time::OffsetDateTime {
+    time::OffsetDateTime::new_utc(
+        time::Date::from_calendar_date(year, time::Month::January, 1).expect("date"),
+        time::Time::MIDNIGHT,
+    )
+}
+
+async fn http_get(addr: &str, path: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response))
+        .await
+        .expect("answer within 5 s")
+        .expect("read");
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn identities_act_only_as_themselves() {
+    let cluster = TestCluster::start().await;
+    let admin = cluster.client();
+    register_relays(&admin, 1, 100).await;
+    let relay_a = cluster.client_with(cluster.credentials_of(Role::Relay, "relay-a"));
+    let register = |relay_id: &str| pb::RegisterRelayRequest {
+        request_id: new_request_id(),
+        relay_id: relay_id.into(),
+        endpoint: format!("{relay_id}.test:443"),
+        region: String::new(),
+        labels: Default::default(),
+        capacity: 10,
+        incarnation: 1,
+    };
+    relay_a
+        .register_relay(register("relay-a"))
+        .await
+        .expect("a relay registers itself");
+    assert_eq!(
+        code(relay_a.register_relay(register("relay-b")).await),
+        Some(Code::PermissionDenied)
+    );
+    assert_eq!(
+        code(relay_a.attach(&new_request_id(), "h1", "").await),
+        Some(Code::PermissionDenied)
+    );
+    assert_eq!(
+        code(relay_a.issue_token(pb::TokenRole::Host, "h1", 60).await),
+        Some(Code::PermissionDenied)
+    );
+    assert_eq!(
+        code(relay_a.transfer_leader(0).await),
+        Some(Code::PermissionDenied)
+    );
+
+    // A host acts only as its own host id, with the token it was enrolled with.
+    let token = admin
+        .issue_token(pb::TokenRole::Host, "h1", 3600)
+        .await
+        .expect("enroll h1")
+        .token;
+    let host = cluster.client_with(cluster.token_credentials(&token));
+    host.attach(&new_request_id(), "h1", "")
+        .await
+        .expect("h1 attaches itself");
+    assert_eq!(
+        code(host.attach(&new_request_id(), "h2", "").await),
+        Some(Code::PermissionDenied)
+    );
+    assert_eq!(
+        code(host.detach(&new_request_id(), "h2").await),
+        Some(Code::PermissionDenied)
+    );
+    assert_eq!(
+        code(host.status_of(&cluster.api(1)).await),
+        Some(Code::PermissionDenied)
+    );
+
+    // A client token resolves routes and reaches nothing else.
+    let token = admin
+        .issue_token(pb::TokenRole::Client, "portal-7", 3600)
+        .await
+        .expect("client token")
+        .token;
+    let client = cluster.client_with(cluster.token_credentials(&token));
+    client
+        .resolve("h1", pb::Consistency::Local, 0)
+        .await
+        .expect("a client resolves");
+    assert_eq!(
+        code(client.status_of(&cluster.api(1)).await),
+        Some(Code::PermissionDenied)
+    );
+    assert_eq!(
+        code(client.add_learner(pb::SiteEndpoints::default()).await),
+        Some(Code::PermissionDenied)
+    );
+    assert_eq!(
+        code(client.attach(&new_request_id(), "h1", "").await),
+        Some(Code::PermissionDenied)
+    );
+
+    // Forged, expired and foreign tokens are refused.
+    let key = TokenKey::from_hex_file(&cluster.pki().token_key_path()).expect("token key");
+    let claims = |subject: &str, cluster_id: &str, expires_at_ms: u64| TokenClaims {
+        role: TokenRole::Host,
+        subject: subject.into(),
+        cluster_id: cluster_id.into(),
+        expires_at_ms,
+    };
+    let forged = TokenKey::new(&[9u8; 32]).expect("key").issue(&claims(
+        "h1",
+        cluster.cluster_id(),
+        u64::MAX,
+    ));
+    let expired = key.issue(&claims("h1", cluster.cluster_id(), 1));
+    let foreign = key.issue(&claims("h1", "another-cluster", u64::MAX));
+    for (what, token) in [
+        ("forged", forged),
+        ("expired", expired),
+        ("foreign", foreign),
+        ("garbage", "sbt1.zz.zz".into()),
+    ] {
+        let client = cluster.client_with(cluster.token_credentials(&token));
+        assert_eq!(
+            code(client.attach(&new_request_id(), "h1", "").await),
+            Some(Code::Unauthenticated),
+            "{what} token"
+        );
+    }
+
+    // The audit trail names the identity, not the site: h1's route was made by host:h1.
+    let leader = cluster.leader().await;
+    assert!(cluster.status(leader).await.route_count >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_removed_relays_certificate_is_refused() {
+    let cluster = TestCluster::start().await;
+    let admin = cluster.client();
+    let relay = cluster.client_with(cluster.credentials_of(Role::Relay, "relay-c"));
+    let registration = || pb::RegisterRelayRequest {
+        request_id: new_request_id(),
+        relay_id: "relay-c".into(),
+        endpoint: "relay-c.test:443".into(),
+        region: String::new(),
+        labels: Default::default(),
+        capacity: 10,
+        incarnation: 1,
+    };
+    relay
+        .register_relay(registration())
+        .await
+        .expect("register");
+    relay.list_relays().await.expect("a registered relay reads");
+    admin
+        .remove_relay(&new_request_id(), "relay-c")
+        .await
+        .expect("remove");
+    let leader = cluster.leader().await;
+    let commit = cluster.status(leader).await.commit_index;
+    for site in 1..=3 {
+        cluster
+            .wait_applied(site, commit, Duration::from_secs(10))
+            .await;
+    }
+    assert_eq!(
+        code(relay.list_relays().await),
+        Some(Code::PermissionDenied)
+    );
+    assert_eq!(
+        code(relay.register_relay(registration()).await),
+        Some(Code::PermissionDenied)
+    );
+    admin
+        .register_relay(registration())
+        .await
+        .expect("an operator brings it back");
+    wait_until(
+        Duration::from_secs(10),
+        "the relay's certificate works again",
+        || {
+            let relay = &relay;
+            async move { relay.list_relays().await.is_ok() }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn certificates_reload_without_a_restart() {
+    let cluster = TestCluster::start_with(TestSpec {
+        tls_reload_interval_ms: 200,
+        ..TestSpec::default()
+    })
+    .await;
+    register_relays(&cluster.client(), 1, 100).await;
+    let leader = cluster.leader().await;
+    let served = || served_certificate(&cluster, leader);
+    let pid_before = cluster.cluster.sites[&leader].pid();
+    let before = served().await;
+    let paths = cluster
+        .pki()
+        .issue(Role::Site, &leader.to_string(), Validity::days(2))
+        .expect("renew the leader's certificate");
+    let renewed = {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::from_pem_file(&paths.cert)
+            .expect("the renewed certificate")
+            .to_vec()
+    };
+    assert_ne!(before, renewed);
+    wait_until(
+        Duration::from_secs(10),
+        "the leader serves its renewed certificate",
+        || {
+            let renewed = &renewed;
+            let served = &served;
+            async move { &served().await == renewed }
+        },
+    )
+    .await;
+    // Raft traffic runs on the renewed certificate too, and the site never restarted.
+    cluster
+        .client()
+        .attach(&new_request_id(), "after-renewal", "")
+        .await
+        .expect("the cluster still writes");
+    let pid_after = cluster.cluster.sites[&leader].pid();
+    assert_eq!(pid_after, pid_before, "the leader was not restarted");
+}
+
+/// The DER certificate a site presents on its API port.
+async fn served_certificate(cluster: &TestCluster, site: u64) -> Vec<u8> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::ServerName;
+    use rustls::pki_types::pem::PemObject;
+    let pki = cluster.pki();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(pki.ca_path()).expect("ca") {
+        roots.add(cert.expect("ca cert")).expect("add root");
+    }
+    let admin = pki.paths(Role::Admin, "operator");
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&admin.cert)
+        .expect("cert")
+        .collect::<Result<_, _>>()
+        .expect("cert");
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&admin.key).expect("key");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)
+    .expect("client auth");
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(&cluster.cluster.sites[&site].report.api_addr)
+        .await
+        .expect("connect");
+    let name =
+        ServerName::try_from(sites_name(&cluster_domain(cluster.cluster_id()))).expect("name");
+    let tls = connector.connect(name, tcp).await.expect("handshake");
+    tls.get_ref()
+        .1
+        .peer_certificates()
+        .expect("a server certificate")[0]
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oversized_malformed_and_flooding_requests_are_refused_without_effect() {
+    let cluster = TestCluster::start().await;
+    let admin = cluster.client();
+    register_relays(&admin, 1, 100).await;
+    let leader = cluster.leader().await;
+    let before = cluster.status(leader).await.last_log_index;
+
+    // A request over the API message limit.
+    let huge = "h".repeat(5 * 1024 * 1024);
+    let refused = code(admin.attach(&new_request_id(), &huge, "").await);
+    assert_eq!(
+        refused,
+        Some(Code::OutOfRange),
+        "an oversized message is refused"
+    );
+
+    // Bytes that are not a protobuf message at all.
+    let status = raw_call(
+        &cluster,
+        leader,
+        "/switchboard.v1.HostService/Attach",
+        vec![0xff; 64],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("malformed"), "{status:?}");
+    assert_eq!(
+        cluster.status(leader).await.last_log_index,
+        before,
+        "refused input never reaches the log"
+    );
+
+    // A client that floods is told to slow down, with a hint when to retry.
+    let token = admin
+        .issue_token(pb::TokenRole::Client, "flood", 3600)
+        .await
+        .expect("token")
+        .token;
+    let flooder = cluster.client_with(cluster.token_credentials(&token));
+    let endpoint = cluster.api(leader);
+    let mut limited = None;
+    for _ in 0..2_000 {
+        if let Err(status) = raw_resolve(&cluster, &endpoint, &token).await {
+            assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+            limited = Some(status);
+            break;
+        }
+    }
+    let limited = limited.expect("a flood of 2,000 requests hits the rate limit");
+    assert!(
+        limited.metadata().get("retry-after-ms").is_some(),
+        "{limited:?}"
+    );
+    // The client library honours the hint and gets through to a real answer.
+    let answer = flooder
+        .resolve("nobody", pb::Consistency::Local, 0)
+        .await
+        .expect_err("no such host");
+    assert_eq!(
+        answer.code(),
+        Some(Code::NotFound),
+        "after waiting, the call goes through: {answer}"
+    );
+}
+
+/// Calls a method with raw bytes as the request message.
+async fn raw_call(
+    cluster: &TestCluster,
+    site: u64,
+    path: &'static str,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, tonic::Status> {
+    let pki = cluster.pki();
+    let admin = pki.paths(Role::Admin, "operator");
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(&pki.ca_path())))
+        .identity(Identity::from_pem(read(&admin.cert), read(&admin.key)))
+        .domain_name(sites_name(&cluster_domain(cluster.cluster_id())));
+    let channel = Endpoint::from_shared(format!("https://{}", cluster.api(site)))
+        .expect("endpoint")
+        .tls_config(tls)
+        .expect("tls")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let response = grpc
+        .unary(
+            tonic::Request::new(body),
+            tonic::codegen::http::uri::PathAndQuery::from_static(path),
+            RawCodec,
+        )
+        .await?;
+    Ok(response.into_inner())
+}
+
+async fn raw_resolve(
+    cluster: &TestCluster,
+    endpoint: &str,
+    token: &str,
+) -> Result<(), tonic::Status> {
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(&cluster.pki().ca_path())))
+        .domain_name(sites_name(&cluster_domain(cluster.cluster_id())));
+    let channel = Endpoint::from_shared(format!("https://{endpoint}"))
+        .expect("endpoint")
+        .tls_config(tls)
+        .expect("tls")
+        .connect_lazy();
+    let mut client = pb::client_service_client::ClientServiceClient::new(channel);
+    let mut request = tonic::Request::new(pb::ResolveRequest {
+        host_id: "nobody".into(),
+        consistency: 1,
+        max_stale_ms: 0,
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii"),
+    );
+    match client.resolve(request).await {
+        Ok(_) => Ok(()),
+        Err(status) if status.code() == Code::NotFound => Ok(()),
+        Err(status) => Err(status),
+    }
+}
+
+/// A codec that sends and receives raw bytes.
+#[derive(Clone, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use bytes_buf::BufMut;
+        buf.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes_buf::Buf;
+        let mut out = vec![0u8; buf.remaining()];
+        buf.copy_to_slice(&mut out);
+        Ok(Some(out))
+    }
+}
+
+mod bytes_buf {
+    pub use prost::bytes::Buf;
+    pub use prost::bytes::BufMut;
+}
