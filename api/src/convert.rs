@@ -116,3 +116,71 @@ pub fn site_endpoints(site_id: u64, node: &SiteNode) -> pb::SiteEndpoints {
         labels: node.labels.clone().into_iter().collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use prost::Message;
+
+    use super::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![".{0,80}", "[a-z0-9-]{1,70}", "[a-z0-9.-]{1,40}:[0-9]{1,6}"]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1_000, ..ProptestConfig::default() })]
+
+        /// Whatever a caller sends, conversion answers with a command that
+        /// validates, or with INVALID_ARGUMENT; it never panics.
+        #[test]
+        fn relay_registrations_convert_or_refuse(
+            relay_id in text(),
+            endpoint in text(),
+            region in text(),
+            capacity in any::<u32>(),
+            labels in prop::collection::btree_map(text(), text(), 0..20),
+        ) {
+            let request = pb::RegisterRelayRequest {
+                request_id: Vec::new(),
+                relay_id,
+                endpoint,
+                region,
+                labels: labels.into_iter().collect(),
+                capacity,
+                incarnation: 1,
+            };
+            match registration(&request) {
+                Ok(registration) => {
+                    prop_assert!(switchboard_raft_store::Command::RegisterRelay(registration).validate().is_ok());
+                }
+                Err(error) => prop_assert!(matches!(error, ApiError::InvalidArgument(_)), "{error:?}"),
+            }
+        }
+
+        #[test]
+        fn site_endpoints_convert_or_refuse(id in any::<u64>(), name in text(), raft in text(), api in text(), http in text()) {
+            let site = pb::SiteEndpoints { site_id: id, name, raft_addr: raft, api_addr: api, http_addr: http, labels: Default::default() };
+            if let Err(error) = site_node(&site) {
+                prop_assert!(matches!(error, ApiError::InvalidArgument(_)), "{error:?}");
+            }
+        }
+
+        /// Arbitrary bytes decoded as requests and converted: no panic.
+        #[test]
+        fn garbage_requests_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(request) = pb::RegisterRelayRequest::decode(bytes.as_slice()) {
+                let _ = registration(&request);
+            }
+            if let Ok(request) = pb::AttachRequest::decode(bytes.as_slice()) {
+                let _ = host_id(&request.host_id);
+                let _ = switchboard_raft_store::ids::RequestId::from_bytes(&request.request_id);
+            }
+            if let Ok(request) = pb::AddLearnerRequest::decode(bytes.as_slice())
+                && let Some(site) = request.site
+            {
+                let _ = site_node(&site);
+            }
+        }
+    }
+}

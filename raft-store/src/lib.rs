@@ -23,6 +23,9 @@ pub mod wire;
 #[cfg(feature = "rocksdb")]
 pub mod store;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 pub use command::Actor;
 pub use command::ActorKind;
 pub use command::Command;

@@ -276,3 +276,53 @@ async fn snapshot_builds_from_a_copy_while_apply_goes_on() {
     let _unused: BTreeMap<(), ()> = BTreeMap::new();
     let _db: Arc<rocksdb::DB> = opened.db.clone();
 }
+
+mod snapshot_fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn snapshot_bytes() -> (tempfile::TempDir, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let bytes = runtime.block_on(async {
+            let mut opened = open(&dir.path().join("site"), &identity()).unwrap();
+            apply_all(&mut opened.state_machine, entries(1, 20)).await;
+            let snapshot = opened
+                .state_machine
+                .get_snapshot_builder()
+                .await
+                .build_snapshot()
+                .await
+                .unwrap();
+            let bytes = std::fs::read(&snapshot.snapshot.path).unwrap();
+            close(opened);
+            bytes
+        });
+        (dir, bytes)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// A damaged snapshot file is refused (its checksum catches it), or it
+        /// still loads a sound state; it never panics the reader.
+        #[test]
+        fn damaged_snapshot_files_are_refused(edits in prop::collection::vec((any::<usize>(), any::<u8>()), 1..4)) {
+            let (dir, mut bytes) = snapshot_bytes();
+            for (position, value) in edits {
+                let at = position % bytes.len();
+                bytes[at] ^= value | 1;
+            }
+            let path = dir.path().join("damaged.snap");
+            std::fs::write(&path, &bytes).unwrap();
+            if let Ok((_, rows)) = read_snapshot(&SnapshotFile::open(&path).unwrap())
+                && let Ok(state) = crate::state::State::from_rows(rows)
+            {
+                prop_assert_eq!(state.check_invariants(), Ok(()));
+            }
+        }
+    }
+}
