@@ -7,6 +7,7 @@
 //! id chosen once per call, so a retry after a lost answer is applied once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering;
@@ -24,6 +25,7 @@ use tonic::transport::Channel;
 use tonic::transport::ClientTlsConfig;
 use tonic::transport::Endpoint;
 
+use crate::directory::Directory;
 use crate::limits;
 use crate::services::LEADER_HINT_HEADER;
 
@@ -187,6 +189,8 @@ pub struct ClusterClient {
     settings: ClientSettings,
     tls: Option<ClientTlsConfig>,
     authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    /// Node info, when the client keeps it: endpoints come from it.
+    directory: Option<Arc<Directory>>,
 }
 
 impl ClusterClient {
@@ -214,15 +218,44 @@ impl ClusterClient {
             settings,
             tls: credentials.tls,
             authorization,
+            directory: None,
         })
     }
 
-    /// The known endpoints.
+    /// Keeps node info in `directory`: sites are taken from it (and its
+    /// seeds), every request says which version the client has, and newer
+    /// documents in answers are checked and kept.
+    pub fn with_directory(mut self, directory: Arc<Directory>) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+
+    /// The directory, if any.
+    pub fn directory(&self) -> Option<&Arc<Directory>> {
+        self.directory.as_ref()
+    }
+
+    fn known_node_info(&self) -> Option<pb::NodeInfoVersion> {
+        self.directory.as_ref().and_then(|d| d.known_version())
+    }
+
+    fn offer(&self, signed: Option<&pb::SignedNodeInfo>) {
+        if let Some(directory) = &self.directory {
+            directory.offer_optional(signed);
+        }
+    }
+
+    /// The known endpoints: the directory's (if any), then any learned.
     pub fn endpoints(&self) -> Vec<String> {
-        self.endpoints
-            .lock()
-            .expect("endpoint lock is never poisoned")
-            .clone()
+        let learned = self.endpoints.lock().expect("endpoint lock is never poisoned").clone();
+        let Some(directory) = &self.directory else { return learned };
+        let mut endpoints = directory.endpoints();
+        for endpoint in learned {
+            if !endpoints.contains(&endpoint) {
+                endpoints.push(endpoint);
+            }
+        }
+        endpoints
     }
 
     fn channel(&self, endpoint: &str) -> Result<Channel, ClientError> {
@@ -377,17 +410,16 @@ impl ClusterClient {
             request_id: request_id.to_vec(),
             host_id: host_id.to_owned(),
             preferred_region: preferred_region.to_owned(),
+            known_node_info: self.known_node_info(),
         };
-        self.call(|channel| {
-            let request = self.request(message.clone());
-            async move {
-                Ok(Self::host_client(channel)
-                    .attach(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        let response = self
+            .call(|channel| {
+                let request = self.request(message.clone());
+                async move { Ok(Self::host_client(channel).attach(request).await?.into_inner()) }
+            })
+            .await?;
+        self.offer(response.node_info.as_ref());
+        Ok(response)
     }
 
     /// Detaches a host.
@@ -450,18 +482,101 @@ impl ClusterClient {
         consistency: pb::Consistency,
         max_stale_ms: u64,
     ) -> Result<pb::ResolveResponse, ClientError> {
+        self.resolve_with(host_id, consistency, max_stale_ms, false).await
+    }
+
+    /// Resolves a host; `lease_read` lets a linearizable read use the
+    /// leader's lease instead of a quorum round.
+    pub async fn resolve_with(
+        &self,
+        host_id: &str,
+        consistency: pb::Consistency,
+        max_stale_ms: u64,
+        lease_read: bool,
+    ) -> Result<pb::ResolveResponse, ClientError> {
         let message = pb::ResolveRequest {
             host_id: host_id.to_owned(),
             consistency: consistency as i32,
             max_stale_ms,
+            known_node_info: self.known_node_info(),
+            lease_read,
+        };
+        let response = self
+            .call(|channel| {
+                let request = self.request(message.clone());
+                async move { Ok(Self::client_service(channel).resolve(request).await?.into_inner()) }
+            })
+            .await?;
+        self.offer(response.node_info.as_ref());
+        Ok(response)
+    }
+
+    fn client_service(channel: Channel) -> ClientServiceClient<Channel> {
+        ClientServiceClient::new(channel).max_decoding_message_size(limits::API_MESSAGE_BYTES_MAX)
+    }
+
+    /// Fetches node info (if newer than the directory's) into the directory.
+    pub async fn refresh_node_info(&self) -> Result<pb::NodeInfoResponse, ClientError> {
+        let message = pb::NodeInfoRequest { known_node_info: self.known_node_info() };
+        let response = self
+            .call(|channel| {
+                let request = self.request(message.clone());
+                async move { Ok(Self::client_service(channel).node_info(request).await?.into_inner()) }
+            })
+            .await?;
+        self.offer(response.node_info.as_ref());
+        Ok(response)
+    }
+
+    /// Sends a relay heartbeat.
+    pub async fn heartbeat(&self, relay_id: &str, incarnation: u64, active_sessions: u32) -> Result<pb::HeartbeatResponse, ClientError> {
+        let message = pb::HeartbeatRequest {
+            relay_id: relay_id.to_owned(),
+            incarnation,
+            active_sessions,
+            known_node_info: self.known_node_info(),
+        };
+        let response = self
+            .call(|channel| {
+                let request = self.request(message.clone());
+                async move { Ok(Self::relay_client(channel).heartbeat(request).await?.into_inner()) }
+            })
+            .await?;
+        self.offer(response.node_info.as_ref());
+        Ok(response)
+    }
+
+    /// Opens a watch of a host's route on the first site that takes it.
+    pub async fn watch_route(&self, host_id: &str, after_index: u64) -> Result<tonic::Streaming<pb::RouteEvent>, ClientError> {
+        let message = pb::WatchRouteRequest {
+            host_id: host_id.to_owned(),
+            after_index,
+            known_node_info: self.known_node_info(),
         };
         self.call(|channel| {
-            let request = self.request(message.clone());
-            async move {
-                let mut client = ClientServiceClient::new(channel)
-                    .max_decoding_message_size(limits::API_MESSAGE_BYTES_MAX);
-                Ok(client.resolve(request).await?.into_inner())
-            }
+            let mut request = self.request(message.clone());
+            // A watch lives on; only opening it has a deadline.
+            request.metadata_mut().remove("grpc-timeout");
+            async move { Ok(Self::host_client(channel).watch_route(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// Opens a watch of the hosts on a relay.
+    pub async fn watch_relay_routes(
+        &self,
+        relay_id: &str,
+        after_index: u64,
+    ) -> Result<tonic::Streaming<pb::RelayRoutesEvent>, ClientError> {
+        let message = pb::WatchRoutesRequest {
+            relay_id: relay_id.to_owned(),
+            after_index,
+            known_node_info: self.known_node_info(),
+        };
+        self.call(|channel| {
+            let mut request = self.request(message.clone());
+            request.metadata_mut().remove("grpc-timeout");
+            async move { Ok(Self::relay_client(channel).watch_routes(request).await?.into_inner()) }
         })
         .await
     }

@@ -10,6 +10,8 @@ use openraft::raft::TransferLeaderRequest;
 use openraft::raft::VoteRequest;
 use openraft::type_config::alias::SnapshotOf;
 use switchboard_proto::v1::ForwardWriteRequest;
+use switchboard_proto::v1::HeartbeatBatch;
+use switchboard_proto::v1::HeartbeatBatchResponse;
 use switchboard_proto::v1::ForwardWriteResponse;
 use switchboard_proto::v1::RaftMessage;
 use switchboard_proto::v1::ReadIndexRequest;
@@ -29,6 +31,7 @@ use tonic::Status;
 use tonic::Streaming;
 
 use crate::error::ApiError;
+use crate::heartbeats::HEARTBEATS_PENDING_MAX;
 use crate::limits;
 use crate::peer_clients::CLUSTER_HEADER;
 use crate::peer_clients::TARGET_SITE_HEADER;
@@ -251,6 +254,19 @@ impl RaftPeer for PeerService {
             log_index: reply.log_index,
             reply: wire::encode(&reply),
         }))
+    }
+
+    async fn forward_heartbeats(
+        &self,
+        request: Request<HeartbeatBatch>,
+    ) -> Result<Response<HeartbeatBatchResponse>, Status> {
+        self.check(&request)?;
+        let heartbeats = &request.get_ref().heartbeats;
+        if heartbeats.len() > HEARTBEATS_PENDING_MAX {
+            return Err(Status::resource_exhausted(format!("at most {HEARTBEATS_PENDING_MAX} heartbeats per batch")));
+        }
+        let lease_ttl_ms = self.site.record_heartbeats(heartbeats)?;
+        Ok(Response::new(HeartbeatBatchResponse { lease_ttl_ms }))
     }
 
     async fn read_index(

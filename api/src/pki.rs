@@ -264,6 +264,11 @@ impl DevPki {
         self.dir.join("token.key")
     }
 
+    /// The shared key that seals the node-info signing key in the state.
+    pub fn state_key_path(&self) -> PathBuf {
+        self.dir.join("state.key")
+    }
+
     /// The files of one identity.
     pub fn paths(&self, role: Role, id: &str) -> CertificatePaths {
         CertificatePaths {
@@ -290,6 +295,8 @@ impl DevPki {
         write_secret(&dir.join("ca.key"), &ca.key_pem())?;
         let token_key: [u8; 32] = rand::random();
         write_secret(&pki.token_key_path(), &hex::encode(token_key))?;
+        let state_key: [u8; 32] = rand::random();
+        write_secret(&pki.state_key_path(), &hex::encode(state_key))?;
         for (role, id) in identities {
             pki.issue_with(&ca, *role, id, Validity::days(DEV_CERTIFICATE_DAYS))?;
         }

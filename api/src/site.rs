@@ -35,6 +35,10 @@ use switchboard_raft_store::wire;
 use tonic::Code;
 
 use crate::auth::Authenticator;
+use crate::heartbeats::HeartbeatBatcher;
+use crate::leases::Leases;
+use crate::signer::Signer;
+use switchboard_raft_store::store::ChangeFeed;
 use crate::error::ApiError;
 use crate::freshness::LeaderContact;
 use crate::peer_clients::PeerClients;
@@ -58,6 +62,12 @@ pub struct SiteSettings {
     /// The leader lease (openraft's: `election_timeout_max`). A leader that a
     /// quorum acknowledged within it reports zero staleness.
     pub leader_lease: Duration,
+    /// A relay without an acknowledged heartbeat for this long is down.
+    pub relay_lease_ttl: Duration,
+    /// How often a follower forwards the heartbeats it received.
+    pub heartbeat_forward_interval: Duration,
+    /// How long a connect ticket is valid.
+    pub ticket_ttl: Duration,
 }
 
 /// One running site.
@@ -72,6 +82,14 @@ pub struct Site {
     pub contact: LeaderContact,
     pub settings: SiteSettings,
     pub auth: Authenticator,
+    /// Route and node-info changes, for watches.
+    pub feed: ChangeFeed,
+    /// Node-info and ticket signing.
+    pub signer: Signer,
+    /// Relay leases (meaningful on the leader).
+    pub leases: Leases,
+    /// Heartbeats waiting to be forwarded to the leader.
+    pub heartbeats: HeartbeatBatcher,
 }
 
 /// The current Unix time in milliseconds: the leader's stamp on a proposal.
@@ -162,6 +180,38 @@ impl Site {
             )));
         }
         Ok(())
+    }
+
+    /// The current node info for a caller that has `known` (`None` when it
+    /// is current, or when nothing is signed yet).
+    pub fn node_info_if_newer(&self, known: Option<&switchboard_proto::v1::NodeInfoVersion>) -> Option<switchboard_proto::v1::SignedNodeInfo> {
+        self.signer.node_info_if_newer(&self.reader.load().state, known)
+    }
+
+    /// Records relay heartbeats on the leader; anywhere else it is UNAVAILABLE.
+    pub fn record_heartbeats(&self, heartbeats: &[switchboard_proto::v1::RelayHeartbeat]) -> Result<u64, ApiError> {
+        if !self.is_leader() {
+            return Err(ApiError::Unavailable(format!("site {} is not the leader", self.id)));
+        }
+        let now = Instant::now();
+        for heartbeat in heartbeats {
+            let relay_id = switchboard_raft_store::ids::RelayId::new(heartbeat.relay_id.clone())?;
+            self.leases.record(relay_id, heartbeat.incarnation, heartbeat.active_sessions, now);
+        }
+        metrics::counter!("switchboard_relay_heartbeats_recorded_total").increment(heartbeats.len() as u64);
+        Ok(self.settings.relay_lease_ttl.as_millis() as u64)
+    }
+
+    /// Proposes a new node-info signing key (the first, or the next one
+    /// endorsed by the current). Only the leader may.
+    pub async fn propose_signing_key(&self, actor: switchboard_raft_store::Actor) -> Result<Reply, ApiError> {
+        let key = self.signer.new_key(&self.reader.load().state, &self.cluster_id)?;
+        let proposal = Proposal::new(
+            switchboard_raft_store::ids::RequestId::NONE,
+            actor,
+            switchboard_raft_store::Command::AddSigningKey(key),
+        );
+        self.propose_as_leader(proposal).await.and_then(accepted)
     }
 
     /// Whether this site leads.

@@ -57,6 +57,13 @@ pub struct SiteConfig {
     pub insecure: bool,
     #[serde(default)]
     pub limits: Limits,
+    /// Hex AES-256 key that seals the node-info signing key in the replicated
+    /// state: the same file on every site. Without it the site cannot sign
+    /// node info or connect tickets. Default: none.
+    #[serde(default)]
+    pub state_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub relays: RelayTiming,
     /// Initial voters, for a cluster formed from config files: every listed
     /// site that starts on an empty data dir proposes the same membership.
     /// Leave empty when the cluster is initialized through the admin API.
@@ -147,6 +154,27 @@ pub struct TlsConfig {
 
 fn default_reload_interval_ms() -> u64 {
     5_000
+}
+
+/// Relay leases and tickets, in milliseconds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayTiming {
+    /// A relay without an acknowledged heartbeat for this long is marked
+    /// down and its hosts re-placed; the relay itself stops admitting new
+    /// clients. Relays heartbeat every quarter of it. Default 10000.
+    pub lease_ttl_ms: u64,
+    /// A follower forwards the heartbeats it received once per this
+    /// interval, in one batch. Default 200.
+    pub heartbeat_forward_interval_ms: u64,
+    /// How long a connect ticket is valid. Default 60000.
+    pub ticket_ttl_ms: u64,
+}
+
+impl Default for RelayTiming {
+    fn default() -> Self {
+        RelayTiming { lease_ttl_ms: 10_000, heartbeat_forward_interval_ms: 200, ticket_ttl_ms: 60_000 }
+    }
 }
 
 /// Per-identity request limits on the API port (operators are exempt).
@@ -274,6 +302,22 @@ impl SiteConfig {
             }
             _ => {}
         }
+        let relays = &self.relays;
+        if relays.heartbeat_forward_interval_ms == 0 || relays.lease_ttl_ms < 4 * relays.heartbeat_forward_interval_ms {
+            return bad(format!(
+                "relays.lease_ttl_ms ({}) must be at least 4 x relays.heartbeat_forward_interval_ms ({})",
+                relays.lease_ttl_ms, relays.heartbeat_forward_interval_ms
+            ));
+        }
+        if relays.lease_ttl_ms < 2 * self.timing.election_max_ms {
+            return bad(format!(
+                "relays.lease_ttl_ms ({}) must be at least 2 x timing.election_max_ms ({}), so an election does not cost relays their leases",
+                relays.lease_ttl_ms, self.timing.election_max_ms
+            ));
+        }
+        if relays.ticket_ttl_ms == 0 {
+            return bad("relays.ticket_ttl_ms must be at least 1".into());
+        }
         if self.limits.requests_per_second == 0 || self.limits.request_burst == 0 {
             return bad(
                 "limits.requests_per_second and limits.request_burst must be at least 1".into(),
@@ -332,6 +376,9 @@ impl SiteConfig {
             write_deadline: Duration::from_millis(self.timing.write_deadline_ms),
             read_deadline: Duration::from_millis(self.timing.read_deadline_ms),
             leader_lease: Duration::from_millis(self.timing.election_max_ms),
+            relay_lease_ttl: Duration::from_millis(self.relays.lease_ttl_ms),
+            heartbeat_forward_interval: Duration::from_millis(self.relays.heartbeat_forward_interval_ms),
+            ticket_ttl: Duration::from_millis(self.relays.ticket_ttl_ms),
         }
     }
 }

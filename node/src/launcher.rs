@@ -37,6 +37,7 @@ use switchboard_proto::v1 as pb;
 
 use crate::config::InitialSite;
 use crate::config::Limits;
+use crate::config::RelayTiming;
 use crate::config::SiteConfig;
 use crate::config::Snapshots;
 use crate::config::Timing;
@@ -94,6 +95,8 @@ pub struct LaunchSpec {
     pub tls: bool,
     /// How often sites look for changed certificate files.
     pub tls_reload_interval_ms: u64,
+    /// Relay leases and tickets.
+    pub relays: RelayTiming,
 }
 
 /// The operator identity the launcher's clients use.
@@ -116,6 +119,7 @@ impl LaunchSpec {
             bootstrap: Bootstrap::AdminApi,
             tls: true,
             tls_reload_interval_ms: 5_000,
+            relays: RelayTiming::default(),
         }
     }
 }
@@ -273,6 +277,8 @@ impl LocalCluster {
             }),
             insecure: self.pki.is_none(),
             limits: Limits::default(),
+            state_key_file: self.state_key_path(),
+            relays: self.spec.relays.clone(),
         }
     }
 
@@ -416,6 +422,20 @@ impl LocalCluster {
             .collect();
         ClusterClient::new(endpoints, settings, self.credentials(LAUNCHER_ADMIN)?)
             .map_err(|e| NodeError::Launcher(e.to_string()))
+    }
+
+    /// The state key sites share (made beside the certificates; for a
+    /// plaintext cluster in `<dir>/state.key`).
+    fn state_key_path(&self) -> Option<PathBuf> {
+        if let Some(pki) = &self.pki {
+            return Some(pki.state_key_path());
+        }
+        let path = self.spec.dir.join("state.key");
+        if !path.exists() {
+            let key: [u8; 32] = rand::random();
+            switchboard_api::pki::write_secret(&path, &hex_encode(&key)).ok()?;
+        }
+        Some(path)
     }
 
     /// Credentials of an admin (by name) made with the development CA.
@@ -627,4 +647,8 @@ impl Drop for LocalCluster {
             }
         }
     }
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -7,6 +7,7 @@
 //!   raft and API ports, the HTTP plane, bootstrap and a clean shutdown.
 //! - [`raft_network`]: openraft's network over tonic.
 //! - [`http`]: status page, metrics, health and readiness.
+//! - [`lease_keeper`]: relay leases on the leader, heartbeat forwarding, the signing key.
 //! - [`launcher`]: runs sites as separate processes on this machine.
 //! - [`dev`]: `switchboard dev`, the demo cluster.
 
@@ -15,6 +16,7 @@ pub mod dev;
 pub mod error;
 pub mod http;
 pub mod launcher;
+pub mod lease_keeper;
 pub mod raft_network;
 pub mod server;
 

@@ -9,6 +9,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::Serialize;
 use switchboard_api::Site;
+use switchboard_api::heartbeats::HeartbeatBatcher;
+use switchboard_api::leases::Leases;
+use switchboard_api::signer::Signer;
+use switchboard_api::signing::StateKey;
 use switchboard_api::auth::Authenticator;
 use switchboard_api::auth::Principal;
 use switchboard_api::auth::RateLimit;
@@ -39,6 +43,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::config::SiteConfig;
 use crate::error::NodeError;
 use crate::http;
+use crate::lease_keeper;
 use crate::raft_network::PeerNetworkFactory;
 
 /// The line a site prints on stdout once it serves, followed by JSON.
@@ -115,6 +120,12 @@ pub async fn serve(
     let store = switchboard_raft_store::store::open(&config.data_dir, &identity)?;
     let stopped = store.stopped.clone();
     let security = Security::setup(&config)?;
+    let state_key = config
+        .state_key_file
+        .as_ref()
+        .map(|path| StateKey::from_hex_file(path))
+        .transpose()
+        .map_err(NodeError::Config)?;
     let peers = security.peers.clone();
     let network = PeerNetworkFactory {
         self_id: config.id,
@@ -141,6 +152,10 @@ pub async fn serve(
         contact: LeaderContact::default(),
         settings: config.site_settings(),
         auth: security.authenticator(&config),
+        feed: store.feed,
+        signer: Signer::new(state_key),
+        leases: Leases::default(),
+        heartbeats: HeartbeatBatcher::default(),
     });
     drop(store.db);
 
@@ -191,6 +206,11 @@ pub async fn serve(
         wait_stopped(stop_signal.clone()),
     ));
     let reloader = security.spawn_reloader();
+    let keepers = [
+        tokio::spawn(lease_keeper::run_lease_keeper(site.clone(), stop_signal.clone())),
+        tokio::spawn(lease_keeper::run_heartbeat_forwarder(site.clone(), stop_signal.clone())),
+        tokio::spawn(lease_keeper::run_key_keeper(site.clone(), stop_signal.clone())),
+    ];
     let http_state = http::HttpState {
         site: site.clone(),
         prometheus,
@@ -233,6 +253,9 @@ pub async fn serve(
         }
     }
     let _ = http_task.await;
+    for keeper in keepers {
+        let _ = keeper.await;
+    }
     if let Some(reloader) = reloader {
         reloader.abort();
     }

@@ -139,7 +139,34 @@ pub enum Command {
     DetachHost { host_id: HostId },
     /// Move up to `hosts_max` hosts off a draining relay.
     DrainBatch { relay_id: RelayId, hosts_max: u32 },
+    /// A relay whose lease ran out heartbeats again (same incarnation).
+    RelayUp { relay_id: RelayId, incarnation: u64 },
+    /// A node-info signing key, made by the leader: the first one, or the
+    /// next one endorsed by the current one. Becomes the signing key.
+    AddSigningKey(NewSigningKey),
+    /// The service notice carried in node info (empty clears it).
+    SetNotice { text: String },
 }
+
+/// A signing key to add. The private key arrives sealed; apply never sees
+/// it in the clear.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewSigningKey {
+    pub cluster_id: String,
+    pub key_id: u64,
+    pub public_key: Vec<u8>,
+    pub sealed_private_key: Vec<u8>,
+    /// The current key's signature over (key_id, public_key); none for the first key.
+    pub endorsement: Option<crate::state::Endorsement>,
+}
+
+/// Longest service notice, in bytes.
+pub const NOTICE_BYTES_MAX: usize = 2048;
+/// Ed25519 public keys and signatures.
+pub const PUBLIC_KEY_BYTES: usize = 32;
+pub const SIGNATURE_BYTES: usize = 64;
+/// Largest sealed private key (PKCS#8 Ed25519 is 83 bytes, plus nonce and tag).
+pub const SEALED_KEY_BYTES_MAX: usize = 256;
 
 /// Most hosts one drain batch may move; bounds the work of one apply.
 pub const DRAIN_BATCH_HOSTS_MAX: u32 = 10_000;
@@ -180,6 +207,34 @@ impl Command {
                 }
                 Ok(())
             }
+            Command::RelayUp { relay_id, .. } => relay_id.validate(),
+            Command::AddSigningKey(key) => {
+                crate::ids::validate_cluster_id(&key.cluster_id)?;
+                if key.public_key.len() != PUBLIC_KEY_BYTES {
+                    return Err(Error::invalid("public_key", format!("must be {PUBLIC_KEY_BYTES} bytes")));
+                }
+                if key.sealed_private_key.is_empty() || key.sealed_private_key.len() > SEALED_KEY_BYTES_MAX {
+                    return Err(Error::invalid(
+                        "sealed_private_key",
+                        format!("must be 1 to {SEALED_KEY_BYTES_MAX} bytes"),
+                    ));
+                }
+                if let Some(endorsement) = &key.endorsement
+                    && endorsement.signature.len() != SIGNATURE_BYTES
+                {
+                    return Err(Error::invalid("endorsement", format!("must be {SIGNATURE_BYTES} bytes")));
+                }
+                Ok(())
+            }
+            Command::SetNotice { text } => {
+                if text.len() > NOTICE_BYTES_MAX {
+                    return Err(Error::invalid("notice", format!("at most {NOTICE_BYTES_MAX} bytes")));
+                }
+                if text.chars().any(|c| c.is_control() && c != '\n') {
+                    return Err(Error::invalid("notice", "no control characters except newlines"));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -193,6 +248,9 @@ impl Command {
             Command::AttachHost { .. } => "attach_host",
             Command::DetachHost { .. } => "detach_host",
             Command::DrainBatch { .. } => "drain_batch",
+            Command::RelayUp { .. } => "relay_up",
+            Command::AddSigningKey(_) => "add_signing_key",
+            Command::SetNotice { .. } => "set_notice",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`ids`]: identifiers and input validation.
 //! - [`command`]: `Proposal` and `Command`, with their versioned binary encoding.
 //! - [`reply`]: what applying a command answers.
+//! - [`node_info`]: the node-info document, built from the state.
 //! - [`state`]: the pure state machine (`State::apply`), placement, rows.
 //! - [`types`]: the openraft type configuration and the site node record.
 //! - [`wire`]: versioned binary encoding of openraft's messages for the network.
@@ -15,6 +16,7 @@
 pub mod command;
 pub mod error;
 pub mod ids;
+pub mod node_info;
 pub mod reply;
 pub mod state;
 pub mod types;

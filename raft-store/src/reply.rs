@@ -39,6 +39,8 @@ pub enum Outcome {
         was_attached: bool,
         last_generation: u64,
     },
+    /// Node info changed (a key, the notice); its version now.
+    NodeInfo { era: u64, epoch: u64 },
     /// The command was refused and changed nothing.
     Refused(Refusal),
 }

@@ -73,7 +73,8 @@ async fn leader_kill_fails_over_within_the_bound_and_loses_no_attach() {
         .await
         .expect("retried attach");
     assert_eq!(
-        again, first,
+        (again.route, again.applied_index),
+        (first.route, first.applied_index),
         "a retry across the leader kill returns the first answer"
     );
     let read = client

@@ -620,7 +620,7 @@ async fn raw_resolve(
     let mut request = tonic::Request::new(pb::ResolveRequest {
         host_id: "nobody".into(),
         consistency: 1,
-        max_stale_ms: 0,
+        ..Default::default()
     });
     request.metadata_mut().insert(
         "authorization",

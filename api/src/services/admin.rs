@@ -88,6 +88,14 @@ impl AdminApi {
             .collect()
     }
 
+    fn node_info_response(&self, reply: &switchboard_raft_store::Reply) -> pb::NodeInfoResponse {
+        let (era, epoch) = match reply.outcome {
+            switchboard_raft_store::Outcome::NodeInfo { era, epoch } => (era, epoch),
+            _ => self.site.reader.load().state.node_info().version(),
+        };
+        pb::NodeInfoResponse { node_info: None, current: Some(pb::NodeInfoVersion { era, epoch }) }
+    }
+
     fn membership_response(&self, log_index: u64) -> pb::MembershipResponse {
         pb::MembershipResponse {
             members: self.members(),
@@ -354,6 +362,28 @@ impl AdminService for AdminApi {
         Ok(Response::new(pb::RemoveRelayResponse {
             applied_index: reply.log_index,
         }))
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        request: Request<pb::RotateSigningKeyRequest>,
+    ) -> Result<Response<pb::NodeInfoResponse>, Status> {
+        let principal = self.site.auth.admin(&request)?;
+        self.require_leader()?;
+        let reply = self.site.propose_signing_key(principal.actor()).await?;
+        Ok(Response::new(self.node_info_response(&reply)))
+    }
+
+    async fn set_notice(
+        &self,
+        request: Request<pb::SetNoticeRequest>,
+    ) -> Result<Response<pb::NodeInfoResponse>, Status> {
+        let principal = self.site.auth.admin(&request)?;
+        let message = request.get_ref();
+        let command = Command::SetNotice { text: message.text.clone() };
+        let proposal = Proposal::new(request_id(&message.request_id)?, principal.actor(), command);
+        let reply = self.site.propose(proposal).await?;
+        Ok(Response::new(self.node_info_response(&reply)))
     }
 }
 

@@ -16,6 +16,8 @@ use crate::convert;
 use crate::error::ApiError;
 use crate::services::request_id;
 use crate::site::Site;
+use crate::watch::WatchStream;
+use crate::watch::watch_host;
 
 pub struct HostApi {
     site: Arc<Site>,
@@ -29,6 +31,19 @@ impl HostApi {
 
 #[tonic::async_trait]
 impl HostService for HostApi {
+    type WatchRouteStream = WatchStream<pb::RouteEvent>;
+
+    async fn watch_route(
+        &self,
+        request: Request<pb::WatchRouteRequest>,
+    ) -> Result<Response<Self::WatchRouteStream>, Status> {
+        let message = request.get_ref();
+        let host_id = convert::host_id(&message.host_id)?;
+        self.site.auth.host(&request, &host_id)?;
+        let stream = watch_host(self.site.clone(), host_id, message.after_index, message.known_node_info)?;
+        Ok(Response::new(stream))
+    }
+
     async fn attach(
         &self,
         request: Request<pb::AttachRequest>,
@@ -36,6 +51,7 @@ impl HostService for HostApi {
         let message = request.get_ref();
         let host_id = convert::host_id(&message.host_id)?;
         let actor = self.site.auth.host(&request, &host_id)?.actor();
+        let known = message.known_node_info;
         validate_region(&message.preferred_region).map_err(ApiError::from)?;
         let command = Command::AttachHost {
             host_id,
@@ -53,6 +69,7 @@ impl HostService for HostApi {
             Outcome::Route(route) => Ok(Response::new(pb::AttachResponse {
                 route: Some(convert::route(&route)),
                 applied_index: reply.log_index,
+                node_info: self.site.node_info_if_newer(known.as_ref()),
             })),
             other => Err(ApiError::Internal(format!("unexpected outcome {other:?}")).into()),
         }

@@ -16,6 +16,8 @@ use crate::error::ApiError;
 use crate::limits::RELAYS_PER_LIST_MAX;
 use crate::services::request_id;
 use crate::site::Site;
+use crate::watch::WatchStream;
+use crate::watch::watch_relay;
 
 pub struct RelayApi {
     site: Arc<Site>,
@@ -29,6 +31,69 @@ impl RelayApi {
 
 #[tonic::async_trait]
 impl RelayService for RelayApi {
+    type WatchRoutesStream = WatchStream<pb::RelayRoutesEvent>;
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let message = request.get_ref();
+        let relay_id = convert::relay_id(&message.relay_id)?;
+        let principal = self.site.auth.relay(&request, &relay_id)?;
+        self.site.refuse_removed_relay(&principal)?;
+        {
+            let applied = self.site.reader.load();
+            let relay = applied.state.relay(&relay_id).ok_or_else(|| {
+                ApiError::NotFound(format!("relay {relay_id} is not registered; register before heartbeating"))
+            })?;
+            if relay.incarnation != message.incarnation {
+                return Err(ApiError::FailedPrecondition(format!(
+                    "relay {relay_id} is registered with incarnation {}, not {}; register again",
+                    relay.incarnation, message.incarnation
+                ))
+                .into());
+            }
+        }
+        let heartbeat = pb::RelayHeartbeat {
+            relay_id: relay_id.to_string(),
+            incarnation: message.incarnation,
+            active_sessions: message.active_sessions,
+        };
+        let lease_ttl_ms = if self.site.is_leader() {
+            self.site.record_heartbeats(std::slice::from_ref(&heartbeat))?
+        } else {
+            let answer = self
+                .site
+                .heartbeats
+                .submit(heartbeat)
+                .ok_or_else(|| ApiError::ResourceExhausted("too many heartbeats waiting for the leader".into()))?;
+            let wait = self.site.settings.heartbeat_forward_interval * 2 + self.site.settings.write_deadline;
+            match tokio::time::timeout(wait, answer).await {
+                Ok(Ok(Ok(ttl))) => ttl,
+                Ok(Ok(Err(reason))) => return Err(ApiError::Unavailable(format!("heartbeat not recorded: {reason}")).into()),
+                _ => return Err(ApiError::Unavailable("the leader did not record the heartbeat in time".into()).into()),
+            }
+        };
+        Ok(Response::new(pb::HeartbeatResponse {
+            lease_ttl_ms,
+            heartbeat_interval_ms: (lease_ttl_ms / 4).max(1),
+            leader_id: self.site.leader().map_or(0, |(id, _)| id),
+            node_info: self.site.node_info_if_newer(message.known_node_info.as_ref()),
+        }))
+    }
+
+    async fn watch_routes(
+        &self,
+        request: Request<pb::WatchRoutesRequest>,
+    ) -> Result<Response<Self::WatchRoutesStream>, Status> {
+        let message = request.get_ref();
+        let relay_id = convert::relay_id(&message.relay_id)?;
+        let principal = self.site.auth.relay(&request, &relay_id)?;
+        self.site.refuse_removed_relay(&principal)?;
+        let stream = watch_relay(self.site.clone(), relay_id, message.after_index, message.known_node_info)?;
+        Ok(Response::new(stream))
+    }
+
     async fn register(
         &self,
         request: Request<pb::RegisterRelayRequest>,

@@ -15,6 +15,10 @@ use imbl::OrdMap;
 
 pub use self::placement::choose_relay;
 pub use self::records::AdminState;
+pub use self::records::Endorsement;
+pub use self::records::NodeInfoMeta;
+pub use self::records::SigningKeyRecord;
+pub use self::records::SiteRecord;
 pub use self::records::Meta;
 pub use self::records::RelayRecord;
 pub use self::records::RelayState;
@@ -27,12 +31,15 @@ pub use self::request_log::RequestLog;
 pub use self::route_table::RouteTable;
 pub use self::rows::ChangeSet;
 pub use self::rows::ROW_FORMAT_VERSION;
+pub use self::rows::RouteChange;
 pub use self::rows::RowKey;
 pub use self::rows::decode_value;
 pub use self::rows::encode_value;
 use crate::command::Actor;
 use crate::command::ActorKind;
 use crate::command::Command;
+use crate::command::NewSigningKey;
+use crate::ids::SiteId;
 use crate::command::Proposal;
 use crate::command::RelayAdminTarget;
 use crate::command::RelayRegistration;
@@ -55,6 +62,9 @@ pub struct State {
     removed_relays: OrdMap<RelayId, u64>,
     routes: RouteTable,
     requests: RequestLog,
+    node_info: NodeInfoMeta,
+    /// The sites, mirrored from Raft membership for node info.
+    sites: OrdMap<SiteId, SiteRecord>,
 }
 
 impl State {
@@ -88,6 +98,16 @@ impl State {
     /// Whether a relay was removed (and not registered again by an operator).
     pub fn is_removed_relay(&self, relay_id: &RelayId) -> bool {
         self.removed_relays.contains_key(relay_id)
+    }
+
+    /// Node info's era, epoch, notice and keys.
+    pub fn node_info(&self) -> &NodeInfoMeta {
+        &self.node_info
+    }
+
+    /// The sites, in id order.
+    pub fn sites(&self) -> impl Iterator<Item = (&SiteId, &SiteRecord)> {
+        self.sites.iter()
     }
 
     /// The route table.
@@ -197,7 +217,83 @@ impl State {
                 relay_id,
                 hosts_max,
             } => self.drain_batch(relay_id, *hosts_max, changes),
+            Command::RelayUp {
+                relay_id,
+                incarnation,
+            } => self.relay_up(relay_id, *incarnation, changes),
+            Command::AddSigningKey(key) => self.add_signing_key(key, changes),
+            Command::SetNotice { text } => {
+                if self.node_info.notice != *text {
+                    self.node_info.notice = text.clone();
+                    self.bump_epoch(changes);
+                }
+                self.node_info_outcome()
+            }
         }
+    }
+
+    /// Mirrors Raft membership (applied from a membership entry): sites with
+    /// their API address and whether they vote. A changed list is a new
+    /// node-info epoch.
+    pub fn apply_membership(&mut self, sites: Vec<(SiteId, String, String, bool)>, changes: &mut ChangeSet) {
+        let mut next: OrdMap<SiteId, SiteRecord> = OrdMap::new();
+        for (id, name, api_addr, voter) in sites {
+            let draining = self.sites.get(&id).is_some_and(|site| site.draining);
+            next.insert(id, SiteRecord { name, api_addr, voter, draining });
+        }
+        if next == self.sites {
+            return;
+        }
+        for id in self.sites.keys().chain(next.keys()) {
+            changes.touch(RowKey::Site(*id));
+        }
+        self.sites = next;
+        self.bump_epoch(changes);
+    }
+
+    /// Node info's content changed: a new epoch, issued now.
+    fn bump_epoch(&mut self, changes: &mut ChangeSet) {
+        self.node_info.epoch += 1;
+        self.node_info.epoch_since_ms = self.meta.clock_ms;
+        changes.touch(RowKey::NodeInfo);
+    }
+
+    fn node_info_outcome(&self) -> Outcome {
+        Outcome::NodeInfo { era: self.node_info.era, epoch: self.node_info.epoch }
+    }
+
+    fn add_signing_key(&mut self, key: &NewSigningKey, changes: &mut ChangeSet) -> Outcome {
+        match (self.node_info.current_key(), &key.endorsement) {
+            (None, _) => self.node_info.cluster_id = key.cluster_id.clone(),
+            (Some(current), Some(endorsement)) => {
+                if endorsement.by_key_id != current.key_id || key.key_id <= current.key_id {
+                    return refused(
+                        RefusalCode::FailedPrecondition,
+                        format!("a new key must follow key {} and be endorsed by it", current.key_id),
+                    );
+                }
+                if key.cluster_id != self.node_info.cluster_id {
+                    return refused(RefusalCode::InvalidArgument, "the key names another cluster".into());
+                }
+            }
+            (Some(current), None) => {
+                return refused(
+                    RefusalCode::FailedPrecondition,
+                    format!("signing key {} exists; a new key needs its endorsement", current.key_id),
+                );
+            }
+        }
+        self.node_info.keys.push(SigningKeyRecord {
+            key_id: key.key_id,
+            public_key: key.public_key.clone(),
+            sealed_private_key: key.sealed_private_key.clone(),
+            endorsement: key.endorsement.clone(),
+            added_at_ms: self.meta.clock_ms,
+        });
+        let excess = self.node_info.keys.len().saturating_sub(SIGNING_KEYS_KEPT_MAX);
+        self.node_info.keys.drain(..excess);
+        self.bump_epoch(changes);
+        self.node_info_outcome()
     }
 
     fn register_relay(
@@ -231,6 +327,9 @@ impl State {
                 route_count: 0,
                 registered_at_ms: now,
                 state_since_ms: now,
+                warm_until_ms: now.saturating_add(RELAY_WARMUP_MS),
+                held_out_until_ms: 0,
+                recent_downs_ms: Vec::new(),
             },
             Some(existing) => {
                 if registration.incarnation < existing.incarnation {
@@ -248,15 +347,19 @@ impl State {
                 updated.labels = registration.labels.clone();
                 updated.capacity = registration.capacity;
                 updated.incarnation = registration.incarnation;
-                if !updated.live {
-                    updated.live = true;
-                    updated.state_since_ms = now;
-                }
+                mark_live(&mut updated, now);
                 updated
             }
         };
+        let listed_differently = self
+            .relays
+            .get(&relay_id)
+            .is_none_or(|old| old.endpoint != record.endpoint || old.region != record.region);
         self.relays.insert(relay_id.clone(), record.clone());
         changes.touch(RowKey::Relay(relay_id));
+        if listed_differently {
+            self.bump_epoch(changes);
+        }
         Outcome::Relay(record)
     }
 
@@ -310,7 +413,26 @@ impl State {
             relay.admin_state = next;
             relay.state_since_ms = now;
             changes.touch(RowKey::Relay(relay_id.clone()));
+            self.bump_epoch(changes);
         }
+    }
+
+    fn relay_up(&mut self, relay_id: &RelayId, incarnation: u64, changes: &mut ChangeSet) -> Outcome {
+        let now = self.meta.clock_ms;
+        let Some(relay) = self.relays.get_mut(relay_id) else {
+            return refused(RefusalCode::NotFound, format!("no relay {relay_id}"));
+        };
+        if relay.incarnation != incarnation {
+            return refused(
+                RefusalCode::FailedPrecondition,
+                format!("relay {relay_id} is at incarnation {}, not {incarnation}", relay.incarnation),
+            );
+        }
+        if !relay.live {
+            mark_live(relay, now);
+            changes.touch(RowKey::Relay(relay_id.clone()));
+        }
+        Outcome::Relay(relay.clone())
     }
 
     fn relay_down(
@@ -336,6 +458,10 @@ impl State {
             let relay = self.relays.get_mut(relay_id).expect("looked up above");
             relay.live = false;
             relay.state_since_ms = now;
+            relay.recent_downs_ms.retain(|at| now.saturating_sub(*at) <= FLAP_WINDOW_MS);
+            relay.recent_downs_ms.push(now);
+            let excess = relay.recent_downs_ms.len().saturating_sub(FLAP_DOWNS_MAX);
+            relay.recent_downs_ms.drain(..excess);
             changes.touch(RowKey::Relay(relay_id.clone()));
         }
         let (hosts_moved, hosts_unplaced) = self.move_hosts_off(relay_id, u32::MAX, changes);
@@ -393,7 +519,7 @@ impl State {
                 .expect("indexed host has a route")
                 .preferred_region
                 .clone();
-            let target = choose_relay(self.relays.values(), &region, Some(relay_id))
+            let target = choose_relay(self.relays.values(), &region, Some(relay_id), self.meta.clock_ms)
                 .map(|r| r.relay_id.clone());
             match target {
                 Some(target) => {
@@ -424,6 +550,7 @@ impl State {
         self.removed_relays
             .insert(relay_id.clone(), self.meta.clock_ms);
         changes.touch(RowKey::RemovedRelay(relay_id.clone()));
+        self.bump_epoch(changes);
         Outcome::RelayRemoved {
             relay_id: relay_id.clone(),
         }
@@ -452,7 +579,7 @@ impl State {
             }
         }
         let exclude = current.as_ref().map(|route| &route.relay_id);
-        let target = choose_relay(self.relays.values(), preferred_region, exclude)
+        let target = choose_relay(self.relays.values(), preferred_region, exclude, self.meta.clock_ms)
             .map(|r| r.relay_id.clone());
         match (target, current) {
             (Some(target), _) => {
@@ -477,6 +604,11 @@ impl State {
         match self.routes.remove(host_id) {
             Some(route) => {
                 changes.touch(RowKey::Route(host_id.clone()));
+                changes.route_changed(RouteChange {
+                    host_id: host_id.clone(),
+                    previous: Some((route.relay_id.clone(), route.generation)),
+                    current: None,
+                });
                 self.release(&route.relay_id, changes);
                 Outcome::Detached {
                     host_id: host_id.clone(),
@@ -519,7 +651,14 @@ impl State {
         relay.route_count += 1;
         changes.touch(RowKey::Relay(target.clone()));
         changes.touch(RowKey::Route(host_id.clone()));
-        if let Some(previous) = self.routes.insert(host_id.clone(), route) {
+        let generation = route.generation;
+        let previous = self.routes.insert(host_id.clone(), route);
+        changes.route_changed(RouteChange {
+            host_id: host_id.clone(),
+            previous: previous.as_ref().map(|p| (p.relay_id.clone(), p.generation)),
+            current: Some((target.clone(), generation)),
+        });
+        if let Some(previous) = previous {
             self.release(&previous.relay_id, changes);
         }
     }
@@ -546,6 +685,8 @@ impl State {
     pub fn row_value(&self, key: &RowKey) -> Option<Vec<u8>> {
         match key {
             RowKey::Meta => Some(encode_value(&self.meta)),
+            RowKey::NodeInfo => Some(encode_value(&self.node_info)),
+            RowKey::Site(id) => self.sites.get(id).map(encode_value),
             RowKey::Relay(id) => self.relays.get(id).map(encode_value),
             RowKey::RemovedRelay(id) => self.removed_relays.get(id).map(encode_value),
             RowKey::Route(id) => self.routes.get(id).map(encode_value),
@@ -555,7 +696,12 @@ impl State {
 
     /// Every row, in key order: the body of a snapshot.
     pub fn rows(&self) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
-        let meta = std::iter::once((RowKey::Meta.encode(), encode_value(&self.meta)));
+        let meta = [
+            (RowKey::Meta.encode(), encode_value(&self.meta)),
+            (RowKey::NodeInfo.encode(), encode_value(&self.node_info)),
+        ]
+        .into_iter();
+        let sites = self.sites.iter().map(|(id, site)| (RowKey::Site(*id).encode(), encode_value(site)));
         let relays = self
             .relays
             .iter()
@@ -572,7 +718,7 @@ impl State {
             .requests
             .iter()
             .map(|(id, r)| (RowKey::Request(*id).encode(), encode_value(r)));
-        meta.chain(relays)
+        meta.chain(sites).chain(relays)
             .chain(removed)
             .chain(routes)
             .chain(requests)
@@ -589,6 +735,10 @@ impl State {
             let value = value.as_ref();
             match RowKey::decode(key.as_ref())? {
                 RowKey::Meta => state.meta = decode_value("meta row", value)?,
+                RowKey::NodeInfo => state.node_info = decode_value("node info row", value)?,
+                RowKey::Site(id) => {
+                    state.sites.insert(id, decode_value("site row", value)?);
+                }
                 RowKey::Relay(id) => {
                     let record: RelayRecord = decode_value("relay row", value)?;
                     if record.relay_id != id {
@@ -664,6 +814,33 @@ impl State {
             }
         }
         Ok(())
+    }
+}
+
+/// A relay that is new stays out of placement (unless nothing else has room)
+/// for this long, so a fresh or restarted relay is not handed a stampede.
+pub const RELAY_WARMUP_MS: u64 = 30_000;
+/// Lease losses within this window count towards flapping.
+pub const FLAP_WINDOW_MS: u64 = 10 * 60 * 1000;
+/// This many lease losses within the window make a relay a flapper.
+pub const FLAP_DOWNS_MAX: usize = 3;
+/// A flapping relay is held out of placement this long after it comes back.
+pub const FLAP_HOLD_MS: u64 = 5 * 60 * 1000;
+/// Signing keys kept (the newest signs; older ones stay so clients that
+/// missed rotations can follow the endorsements).
+pub const SIGNING_KEYS_KEPT_MAX: usize = 8;
+
+/// A relay heard from again: live, and held out of placement if it has
+/// lost its lease `FLAP_DOWNS_MAX` times within `FLAP_WINDOW_MS`.
+fn mark_live(relay: &mut RelayRecord, now: u64) {
+    if relay.live {
+        return;
+    }
+    relay.live = true;
+    relay.state_since_ms = now;
+    let recent = relay.recent_downs_ms.iter().filter(|at| now.saturating_sub(**at) <= FLAP_WINDOW_MS).count();
+    if recent >= FLAP_DOWNS_MAX {
+        relay.held_out_until_ms = now.saturating_add(FLAP_HOLD_MS);
     }
 }
 

@@ -1,32 +1,36 @@
 //! Where a host goes: a pure function of the relays in the state.
 //!
-//! Rules, in order: only live, active relays with room; a relay in the
-//! preferred region before any other; the fewest routes relative to capacity;
-//! then the smallest relay id, so every site picks the same relay.
+//! Rules, in order: only live, active relays with room that are not held
+//! out for flapping; a relay in the preferred region before any other; a
+//! warmed-up relay before one still warming up; the fewest routes relative
+//! to capacity; then the smallest relay id, so every site picks the same relay.
 
 use std::cmp::Ordering;
 
 use crate::ids::RelayId;
 use crate::state::records::RelayRecord;
 
-/// Picks the relay for one host, or `None` when no relay has room.
+/// Picks the relay for one host at state time `now_ms`, or `None` when no
+/// relay has room.
 pub fn choose_relay<'a>(
     relays: impl IntoIterator<Item = &'a RelayRecord>,
     preferred_region: &str,
     exclude: Option<&RelayId>,
+    now_ms: u64,
 ) -> Option<&'a RelayRecord> {
     relays
         .into_iter()
-        .filter(|relay| relay.has_room() && Some(&relay.relay_id) != exclude)
-        .min_by(|a, b| compare_candidates(a, b, preferred_region))
+        .filter(|relay| relay.has_room(now_ms) && Some(&relay.relay_id) != exclude)
+        .min_by(|a, b| compare_candidates(a, b, preferred_region, now_ms))
 }
 
 /// Orders two candidates; the smaller one is placed first.
-fn compare_candidates(a: &RelayRecord, b: &RelayRecord, preferred_region: &str) -> Ordering {
-    let outside =
-        |relay: &RelayRecord| !preferred_region.is_empty() && relay.region != preferred_region;
+fn compare_candidates(a: &RelayRecord, b: &RelayRecord, preferred_region: &str, now_ms: u64) -> Ordering {
+    let outside = |relay: &RelayRecord| !preferred_region.is_empty() && relay.region != preferred_region;
+    let cold = |relay: &RelayRecord| !relay.is_warm(now_ms);
     outside(a)
         .cmp(&outside(b))
+        .then_with(|| cold(a).cmp(&cold(b)))
         .then_with(|| compare_load(a, b))
         .then_with(|| a.relay_id.cmp(&b.relay_id))
 }
@@ -56,11 +60,16 @@ mod tests {
             route_count: routes,
             registered_at_ms: 0,
             state_since_ms: 0,
+            warm_until_ms: 0,
+            held_out_until_ms: 0,
+            recent_downs_ms: Vec::new(),
         }
     }
 
+    const NOW: u64 = 1_000_000;
+
     fn chosen(relays: &[RelayRecord], region: &str) -> Option<String> {
-        choose_relay(relays, region, None).map(|r| r.relay_id.to_string())
+        choose_relay(relays, region, None, NOW).map(|r| r.relay_id.to_string())
     }
 
     /// Golden cases: each line is one rule of placement.
@@ -100,8 +109,21 @@ mod tests {
         let relays = [relay("a", "", 0, 10), relay("b", "", 5, 10)];
         let excluded = RelayId::new("a").unwrap();
         assert_eq!(
-            choose_relay(&relays, "", Some(&excluded)).map(|r| r.relay_id.as_str()),
+            choose_relay(&relays, "", Some(&excluded), NOW).map(|r| r.relay_id.as_str()),
             Some("b")
         );
+
+        // A relay still warming up takes hosts only when no warm one has room.
+        let mut cold = relay("a", "", 0, 10);
+        cold.warm_until_ms = NOW + 1;
+        let relays = [cold.clone(), relay("b", "", 9, 10)];
+        assert_eq!(chosen(&relays, "").as_deref(), Some("b"));
+        let relays = [cold, relay("b", "", 10, 10)];
+        assert_eq!(chosen(&relays, "").as_deref(), Some("a"));
+
+        // A relay held out for flapping takes none, even when it is the only one.
+        let mut flapping = relay("a", "", 0, 10);
+        flapping.held_out_until_ms = NOW + 1;
+        assert_eq!(chosen(&[flapping], ""), None);
     }
 }

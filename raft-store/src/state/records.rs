@@ -74,6 +74,13 @@ pub struct RelayRecord {
     pub registered_at_ms: u64,
     /// When `admin_state` or `live` last changed.
     pub state_since_ms: u64,
+    /// Until then the relay is warming up: placement uses it only when no
+    /// warmed-up relay has room.
+    pub warm_until_ms: u64,
+    /// Until then the relay is held out of placement for flapping.
+    pub held_out_until_ms: u64,
+    /// When its lease last ran out, newest last, at most `FLAP_DOWNS_MAX`.
+    pub recent_downs_ms: Vec<u64>,
 }
 
 impl RelayRecord {
@@ -90,9 +97,20 @@ impl RelayRecord {
         }
     }
 
-    /// Whether placement may put one more host here.
-    pub fn has_room(&self) -> bool {
-        self.live && self.admin_state == AdminState::Active && self.route_count < self.capacity
+    /// Whether placement may put one more host here at state time `now_ms`.
+    pub fn has_room(&self, now_ms: u64) -> bool {
+        self.accepts_hosts(now_ms) && self.route_count < self.capacity
+    }
+
+    /// Whether the relay may carry hosts at all at `now_ms`: alive, active
+    /// and not held out for flapping.
+    pub fn accepts_hosts(&self, now_ms: u64) -> bool {
+        self.live && self.admin_state == AdminState::Active && now_ms >= self.held_out_until_ms
+    }
+
+    /// Whether it finished warming up at `now_ms`.
+    pub fn is_warm(&self, now_ms: u64) -> bool {
+        now_ms >= self.warm_until_ms
     }
 }
 
@@ -115,6 +133,67 @@ pub struct RouteView {
     pub generation: u64,
     pub since_ms: u64,
     pub preferred_region: String,
+}
+
+/// A control-plane site as node info lists it (mirrored from Raft membership).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteRecord {
+    pub name: String,
+    /// Where hosts and clients reach its API.
+    pub api_addr: String,
+    pub voter: bool,
+    /// Draining: clients should prefer other sites (maintenance).
+    pub draining: bool,
+}
+
+/// A node-info signing key. The private half is sealed (AES-256-GCM) under a
+/// key from the sites' configuration: never in the clear in the state, a
+/// snapshot or a backup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeyRecord {
+    pub key_id: u64,
+    /// Ed25519 public key, 32 bytes.
+    pub public_key: Vec<u8>,
+    /// Nonce and ciphertext of the PKCS#8 private key.
+    pub sealed_private_key: Vec<u8>,
+    /// The previous key's signature over this key (absent for the first).
+    pub endorsement: Option<Endorsement>,
+    pub added_at_ms: u64,
+}
+
+/// One key vouching for the next.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endorsement {
+    pub by_key_id: u64,
+    pub signature: Vec<u8>,
+}
+
+/// What node info is made of, besides sites and relays.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfoMeta {
+    pub cluster_id: String,
+    /// Rises when the cluster is restored from a backup.
+    pub era: u64,
+    /// Rises whenever the document's content changes.
+    pub epoch: u64,
+    /// State time of the last epoch change: the document's issue time.
+    pub epoch_since_ms: u64,
+    /// The service notice shown to users.
+    pub notice: String,
+    /// Signing keys, oldest first (at most `SIGNING_KEYS_KEPT_MAX`).
+    pub keys: Vec<SigningKeyRecord>,
+}
+
+impl NodeInfoMeta {
+    /// (era, epoch).
+    pub fn version(&self) -> (u64, u64) {
+        (self.era, self.epoch)
+    }
+
+    /// The key that signs the current epoch (the newest).
+    pub fn current_key(&self) -> Option<&SigningKeyRecord> {
+        self.keys.last()
+    }
 }
 
 /// A remembered answer, so a retried request returns it again.

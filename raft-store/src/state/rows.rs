@@ -18,6 +18,8 @@ use crate::ids::RequestId;
 pub const ROW_FORMAT_VERSION: u8 = 1;
 
 const PREFIX_META: u8 = 0x00;
+const PREFIX_NODE_INFO: u8 = 0x01;
+const PREFIX_SITE: u8 = 0x03;
 const PREFIX_RELAY: u8 = 0x10;
 const PREFIX_REMOVED_RELAY: u8 = 0x11;
 const PREFIX_ROUTE: u8 = 0x20;
@@ -27,6 +29,10 @@ const PREFIX_REQUEST: u8 = 0x30;
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum RowKey {
     Meta,
+    /// Node-info era, epoch, notice and signing keys.
+    NodeInfo,
+    /// A site, as node info lists it.
+    Site(u64),
     Relay(RelayId),
     /// A relay that was removed: its certificate is refused from then on.
     RemovedRelay(RelayId),
@@ -39,6 +45,8 @@ impl RowKey {
     pub fn encode(&self) -> Vec<u8> {
         match self {
             RowKey::Meta => vec![PREFIX_META],
+            RowKey::NodeInfo => vec![PREFIX_NODE_INFO],
+            RowKey::Site(id) => prefixed(PREFIX_SITE, &id.to_be_bytes()),
             RowKey::Relay(id) => prefixed(PREFIX_RELAY, id.as_str().as_bytes()),
             RowKey::RemovedRelay(id) => prefixed(PREFIX_REMOVED_RELAY, id.as_str().as_bytes()),
             RowKey::Route(id) => prefixed(PREFIX_ROUTE, id.as_str().as_bytes()),
@@ -60,6 +68,11 @@ impl RowKey {
         };
         match prefix {
             PREFIX_META if rest.is_empty() => Ok(RowKey::Meta),
+            PREFIX_NODE_INFO if rest.is_empty() => Ok(RowKey::NodeInfo),
+            PREFIX_SITE => {
+                let id: [u8; 8] = rest.try_into().map_err(|_| corrupt("site id is not 8 bytes"))?;
+                Ok(RowKey::Site(u64::from_be_bytes(id)))
+            }
             PREFIX_RELAY => Ok(RowKey::Relay(
                 RelayId::new(text()?).map_err(|e| corrupt(&e.to_string()))?,
             )),
@@ -99,9 +112,19 @@ pub fn decode_value<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Re
 
 /// The rows an apply touched. After a batch the store writes each one's
 /// current value, or deletes it, in the same write as the applied log id.
+/// Route moves are listed too, in order, for watches.
 #[derive(Debug, Default)]
 pub struct ChangeSet {
     keys: BTreeSet<RowKey>,
+    route_changes: Vec<RouteChange>,
+}
+
+/// A host's route moved: from where, to where (relay and generation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteChange {
+    pub host_id: HostId,
+    pub previous: Option<(RelayId, u64)>,
+    pub current: Option<(RelayId, u64)>,
 }
 
 impl ChangeSet {
@@ -128,6 +151,17 @@ impl ChangeSet {
     /// Forgets the touched rows after they were written.
     pub fn clear(&mut self) {
         self.keys.clear();
+        self.route_changes.clear();
+    }
+
+    /// Notes a route move.
+    pub fn route_changed(&mut self, change: RouteChange) {
+        self.route_changes.push(change);
+    }
+
+    /// Takes the route moves noted so far, oldest first.
+    pub fn take_route_changes(&mut self) -> Vec<RouteChange> {
+        std::mem::take(&mut self.route_changes)
     }
 }
 
@@ -139,6 +173,9 @@ mod tests {
     fn key_order_matches_byte_order() {
         let keys = vec![
             RowKey::Meta,
+            RowKey::NodeInfo,
+            RowKey::Site(2),
+            RowKey::Site(300),
             RowKey::Relay(RelayId::new("a").unwrap()),
             RowKey::Relay(RelayId::new("b-1").unwrap()),
             RowKey::RemovedRelay(RelayId::new("a").unwrap()),

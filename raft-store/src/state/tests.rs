@@ -371,7 +371,8 @@ fn rows_round_trip_and_reject_a_corrupt_count() {
     let mut relay = h.state.relay(&relay_id("a")).unwrap().clone();
     relay.route_count = 5;
     let mut corrupt = rows.clone();
-    corrupt[1].1 = encode_value(&relay);
+    let relay_row = corrupt.iter().position(|(key, _)| *key == RowKey::Relay(relay_id("a")).encode()).unwrap();
+    corrupt[relay_row].1 = encode_value(&relay);
     assert!(matches!(
         State::from_rows(corrupt),
         Err(Error::Corrupt { .. })
@@ -398,6 +399,9 @@ enum Op {
     Down {
         relay: usize,
         stale: bool,
+    },
+    Up {
+        relay: usize,
     },
     Remove {
         relay: usize,
@@ -429,6 +433,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(relay, region, incarnation_bump)| Op::Register { relay, region, incarnation_bump }),
         1 => (0..RELAYS.len(), 0u8..3).prop_map(|(relay, target)| Op::SetState { relay, target }),
         1 => (0..RELAYS.len(), any::<bool>()).prop_map(|(relay, stale)| Op::Down { relay, stale }),
+        1 => (0..RELAYS.len()).prop_map(|relay| Op::Up { relay }),
         1 => (0..RELAYS.len()).prop_map(|relay| Op::Remove { relay }),
         6 => (0..HOSTS, 0..REGIONS.len()).prop_map(|(host, region)| Op::Attach { host, region }),
         2 => (0..HOSTS).prop_map(|host| Op::Detach { host }),
@@ -478,6 +483,10 @@ fn proposals(ops: &[Op]) -> Vec<Proposal> {
             Op::Down { relay, stale } => Command::RelayDown {
                 relay_id: relay_id(RELAYS[*relay]),
                 incarnation: incarnations[*relay] - u64::from(*stale),
+            },
+            Op::Up { relay } => Command::RelayUp {
+                relay_id: relay_id(RELAYS[*relay]),
+                incarnation: incarnations[*relay],
             },
             Op::Remove { relay } => Command::RemoveRelay {
                 relay_id: relay_id(RELAYS[*relay]),
@@ -612,4 +621,86 @@ fn a_removed_relay_registers_again_only_through_an_operator() {
         "an operator's registration lifts the removal"
     );
     assert_eq!(h.mirror, h.state.rows().collect::<BTreeMap<_, _>>());
+}
+
+#[test]
+fn a_relay_that_flaps_is_held_out_of_placement() {
+    let mut h = Harness::new();
+    h.apply(registration("a", "", 10, 1));
+    h.apply(registration("b", "", 10, 1));
+    for _ in 0..FLAP_DOWNS_MAX {
+        h.apply(Command::RelayDown { relay_id: relay_id("a"), incarnation: 1 });
+        h.apply(Command::RelayUp { relay_id: relay_id("a"), incarnation: 1 });
+    }
+    let a = h.state.relay(&relay_id("a")).unwrap();
+    assert!(a.live);
+    assert!(a.held_out_until_ms > h.state.clock_ms(), "three losses in the window hold it out");
+    for i in 0..4 {
+        h.apply(attach(&format!("h{i}")));
+        assert_eq!(h.route_relay(&format!("h{i}")).as_deref(), Some("b"));
+    }
+    h.now_ms += FLAP_HOLD_MS + 1;
+    h.apply(attach("late"));
+    assert_eq!(h.route_relay("late").as_deref(), Some("a"), "after the hold it takes hosts again");
+}
+
+#[test]
+fn a_relay_coming_back_with_a_stale_incarnation_is_refused() {
+    let mut h = Harness::new();
+    h.apply(registration("a", "", 10, 2));
+    h.apply(Command::RelayDown { relay_id: relay_id("a"), incarnation: 2 });
+    let reply = h.apply(Command::RelayUp { relay_id: relay_id("a"), incarnation: 1 });
+    assert!(matches!(reply.outcome, Outcome::Refused(_)));
+    assert!(!h.state.relay(&relay_id("a")).unwrap().live);
+}
+
+#[test]
+fn node_info_epochs_move_with_membership_and_admin_state_but_not_liveness() {
+    let mut h = Harness::new();
+    let epoch = |h: &Harness| h.state.node_info().epoch;
+    h.apply(registration("a", "", 10, 1));
+    let after_register = epoch(&h);
+    assert!(after_register > 0);
+    h.apply(registration("a", "", 20, 2));
+    assert_eq!(epoch(&h), after_register, "capacity and incarnation are not in node info");
+    h.apply(attach("h1"));
+    h.apply(Command::RelayDown { relay_id: relay_id("a"), incarnation: 2 });
+    h.apply(Command::RelayUp { relay_id: relay_id("a"), incarnation: 2 });
+    assert_eq!(epoch(&h), after_register, "liveness and load never move the epoch");
+    h.apply(Command::SetRelayState { relay_id: relay_id("a"), target: RelayAdminTarget::Draining });
+    assert_eq!(epoch(&h), after_register + 1, "admin state does");
+    h.apply(Command::SetNotice { text: "maintenance at 02:00".into() });
+    assert_eq!(epoch(&h), after_register + 2);
+    h.apply(Command::SetNotice { text: "maintenance at 02:00".into() });
+    assert_eq!(epoch(&h), after_register + 2, "the same notice again changes nothing");
+    h.state.apply_membership(vec![(1, "s1".into(), "s1.test:1".into(), true)], &mut h.changes);
+    h.flush();
+    assert_eq!(epoch(&h), after_register + 3, "membership does");
+    assert_eq!(h.mirror, h.state.rows().collect::<BTreeMap<_, _>>());
+}
+
+#[test]
+fn signing_keys_follow_each_other_by_endorsement() {
+    use crate::command::NewSigningKey;
+    let mut h = Harness::new();
+    let key = |id: u64, endorsed_by: Option<u64>| NewSigningKey {
+        cluster_id: "c1".into(),
+        key_id: id,
+        public_key: vec![id as u8; 32],
+        sealed_private_key: vec![1; 40],
+        endorsement: endorsed_by.map(|by| Endorsement { by_key_id: by, signature: vec![2; 64] }),
+    };
+    h.apply(Command::AddSigningKey(key(1, None)));
+    assert_eq!(h.state.node_info().current_key().unwrap().key_id, 1);
+    assert_eq!(h.state.node_info().cluster_id, "c1");
+    let unendorsed = h.apply(Command::AddSigningKey(key(2, None)));
+    assert!(matches!(unendorsed.outcome, Outcome::Refused(_)));
+    let wrong = h.apply(Command::AddSigningKey(key(2, Some(7))));
+    assert!(matches!(wrong.outcome, Outcome::Refused(_)));
+    h.apply(Command::AddSigningKey(key(2, Some(1))));
+    assert_eq!(h.state.node_info().current_key().unwrap().key_id, 2);
+    for id in 3..20 {
+        h.apply(Command::AddSigningKey(key(id, Some(id - 1))));
+    }
+    assert_eq!(h.state.node_info().keys.len(), SIGNING_KEYS_KEPT_MAX);
 }

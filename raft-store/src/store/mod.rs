@@ -8,6 +8,7 @@
 //!   `applied` (last applied log id, membership).
 //! - `snapshots/`: the current snapshot file, and files being built or received.
 
+mod change_feed;
 mod identity;
 mod log_store;
 mod snapshot_dir;
@@ -27,6 +28,10 @@ use rocksdb::DBCompressionType;
 use rocksdb::DBRecoveryMode;
 use rocksdb::Options;
 
+pub use self::change_feed::ChangeEvent;
+pub use self::change_feed::ChangeFeed;
+pub use self::change_feed::Compacted;
+pub use self::change_feed::IndexedEvent;
 pub use self::identity::Identity;
 pub use self::log_store::LogStore;
 pub use self::snapshot_dir::SnapshotDir;
@@ -102,6 +107,7 @@ pub struct OpenedStore {
     pub log: LogStore,
     pub state_machine: StateMachineStore,
     pub reader: StateReader,
+    pub feed: ChangeFeed,
     pub snapshots: SnapshotDir,
     pub db: Arc<DB>,
     /// Set once every handle is dropped and the database is closed.
@@ -126,12 +132,14 @@ pub fn open(data_dir: &Path, identity: &Identity) -> Result<OpenedStore, Error> 
     let snapshots = SnapshotDir::open(&data_dir.join("snapshots"))?;
     let state_machine = StateMachineStore::open(db.clone(), writer.clone(), snapshots.clone())?;
     let reader = state_machine.reader();
+    let feed = state_machine.feed();
     let stopped = writer.stopped();
     let log = LogStore::new(db.clone(), writer);
     Ok(OpenedStore {
         log,
         state_machine,
         reader,
+        feed,
         snapshots,
         db,
         stopped,

@@ -33,6 +33,9 @@ use crate::state::State;
 use crate::store::CF_APPLIED;
 use crate::store::CF_STATE;
 use crate::store::cf;
+use crate::store::change_feed::ChangeEvent;
+use crate::store::change_feed::ChangeFeed;
+use crate::store::change_feed::IndexedEvent;
 use crate::store::snapshot_dir::SnapshotDir;
 use crate::store::snapshot_file::SnapshotFile;
 use crate::store::snapshot_file::read_snapshot;
@@ -95,6 +98,7 @@ pub struct StateMachineStore {
     published: Arc<ArcSwap<AppliedState>>,
     applied_index: watch::Sender<u64>,
     snapshots: SnapshotDir,
+    feed: ChangeFeed,
 }
 
 impl StateMachineStore {
@@ -131,7 +135,9 @@ impl StateMachineStore {
             membership,
         };
         let (applied_index, _) = watch::channel(applied.applied_index());
+        let feed = ChangeFeed::new(applied.applied_index() + 1);
         Ok(StateMachineStore {
+            feed,
             db,
             writer,
             published: Arc::new(ArcSwap::from_pointee(applied.clone())),
@@ -140,6 +146,11 @@ impl StateMachineStore {
             applied_index,
             snapshots,
         })
+    }
+
+    /// The feed of changes, for watches.
+    pub fn feed(&self) -> ChangeFeed {
+        self.feed.clone()
     }
 
     /// A reader of the applied state for the API.
@@ -211,9 +222,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     {
         let mut entries = entries;
         let mut answers = Vec::new();
+        let mut events = Vec::new();
         while let Some((entry, responder)) = entries.try_next().await? {
             let log_id = entry.log_id();
             let index = log_id.index;
+            let node_info_before = self.applied.state.node_info().version();
             let reply = match entry.payload {
                 EntryPayload::Blank => Reply {
                     log_index: index,
@@ -227,6 +240,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         .apply(index, &proposal, &mut self.changes)
                 }
                 EntryPayload::Membership(membership) => {
+                    let voters: Vec<u64> = membership.voter_ids().collect();
+                    let sites = membership
+                        .nodes()
+                        .map(|(id, node)| (*id, node.name.clone(), node.api_addr.clone(), voters.contains(id)))
+                        .collect();
+                    self.applied.state.apply_membership(sites, &mut self.changes);
                     self.applied.membership = StoredMembership::new(Some(log_id), membership);
                     Reply {
                         log_index: index,
@@ -235,6 +254,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
             };
             self.applied.last_applied = Some(log_id);
+            events.extend(
+                self.changes
+                    .take_route_changes()
+                    .into_iter()
+                    .map(|change| IndexedEvent { index, event: ChangeEvent::Route(change) }),
+            );
+            let (era, epoch) = self.applied.state.node_info().version();
+            if (era, epoch) != node_info_before {
+                events.push(IndexedEvent { index, event: ChangeEvent::NodeInfo { era, epoch } });
+            }
             if let Some(responder) = responder {
                 answers.push((responder, reply));
             }
@@ -243,6 +272,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         // Published before anyone is answered: a caller that reads right after
         // its write, at this site, sees it.
         self.publish();
+        self.feed.publish(events);
         for (responder, reply) in answers {
             responder.send(reply);
         }
@@ -292,6 +322,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.writer.write_synced(batch).await?;
         self.snapshots.adopt(&staged, meta)?;
         self.publish();
+        self.feed.publish([IndexedEvent { index: self.applied.applied_index(), event: ChangeEvent::Reset }]);
         tracing::info!(
             rows = row_count,
             last_log_id = ?meta.last_log_id,

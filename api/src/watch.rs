@@ -1,0 +1,260 @@
+//! Watches: a stream of a host's route, or of a relay's hosts, from a log
+//! index on, with node-info updates folded in.
+//!
+//! A watch from index 0 starts with the current state, then follows the
+//! change feed. A watch from an older index than the site retains, or one
+//! that falls behind the live feed, ends with OUT_OF_RANGE: the caller
+//! resyncs from a full read (index 0).
+
+use std::sync::Arc;
+
+use switchboard_proto::v1 as pb;
+use switchboard_raft_store::ids::HostId;
+use switchboard_raft_store::ids::RelayId;
+use switchboard_raft_store::store::ChangeEvent;
+use switchboard_raft_store::store::IndexedEvent;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use crate::convert;
+use crate::site::Site;
+
+/// Messages buffered per watcher before it counts as slow.
+pub const WATCH_BUFFER_MESSAGES: usize = 256;
+
+/// A stream of watch messages.
+pub type WatchStream<T> = ReceiverStream<Result<T, Status>>;
+
+fn out_of_range(reason: &str) -> Status {
+    Status::out_of_range(format!("{reason}; resync from index 0"))
+}
+
+/// What a watch sends for one event, if anything.
+trait Watcher: Send + 'static {
+    type Message: Send + 'static;
+    /// Messages for one change.
+    fn on_event(&mut self, site: &Site, event: &IndexedEvent) -> Vec<Self::Message>;
+}
+
+/// Runs a watch: initial messages, replay, then live events, into a bounded stream.
+fn run<W: Watcher>(
+    site: Arc<Site>,
+    mut watcher: W,
+    after_index: u64,
+    initial: Vec<W::Message>,
+) -> Result<WatchStream<W::Message>, Status> {
+    let (replay, mut live) = site
+        .feed
+        .subscribe(after_index)
+        .map_err(|compacted| out_of_range(&format!("this site keeps changes from index {} on", compacted.complete_from)))?;
+    let (sender, receiver) = mpsc::channel(WATCH_BUFFER_MESSAGES);
+    metrics::gauge!("switchboard_watches").increment(1.0);
+    tokio::spawn(async move {
+        let mut last = after_index;
+        let send_all = |messages: Vec<W::Message>, sender: &mpsc::Sender<Result<W::Message, Status>>| {
+            let sender = sender.clone();
+            async move {
+                for message in messages {
+                    if sender.send(Ok(message)).await.is_err() {
+                        return false;
+                    }
+                }
+                true
+            }
+        };
+        let mut open = send_all(initial, &sender).await;
+        for event in replay {
+            if !open {
+                break;
+            }
+            last = event.index;
+            if matches!(event.event, ChangeEvent::Reset) {
+                let _ = sender.send(Err(out_of_range("the site installed a snapshot"))).await;
+                open = false;
+                break;
+            }
+            open = send_all(watcher.on_event(&site, &event), &sender).await;
+        }
+        while open {
+            let event = tokio::select! {
+                _ = sender.closed() => break,
+                event = live.recv() => event,
+            };
+            match event {
+                Ok(event) if event.index <= last && !matches!(event.event, ChangeEvent::Reset) => continue,
+                Ok(event) => {
+                    last = last.max(event.index);
+                    if matches!(event.event, ChangeEvent::Reset) {
+                        let _ = sender.send(Err(out_of_range("the site installed a snapshot"))).await;
+                        break;
+                    }
+                    open = send_all(watcher.on_event(&site, &event), &sender).await;
+                }
+                Err(RecvError::Lagged(_)) => {
+                    metrics::counter!("switchboard_watches_cut_off_total").increment(1);
+                    let _ = sender.send(Err(out_of_range("the watch fell behind"))).await;
+                    break;
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+        metrics::gauge!("switchboard_watches").decrement(1.0);
+    });
+    Ok(ReceiverStream::new(receiver))
+}
+
+/// Tracks the node-info version a watcher has, to send newer documents.
+struct KnownNodeInfo(Option<pb::NodeInfoVersion>);
+
+impl KnownNodeInfo {
+    fn newer(&mut self, site: &Site) -> Option<pb::SignedNodeInfo> {
+        let signed = site.node_info_if_newer(self.0.as_ref())?;
+        self.0 = Some(pb::NodeInfoVersion { era: signed.era, epoch: signed.epoch });
+        Some(signed)
+    }
+}
+
+struct HostWatcher {
+    host_id: HostId,
+    known: KnownNodeInfo,
+}
+
+fn route_event(site: &Site, host_id: &HostId, index: u64, node_info: Option<pb::SignedNodeInfo>) -> pb::RouteEvent {
+    let route = site.reader.load().state.route(host_id).map(|route| convert::route(&route));
+    pb::RouteEvent { host_id: host_id.to_string(), route, index, node_info }
+}
+
+impl Watcher for HostWatcher {
+    type Message = pb::RouteEvent;
+
+    fn on_event(&mut self, site: &Site, event: &IndexedEvent) -> Vec<pb::RouteEvent> {
+        match &event.event {
+            ChangeEvent::Route(change) if change.host_id == self.host_id => {
+                let route = match &change.current {
+                    Some((relay_id, generation)) => {
+                        let applied = site.reader.load();
+                        let endpoint = applied.state.relay(relay_id).map(|r| r.endpoint.clone()).unwrap_or_default();
+                        let current = applied.state.route(&self.host_id);
+                        Some(pb::Route {
+                            host_id: self.host_id.to_string(),
+                            relay_id: relay_id.to_string(),
+                            relay_endpoint: endpoint,
+                            generation: *generation,
+                            since_unix_ms: current.as_ref().map_or(0, |r| r.since_ms),
+                            preferred_region: current.map(|r| r.preferred_region).unwrap_or_default(),
+                        })
+                    }
+                    None => None,
+                };
+                let node_info = self.known.newer(site);
+                vec![pb::RouteEvent { host_id: self.host_id.to_string(), route, index: event.index, node_info }]
+            }
+            ChangeEvent::NodeInfo { .. } => match self.known.newer(site) {
+                Some(node_info) => vec![route_event(site, &self.host_id, event.index, Some(node_info))],
+                None => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A host's route: the current one (from index 0), then every change.
+pub fn watch_host(
+    site: Arc<Site>,
+    host_id: HostId,
+    after_index: u64,
+    known: Option<pb::NodeInfoVersion>,
+) -> Result<WatchStream<pb::RouteEvent>, Status> {
+    let mut known = KnownNodeInfo(known);
+    let (start, initial) = if after_index == 0 {
+        let index = site.reader.load().applied_index();
+        let node_info = known.newer(&site);
+        (index, vec![route_event(&site, &host_id, index, node_info)])
+    } else {
+        (after_index, Vec::new())
+    };
+    run(site, HostWatcher { host_id, known }, start, initial)
+}
+
+struct RelayWatcher {
+    relay_id: RelayId,
+    known: KnownNodeInfo,
+}
+
+impl Watcher for RelayWatcher {
+    type Message = pb::RelayRoutesEvent;
+
+    fn on_event(&mut self, site: &Site, event: &IndexedEvent) -> Vec<pb::RelayRoutesEvent> {
+        let mut out = Vec::new();
+        match &event.event {
+            ChangeEvent::Route(change) => {
+                if let Some((relay_id, _)) = &change.previous
+                    && *relay_id == self.relay_id
+                    && change.current.as_ref().is_none_or(|(now, _)| *now != self.relay_id)
+                {
+                    out.push(pb::RelayRoutesEvent {
+                        host_id: change.host_id.to_string(),
+                        generation: 0,
+                        attached: false,
+                        index: event.index,
+                        synced: false,
+                        node_info: None,
+                    });
+                }
+                if let Some((relay_id, generation)) = &change.current
+                    && *relay_id == self.relay_id
+                {
+                    out.push(pb::RelayRoutesEvent {
+                        host_id: change.host_id.to_string(),
+                        generation: *generation,
+                        attached: true,
+                        index: event.index,
+                        synced: false,
+                        node_info: None,
+                    });
+                }
+            }
+            ChangeEvent::NodeInfo { .. } => {
+                if let Some(node_info) = self.known.newer(site) {
+                    out.push(pb::RelayRoutesEvent { index: event.index, node_info: Some(node_info), ..Default::default() });
+                }
+            }
+            ChangeEvent::Reset => {}
+        }
+        out
+    }
+}
+
+/// The hosts routed to a relay: all of them (from index 0), then changes.
+pub fn watch_relay(
+    site: Arc<Site>,
+    relay_id: RelayId,
+    after_index: u64,
+    known: Option<pb::NodeInfoVersion>,
+) -> Result<WatchStream<pb::RelayRoutesEvent>, Status> {
+    let mut known = KnownNodeInfo(known);
+    let (start, initial) = if after_index == 0 {
+        let applied = site.reader.load();
+        let index = applied.applied_index();
+        let mut initial: Vec<pb::RelayRoutesEvent> = applied
+            .state
+            .routes()
+            .hosts_on(&relay_id)
+            .map(|host_id| pb::RelayRoutesEvent {
+                host_id: host_id.to_string(),
+                generation: applied.state.routes().get(host_id).map_or(0, |r| r.generation),
+                attached: true,
+                index,
+                synced: false,
+                node_info: None,
+            })
+            .collect();
+        initial.push(pb::RelayRoutesEvent { index, synced: true, node_info: known.newer(&site), ..Default::default() });
+        (index, initial)
+    } else {
+        (after_index, Vec::new())
+    };
+    run(site, RelayWatcher { relay_id, known }, start, initial)
+}

@@ -1,0 +1,211 @@
+//! The node-info document: which sites and relays exist, as hosts and
+//! clients cache it on disk.
+//!
+//! The document is a pure function of the replicated state, so every site
+//! builds the same bytes for the same (era, epoch), and signatures (Ed25519
+//! is deterministic) match too. It carries relays' endpoints and admin state
+//! but never their liveness or load, so the epoch moves only when
+//! membership, admin state, keys or the notice do.
+
+use serde::Deserialize;
+use serde::Serialize;
+
+use crate::command::decode_exact;
+use crate::error::Error;
+use crate::state::Endorsement;
+use crate::state::State;
+
+/// First byte of an encoded document: tells it apart from a ticket, so a
+/// signature over one can never pass for the other.
+pub const NODE_INFO_TAG: u8 = b'N';
+/// The document format this build writes.
+pub const NODE_INFO_FORMAT_VERSION: u8 = 1;
+/// Largest document accepted: 10,000 relays at ~200 bytes, with room.
+pub const NODE_INFO_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// One site in node info.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfoSite {
+    pub site_id: u64,
+    pub name: String,
+    pub api_addr: String,
+    pub voter: bool,
+    /// In maintenance: prefer other sites.
+    pub draining: bool,
+}
+
+/// One relay in node info: where it is and what operators decided, nothing
+/// that changes by the second.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfoRelay {
+    pub relay_id: String,
+    pub endpoint: String,
+    pub region: String,
+    /// active, draining, drained or maintenance.
+    pub admin_state: String,
+}
+
+/// A public key and who vouched for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfoKey {
+    pub key_id: u64,
+    pub public_key: Vec<u8>,
+    pub endorsement: Option<Endorsement>,
+}
+
+/// The document. Field order is the format.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfoDocument {
+    pub cluster_id: String,
+    pub era: u64,
+    pub epoch: u64,
+    /// When this epoch began, in Unix milliseconds of the state's clock.
+    pub issued_at_ms: u64,
+    pub sites: Vec<NodeInfoSite>,
+    pub relays: Vec<NodeInfoRelay>,
+    pub notice: String,
+    /// The key that signs this document.
+    pub signing_key_id: u64,
+    /// The key that must sign the next epoch.
+    pub next_key_id: u64,
+    /// Public keys, oldest first, each endorsed by the one before: a client
+    /// that trusts any of them can follow the chain to the signing key.
+    pub keys: Vec<NodeInfoKey>,
+}
+
+impl NodeInfoDocument {
+    /// The document for a state; `None` until a signing key exists.
+    pub fn from_state(state: &State) -> Option<Self> {
+        let meta = state.node_info();
+        let signing = meta.current_key()?;
+        Some(NodeInfoDocument {
+            cluster_id: meta.cluster_id.clone(),
+            era: meta.era,
+            epoch: meta.epoch,
+            issued_at_ms: meta.epoch_since_ms,
+            sites: state
+                .sites()
+                .map(|(id, site)| NodeInfoSite {
+                    site_id: *id,
+                    name: site.name.clone(),
+                    api_addr: site.api_addr.clone(),
+                    voter: site.voter,
+                    draining: site.draining,
+                })
+                .collect(),
+            relays: state
+                .relays()
+                .map(|relay| NodeInfoRelay {
+                    relay_id: relay.relay_id.to_string(),
+                    endpoint: relay.endpoint.clone(),
+                    region: relay.region.clone(),
+                    admin_state: admin_state_name(relay.admin_state).to_owned(),
+                })
+                .collect(),
+            notice: meta.notice.clone(),
+            signing_key_id: signing.key_id,
+            next_key_id: signing.key_id,
+            keys: meta
+                .keys
+                .iter()
+                .map(|key| NodeInfoKey {
+                    key_id: key.key_id,
+                    public_key: key.public_key.clone(),
+                    endorsement: key.endorsement.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Tag, version, then postcard: the exact bytes that are signed.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![NODE_INFO_TAG, NODE_INFO_FORMAT_VERSION];
+        postcard::to_io(self, &mut out).expect("writing to a Vec cannot fail");
+        out
+    }
+
+    /// Reads a document; refuses oversized input, other tags, unknown
+    /// versions and trailing bytes, never panics.
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let what = "node info";
+        if bytes.len() > NODE_INFO_BYTES_MAX {
+            return Err(Error::Decode { what, reason: format!("{} bytes, at most {NODE_INFO_BYTES_MAX}", bytes.len()) });
+        }
+        match bytes {
+            [NODE_INFO_TAG, NODE_INFO_FORMAT_VERSION, body @ ..] => decode_exact(what, body),
+            [NODE_INFO_TAG, version, ..] => {
+                Err(Error::UnknownVersion { what, found: *version, supported: NODE_INFO_FORMAT_VERSION })
+            }
+            _ => Err(Error::Decode { what, reason: "not a node-info document".into() }),
+        }
+    }
+
+    /// (era, epoch): documents are ordered by it.
+    pub fn version(&self) -> (u64, u64) {
+        (self.era, self.epoch)
+    }
+}
+
+fn admin_state_name(state: crate::state::AdminState) -> &'static str {
+    match state {
+        crate::state::AdminState::Active => "active",
+        crate::state::AdminState::Draining => "draining",
+        crate::state::AdminState::Drained => "drained",
+        crate::state::AdminState::Maintenance => "maintenance",
+    }
+}
+
+/// The bytes a key signs to endorse the next key.
+pub fn endorsement_message(key_id: u64, public_key: &[u8]) -> Vec<u8> {
+    let mut message = b"switchboard endorses key ".to_vec();
+    message.extend_from_slice(&key_id.to_be_bytes());
+    message.extend_from_slice(public_key);
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn document() -> NodeInfoDocument {
+        NodeInfoDocument {
+            cluster_id: "c".into(),
+            era: 1,
+            epoch: 7,
+            issued_at_ms: 5,
+            sites: vec![NodeInfoSite { site_id: 1, name: "s".into(), api_addr: "s:1".into(), voter: true, draining: false }],
+            relays: vec![],
+            notice: String::new(),
+            signing_key_id: 1,
+            next_key_id: 1,
+            keys: vec![NodeInfoKey { key_id: 1, public_key: vec![0; 32], endorsement: None }],
+        }
+    }
+
+    #[test]
+    fn documents_round_trip_and_refuse_other_bytes() {
+        let bytes = document().encode();
+        assert_eq!(NodeInfoDocument::decode(&bytes).unwrap(), document());
+        let mut ticket_like = bytes.clone();
+        ticket_like[0] = b'T';
+        assert!(NodeInfoDocument::decode(&ticket_like).is_err());
+        let mut newer = bytes.clone();
+        newer[1] = 9;
+        assert!(matches!(NodeInfoDocument::decode(&newer), Err(Error::UnknownVersion { .. })));
+        let mut trailing = bytes;
+        trailing.push(0);
+        assert!(NodeInfoDocument::decode(&trailing).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics_the_decoder(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            let _ = NodeInfoDocument::decode(&bytes);
+            let mut tagged = vec![NODE_INFO_TAG, NODE_INFO_FORMAT_VERSION];
+            tagged.extend(bytes);
+            let _ = NodeInfoDocument::decode(&tagged);
+        }
+    }
+}
