@@ -65,6 +65,24 @@ impl ClusterFile {
             .map_err(|e| format!("renaming to {}: {e}", path.display()))
     }
 
+    /// Credentials to talk to the cluster: the admin certificate named in
+    /// the file, or plaintext if the file names none.
+    pub fn credentials(&self) -> Result<crate::client::Credentials, crate::client::ClientError> {
+        let Some(tls) = &self.tls else {
+            return Ok(crate::client::Credentials::insecure());
+        };
+        let identity = match (&tls.cert, &tls.key) {
+            (Some(cert), Some(key)) => Some((Path::new(cert.as_str()), Path::new(key.as_str()))),
+            _ => None,
+        };
+        crate::client::Credentials::from_files(&self.cluster_id, Path::new(&tls.ca), identity, None)
+    }
+
+    /// A client of the cluster with the file's credentials.
+    pub fn client(&self, settings: crate::client::ClientSettings) -> Result<crate::client::ClusterClient, crate::client::ClientError> {
+        crate::client::ClusterClient::new(self.api_endpoints(), settings, self.credentials()?)
+    }
+
     /// The API addresses of every site.
     pub fn api_endpoints(&self) -> Vec<String> {
         self.sites.iter().map(|site| site.api.clone()).collect()

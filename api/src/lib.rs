@@ -21,10 +21,12 @@
 //! - [`token`]: bearer tokens for hosts and clients.
 //! - [`signing`]: Ed25519 node info and tickets, sealed keys, trust in keys.
 //! - [`signer`]: a site's signing of node info and tickets.
+//! - [`admission`]: a relay's offline checks of hosts and tickets.
 //! - [`leases`]: relay leases, in the leader's memory.
 //! - [`heartbeats`]: heartbeats a follower batches for the leader.
 //! - [`watch`]: route and node-info watches over the change feed.
 
+pub mod admission;
 pub mod auth;
 pub mod client;
 pub mod cluster_file;

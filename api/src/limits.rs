@@ -35,3 +35,7 @@ pub const PEER_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most relays one list returns.
 pub const RELAYS_PER_LIST_MAX: usize = 10_000;
+
+/// Concurrent HTTP/2 streams per connection: watches are long-lived
+/// streams, and one process (a simulator, a gateway) may hold thousands.
+pub const STREAMS_PER_CONNECTION_MAX: u32 = 8_192;

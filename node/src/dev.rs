@@ -1,10 +1,16 @@
-//! `switchboard dev`: a three-site cluster on this machine, with a few
-//! relays and hosts, for trying Switchboard out.
+//! `switchboard dev`: a three-site cluster on this machine, with simulated
+//! relays (heartbeating, so they keep their leases), hosts and clients, for
+//! trying Switchboard out.
 
 use std::path::PathBuf;
 
-use switchboard_api::client::new_request_id;
-use switchboard_proto::v1 as pb;
+use std::path::Path;
+use std::process::Child;
+use std::process::Command;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::sim::SIM_READY;
 
 use crate::error::NodeError;
 use crate::launcher::LaunchSpec;
@@ -21,13 +27,9 @@ pub struct DevOptions {
     pub hosts: u32,
 }
 
-const REGIONS: [&str; 3] = ["ap-tokyo", "ap-osaka", "us-west"];
-
 /// Starts the demo cluster, prints where everything is, and returns it
 /// running; the caller decides when to stop it.
-pub async fn start(
-    options: &DevOptions,
-) -> Result<(LocalCluster, Option<tempfile::TempDir>), NodeError> {
+pub async fn start(options: &DevOptions) -> Result<DevCluster, NodeError> {
     let (dir, temporary) = match &options.dir {
         Some(dir) => (dir.clone(), None),
         None => {
@@ -42,39 +44,14 @@ pub async fn start(
     spec.base_port = options.base_port;
     println!("Starting 3 sites in {} ...", dir.display());
     let cluster = LocalCluster::start(spec).await?;
-    let client = cluster.client()?;
-
-    for n in 1..=options.relays {
-        let region = REGIONS[(n as usize - 1) % REGIONS.len()];
-        let request = pb::RegisterRelayRequest {
-            request_id: new_request_id(),
-            relay_id: format!("relay-{n}"),
-            endpoint: format!("relay-{n}.{region}.example.net:443"),
-            region: region.to_owned(),
-            labels: [("power-feed".to_owned(), format!("feed-{}", n.div_ceil(2)))]
-                .into_iter()
-                .collect(),
-            capacity: 1_000,
-            incarnation: 1,
-        };
-        client
-            .register_relay(request)
-            .await
-            .map_err(|e| NodeError::Launcher(format!("registering relay-{n}: {e}")))?;
-    }
-    for n in 1..=options.hosts {
-        let region = REGIONS[(n as usize - 1) % REGIONS.len()];
-        client
-            .attach(&new_request_id(), &format!("host-{n:04}"), region)
-            .await
-            .map_err(|e| NodeError::Launcher(format!("attaching host-{n:04}: {e}")))?;
-    }
 
     let cluster_json = dir.join("cluster.json");
     cluster
         .cluster_file()
         .save(&cluster_json)
         .map_err(NodeError::Launcher)?;
+    println!("Starting {} relays and {} hosts (switchboard sim) ...", options.relays, options.hosts);
+    let sim = start_sim(options, &cluster_json, &dir)?;
     let leader = cluster
         .wait_for_leader(cluster.spec.timing.failover_bound() * 4)
         .await?;
@@ -97,8 +74,10 @@ pub async fn start(
     }
     println!();
     println!(
-        "Leader: site {leader}. {} relays registered, {} hosts attached.",
-        options.relays, options.hosts
+        "Leader: site {leader}. {} relays registered and heartbeating, {} hosts attached (simulated; see {}).",
+        options.relays,
+        options.hosts,
+        dir.join("sim.log").display()
     );
     println!("Cluster file: {}", cluster_json.display());
     println!("Logs and data: {}", dir.display());
@@ -113,5 +92,80 @@ pub async fn start(
     println!("  kill -9 <leader pid>   # and watch another site take over");
     println!();
     println!("Press Ctrl-C to stop.");
-    Ok((cluster, temporary))
+    Ok(DevCluster { cluster, sim: Some(sim), _temporary: temporary })
+}
+
+/// The running demo: sites, the simulator, and the temp dir (if any).
+pub struct DevCluster {
+    pub cluster: LocalCluster,
+    pub sim: Option<Child>,
+    _temporary: Option<tempfile::TempDir>,
+}
+
+impl DevCluster {
+    /// Stops the simulator, then the sites.
+    pub fn stop(&mut self) {
+        if let Some(mut sim) = self.sim.take() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(sim.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = sim.wait();
+        }
+        self.cluster.stop_all();
+    }
+}
+
+impl Drop for DevCluster {
+    fn drop(&mut self) {
+        if let Some(mut sim) = self.sim.take() {
+            let _ = sim.kill();
+            let _ = sim.wait();
+        }
+    }
+}
+
+/// How long the simulator may take to register its relays and attach its hosts.
+const SIM_START_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Starts `switchboard sim` for the demo's relays and hosts; returns once
+/// they all run.
+fn start_sim(options: &DevOptions, cluster_json: &Path, dir: &Path) -> Result<Child, NodeError> {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let log_path = dir.join("sim.log");
+    let log = std::fs::File::create(&log_path).map_err(|e| NodeError::io("creating sim.log", e))?;
+    let mut child = Command::new(&options.binary)
+        .process_group(0)
+        .arg("sim")
+        .arg("--cluster")
+        .arg(cluster_json)
+        .args(["--relays", &options.relays.to_string(), "--hosts", &options.hosts.to_string()])
+        .args(["--clients", "2", "--report-every-secs", "30"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| NodeError::io("starting switchboard sim", e))?;
+    let stdout = child.stdout.take().ok_or_else(|| NodeError::Launcher("sim has no stdout".into()))?;
+    let (ready, ready_signal) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut log = std::fs::OpenOptions::new().append(true).open(&log_path).ok();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with(SIM_READY) {
+                let _ = ready.send(());
+            }
+            if let Some(log) = log.as_mut() {
+                let _ = std::io::Write::write_all(log, format!("{line}\n").as_bytes());
+            }
+        }
+    });
+    if ready_signal.recv_timeout(SIM_START_DEADLINE).is_err() {
+        let _ = child.kill();
+        return Err(NodeError::Launcher(format!(
+            "switchboard sim did not start its relays and hosts within {} s; see {}",
+            SIM_START_DEADLINE.as_secs(),
+            dir.join("sim.log").display()
+        )));
+    }
+    Ok(child)
 }

@@ -68,6 +68,12 @@ pub async fn run_lease_keeper(site: Arc<Site>, mut stop: tokio::sync::watch::Rec
         });
         for relay in applied.state.relays() {
             let lease = site.leases.get(&relay.relay_id);
+            if lease.is_none_or(|l| l.incarnation < relay.incarnation) {
+                // A relay (or incarnation) seen for the first time gets a
+                // full lease to send its first heartbeat in.
+                site.leases.record(relay.relay_id.clone(), relay.incarnation, 0, now);
+                continue;
+            }
             let fresh = lease.is_some_and(|l| l.incarnation == relay.incarnation && now.duration_since(l.last_heartbeat) < ttl);
             let command = match (relay.live, fresh) {
                 (true, false) => Command::RelayDown { relay_id: relay.relay_id.clone(), incarnation: relay.incarnation },

@@ -10,6 +10,7 @@
 //! - [`lease_keeper`]: relay leases on the leader, heartbeat forwarding, the signing key.
 //! - [`launcher`]: runs sites as separate processes on this machine.
 //! - [`dev`]: `switchboard dev`, the demo cluster.
+//! - [`sim`]: simulated relays, hosts and clients (`switchboard sim`).
 
 pub mod config;
 pub mod dev;
@@ -19,5 +20,6 @@ pub mod launcher;
 pub mod lease_keeper;
 pub mod raft_network;
 pub mod server;
+pub mod sim;
 
 pub use error::NodeError;

@@ -8,6 +8,8 @@ use clap::Subcommand;
 use switchboard_node::config::SiteConfig;
 use switchboard_node::dev;
 use switchboard_node::server;
+use switchboard_node::sim;
+use std::time::Duration;
 use tokio::signal::unix::SignalKind;
 use tokio::signal::unix::signal;
 
@@ -45,6 +47,33 @@ enum Commands {
         #[arg(long, default_value_t = 100)]
         hosts: u32,
     },
+    /// Simulate relays, hosts and clients against a cluster.
+    Sim {
+        /// The cluster's cluster.json.
+        #[arg(long)]
+        cluster: PathBuf,
+        #[arg(long, default_value_t = 6)]
+        relays: u32,
+        #[arg(long, default_value = "relay-")]
+        relay_prefix: String,
+        #[arg(long, default_value_t = 100)]
+        hosts: u32,
+        #[arg(long, default_value = "host-")]
+        host_prefix: String,
+        #[arg(long, default_value_t = 2)]
+        clients: usize,
+        /// Regions relays and hosts are spread over.
+        #[arg(long, value_delimiter = ',', default_value = "ap-tokyo,ap-osaka,us-west")]
+        regions: Vec<String>,
+        #[arg(long, default_value_t = 1000)]
+        relay_capacity: u32,
+        /// Stop after this many seconds (0: run until Ctrl-C).
+        #[arg(long, default_value_t = 0)]
+        duration_secs: u64,
+        /// Print a report this often.
+        #[arg(long, default_value_t = 10)]
+        report_every_secs: u64,
+    },
 }
 
 async fn terminated() {
@@ -76,6 +105,31 @@ async fn main() -> anyhow::Result<()> {
             let config = SiteConfig::load(&config)?;
             server::serve(config, terminated()).await?;
         }
+        Commands::Sim {
+            cluster,
+            relays,
+            relay_prefix,
+            hosts,
+            host_prefix,
+            clients,
+            regions,
+            relay_capacity,
+            duration_secs,
+            report_every_secs,
+        } => {
+            let options = sim::SimOptions {
+                relays,
+                relay_prefix,
+                hosts,
+                host_prefix,
+                clients,
+                regions,
+                relay_capacity,
+                report_every: Duration::from_secs(report_every_secs.max(1)),
+            };
+            let duration = (duration_secs > 0).then(|| Duration::from_secs(duration_secs));
+            sim::run(&cluster, &options, duration, terminated()).await?;
+        }
         Commands::Dev {
             dir,
             base_port,
@@ -90,12 +144,10 @@ async fn main() -> anyhow::Result<()> {
                 relays,
                 hosts,
             };
-            let (mut cluster, temporary) = dev::start(&options).await?;
+            let mut demo = dev::start(&options).await?;
             terminated().await;
             println!("Stopping...");
-            cluster.stop_all();
-            drop(cluster);
-            drop(temporary);
+            demo.stop();
         }
     }
     Ok(())

@@ -170,6 +170,7 @@ pub async fn serve(
         );
     let api_router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(limits::REQUESTS_PER_CONNECTION_MAX)
+        .max_concurrent_streams(limits::STREAMS_PER_CONNECTION_MAX)
         .tcp_nodelay(true)
         .add_service(
             RelayServiceServer::new(RelayApi::new(site.clone()))
