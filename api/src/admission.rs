@@ -25,7 +25,11 @@ pub enum AdmissionError {
     #[error("host {0} is not routed to this relay")]
     UnknownHost(String),
     #[error("host {host} is at generation {current} here, not {presented}")]
-    StaleGeneration { host: String, current: u64, presented: u64 },
+    StaleGeneration {
+        host: String,
+        current: u64,
+        presented: u64,
+    },
     #[error("ticket refused: {0}")]
     Ticket(#[from] TrustError),
 }
@@ -50,7 +54,10 @@ impl Admission {
             relay_id: relay_id.to_owned(),
             trust: Mutex::new(trust),
             generations: Mutex::new(HashMap::new()),
-            lease: Mutex::new(Lease { acknowledged_at: None, ttl: Duration::ZERO }),
+            lease: Mutex::new(Lease {
+                acknowledged_at: None,
+                ttl: Duration::ZERO,
+            }),
         }
     }
 
@@ -61,22 +68,34 @@ impl Admission {
 
     /// A host is routed here at `generation` (from the relay's watch).
     pub fn route_attached(&self, host_id: &str, generation: u64) {
-        self.generations.lock().expect("route lock is never poisoned").insert(host_id.to_owned(), generation);
+        self.generations
+            .lock()
+            .expect("route lock is never poisoned")
+            .insert(host_id.to_owned(), generation);
     }
 
     /// A host left.
     pub fn route_detached(&self, host_id: &str) {
-        self.generations.lock().expect("route lock is never poisoned").remove(host_id);
+        self.generations
+            .lock()
+            .expect("route lock is never poisoned")
+            .remove(host_id);
     }
 
     /// Forgets every route (before a watch resync).
     pub fn clear_routes(&self) {
-        self.generations.lock().expect("route lock is never poisoned").clear();
+        self.generations
+            .lock()
+            .expect("route lock is never poisoned")
+            .clear();
     }
 
     /// How many hosts are routed here.
     pub fn hosts(&self) -> usize {
-        self.generations.lock().expect("route lock is never poisoned").len()
+        self.generations
+            .lock()
+            .expect("route lock is never poisoned")
+            .len()
     }
 
     /// The leader acknowledged a heartbeat at `now`; the lease lasts `ttl`.
@@ -89,31 +108,56 @@ impl Admission {
     /// Whether the lease holds at `now`.
     pub fn lease_holds(&self, now: Instant) -> bool {
         let lease = self.lease.lock().expect("lease lock is never poisoned");
-        lease.acknowledged_at.is_some_and(|at| now.duration_since(at) < lease.ttl)
+        lease
+            .acknowledged_at
+            .is_some_and(|at| now.duration_since(at) < lease.ttl)
     }
 
     /// Admits host `host_id` presenting `generation`.
     pub fn admit_host(&self, host_id: &str, generation: u64) -> Result<(), AdmissionError> {
-        let generations = self.generations.lock().expect("route lock is never poisoned");
+        let generations = self
+            .generations
+            .lock()
+            .expect("route lock is never poisoned");
         match generations.get(host_id) {
             Some(&current) if current == generation => Ok(()),
-            Some(&current) => {
-                Err(AdmissionError::StaleGeneration { host: host_id.to_owned(), current, presented: generation })
-            }
+            Some(&current) => Err(AdmissionError::StaleGeneration {
+                host: host_id.to_owned(),
+                current,
+                presented: generation,
+            }),
             None => Err(AdmissionError::UnknownHost(host_id.to_owned())),
         }
     }
 
     /// Admits a client with a ticket, at `now` (monotonic, for the lease)
     /// and `now_ms` (Unix milliseconds, for the ticket's expiry).
-    pub fn admit_client(&self, body: &[u8], signature: &[u8], now: Instant, now_ms: u64) -> Result<Ticket, AdmissionError> {
+    pub fn admit_client(
+        &self,
+        body: &[u8],
+        signature: &[u8],
+        now: Instant,
+        now_ms: u64,
+    ) -> Result<Ticket, AdmissionError> {
         if !self.lease_holds(now) {
             return Err(AdmissionError::LeaseExpired);
         }
         let host = Ticket::decode(body)?.host_id;
-        let current = self.generations.lock().expect("route lock is never poisoned").get(&host).copied();
+        let current = self
+            .generations
+            .lock()
+            .expect("route lock is never poisoned")
+            .get(&host)
+            .copied();
         let trust = self.trust.lock().expect("trust lock is never poisoned");
-        Ok(Ticket::verify(body, signature, &trust, &self.relay_id, current, now_ms)?)
+        Ok(Ticket::verify(
+            body,
+            signature,
+            &trust,
+            &self.relay_id,
+            current,
+            now_ms,
+        )?)
     }
 }
 
@@ -129,7 +173,14 @@ mod tests {
     }
 
     fn ticket(relay: &str, generation: u64, expires_at_ms: u64) -> Ticket {
-        Ticket { cluster_id: "c".into(), host_id: "h".into(), relay_id: relay.into(), generation, expires_at_ms, key_id: 1 }
+        Ticket {
+            cluster_id: "c".into(),
+            host_id: "h".into(),
+            relay_id: relay.into(),
+            generation,
+            expires_at_ms,
+            key_id: 1,
+        }
     }
 
     #[test]
@@ -145,9 +196,16 @@ mod tests {
             "no acknowledged lease yet: fail closed"
         );
         admission.heartbeat_acknowledged(now, Duration::from_secs(10));
-        assert!(admission.admit_client(&good, &key.sign(&good), now, 0).is_ok());
+        assert!(
+            admission
+                .admit_client(&good, &key.sign(&good), now, 0)
+                .is_ok()
+        );
         assert!(admission.admit_host("h", 4).is_ok());
-        assert!(matches!(admission.admit_host("h", 3), Err(AdmissionError::StaleGeneration { .. })));
+        assert!(matches!(
+            admission.admit_host("h", 3),
+            Err(AdmissionError::StaleGeneration { .. })
+        ));
 
         let stale = ticket("r1", 3, 10_000).encode();
         assert!(matches!(
@@ -155,16 +213,27 @@ mod tests {
             Err(AdmissionError::Ticket(TrustError::StaleGeneration { .. }))
         ));
         let other = ticket("r2", 4, 10_000).encode();
-        assert!(matches!(admission.admit_client(&other, &key.sign(&other), now, 0), Err(AdmissionError::Ticket(_))));
+        assert!(matches!(
+            admission.admit_client(&other, &key.sign(&other), now, 0),
+            Err(AdmissionError::Ticket(_))
+        ));
         let expired = ticket("r1", 4, 10).encode();
         assert!(matches!(
             admission.admit_client(&expired, &key.sign(&expired), now, 10),
             Err(AdmissionError::Ticket(TrustError::Expired))
         ));
         let forged = signer().sign(&good);
-        assert!(matches!(admission.admit_client(&good, &forged, now, 0), Err(AdmissionError::Ticket(TrustError::BadSignature))));
+        assert!(matches!(
+            admission.admit_client(&good, &forged, now, 0),
+            Err(AdmissionError::Ticket(TrustError::BadSignature))
+        ));
         admission.route_detached("h");
-        assert!(admission.admit_client(&good, &key.sign(&good), now, 0).is_err(), "a host that left is refused");
+        assert!(
+            admission
+                .admit_client(&good, &key.sign(&good), now, 0)
+                .is_err(),
+            "a host that left is refused"
+        );
         assert_eq!(
             admission.admit_client(&good, &key.sign(&good), now + Duration::from_secs(11), 0),
             Err(AdmissionError::LeaseExpired)

@@ -200,9 +200,7 @@ impl ClusterClient {
         settings: ClientSettings,
         credentials: Credentials,
     ) -> Result<Self, ClientError> {
-        if endpoints.is_empty() {
-            return Err(ClientError::NoEndpoints);
-        }
+        // No endpoints is allowed: a directory (`with_directory`) brings them.
         let authorization = credentials
             .token
             .map(|token| {
@@ -247,8 +245,14 @@ impl ClusterClient {
 
     /// The known endpoints: the directory's (if any), then any learned.
     pub fn endpoints(&self) -> Vec<String> {
-        let learned = self.endpoints.lock().expect("endpoint lock is never poisoned").clone();
-        let Some(directory) = &self.directory else { return learned };
+        let learned = self
+            .endpoints
+            .lock()
+            .expect("endpoint lock is never poisoned")
+            .clone();
+        let Some(directory) = &self.directory else {
+            return learned;
+        };
         let mut endpoints = directory.endpoints();
         for endpoint in learned {
             if !endpoints.contains(&endpoint) {
@@ -307,6 +311,9 @@ impl ClusterClient {
         let mut hinted: Option<String> = None;
         loop {
             let endpoints = self.endpoints();
+            if endpoints.is_empty() {
+                return Err(ClientError::NoEndpoints);
+            }
             let first = self.preferred.load(Ordering::Relaxed) % endpoints.len();
             let mut order: Vec<String> = (0..endpoints.len())
                 .map(|i| endpoints[(first + i) % endpoints.len()].clone())
@@ -415,7 +422,12 @@ impl ClusterClient {
         let response = self
             .call(|channel| {
                 let request = self.request(message.clone());
-                async move { Ok(Self::host_client(channel).attach(request).await?.into_inner()) }
+                async move {
+                    Ok(Self::host_client(channel)
+                        .attach(request)
+                        .await?
+                        .into_inner())
+                }
             })
             .await?;
         self.offer(response.node_info.as_ref());
@@ -482,7 +494,8 @@ impl ClusterClient {
         consistency: pb::Consistency,
         max_stale_ms: u64,
     ) -> Result<pb::ResolveResponse, ClientError> {
-        self.resolve_with(host_id, consistency, max_stale_ms, false).await
+        self.resolve_with(host_id, consistency, max_stale_ms, false)
+            .await
     }
 
     /// Resolves a host; `lease_read` lets a linearizable read use the
@@ -504,7 +517,12 @@ impl ClusterClient {
         let response = self
             .call(|channel| {
                 let request = self.request(message.clone());
-                async move { Ok(Self::client_service(channel).resolve(request).await?.into_inner()) }
+                async move {
+                    Ok(Self::client_service(channel)
+                        .resolve(request)
+                        .await?
+                        .into_inner())
+                }
             })
             .await?;
         self.offer(response.node_info.as_ref());
@@ -517,11 +535,18 @@ impl ClusterClient {
 
     /// Fetches node info (if newer than the directory's) into the directory.
     pub async fn refresh_node_info(&self) -> Result<pb::NodeInfoResponse, ClientError> {
-        let message = pb::NodeInfoRequest { known_node_info: self.known_node_info() };
+        let message = pb::NodeInfoRequest {
+            known_node_info: self.known_node_info(),
+        };
         let response = self
             .call(|channel| {
-                let request = self.request(message.clone());
-                async move { Ok(Self::client_service(channel).node_info(request).await?.into_inner()) }
+                let request = self.request(message);
+                async move {
+                    Ok(Self::client_service(channel)
+                        .node_info(request)
+                        .await?
+                        .into_inner())
+                }
             })
             .await?;
         self.offer(response.node_info.as_ref());
@@ -529,7 +554,12 @@ impl ClusterClient {
     }
 
     /// Sends a relay heartbeat.
-    pub async fn heartbeat(&self, relay_id: &str, incarnation: u64, active_sessions: u32) -> Result<pb::HeartbeatResponse, ClientError> {
+    pub async fn heartbeat(
+        &self,
+        relay_id: &str,
+        incarnation: u64,
+        active_sessions: u32,
+    ) -> Result<pb::HeartbeatResponse, ClientError> {
         let message = pb::HeartbeatRequest {
             relay_id: relay_id.to_owned(),
             incarnation,
@@ -539,7 +569,12 @@ impl ClusterClient {
         let response = self
             .call(|channel| {
                 let request = self.request(message.clone());
-                async move { Ok(Self::relay_client(channel).heartbeat(request).await?.into_inner()) }
+                async move {
+                    Ok(Self::relay_client(channel)
+                        .heartbeat(request)
+                        .await?
+                        .into_inner())
+                }
             })
             .await?;
         self.offer(response.node_info.as_ref());
@@ -547,7 +582,11 @@ impl ClusterClient {
     }
 
     /// Opens a watch of a host's route on the first site that takes it.
-    pub async fn watch_route(&self, host_id: &str, after_index: u64) -> Result<tonic::Streaming<pb::RouteEvent>, ClientError> {
+    pub async fn watch_route(
+        &self,
+        host_id: &str,
+        after_index: u64,
+    ) -> Result<tonic::Streaming<pb::RouteEvent>, ClientError> {
         let message = pb::WatchRouteRequest {
             host_id: host_id.to_owned(),
             after_index,
@@ -557,7 +596,12 @@ impl ClusterClient {
             let mut request = self.request(message.clone());
             // A watch lives on; only opening it has a deadline.
             request.metadata_mut().remove("grpc-timeout");
-            async move { Ok(Self::host_client(channel).watch_route(request).await?.into_inner()) }
+            async move {
+                Ok(Self::host_client(channel)
+                    .watch_route(request)
+                    .await?
+                    .into_inner())
+            }
         })
         .await
     }
@@ -576,7 +620,12 @@ impl ClusterClient {
         self.call(|channel| {
             let mut request = self.request(message.clone());
             request.metadata_mut().remove("grpc-timeout");
-            async move { Ok(Self::relay_client(channel).watch_routes(request).await?.into_inner()) }
+            async move {
+                Ok(Self::relay_client(channel)
+                    .watch_routes(request)
+                    .await?
+                    .into_inner())
+            }
         })
         .await
     }
@@ -702,6 +751,48 @@ impl ClusterClient {
             async move {
                 Ok(Self::admin_client(channel)
                     .issue_token(request)
+                    .await?
+                    .into_inner())
+            }
+        })
+        .await
+    }
+
+    /// Sets (or with empty text clears) the service notice.
+    pub async fn set_notice(
+        &self,
+        request_id: &[u8],
+        text: &str,
+    ) -> Result<pb::NodeInfoResponse, ClientError> {
+        let message = pb::SetNoticeRequest {
+            request_id: request_id.to_vec(),
+            text: text.to_owned(),
+        };
+        self.call(|channel| {
+            let request = self.request(message.clone());
+            async move {
+                Ok(Self::admin_client(channel)
+                    .set_notice(request)
+                    .await?
+                    .into_inner())
+            }
+        })
+        .await
+    }
+
+    /// Makes a new node-info signing key, endorsed by the current one.
+    pub async fn rotate_signing_key(
+        &self,
+        request_id: &[u8],
+    ) -> Result<pb::NodeInfoResponse, ClientError> {
+        let message = pb::RotateSigningKeyRequest {
+            request_id: request_id.to_vec(),
+        };
+        self.call(|channel| {
+            let request = self.request(message.clone());
+            async move {
+                Ok(Self::admin_client(channel)
+                    .rotate_signing_key(request)
                     .await?
                     .into_inner())
             }

@@ -79,7 +79,10 @@ impl ClusterFile {
     }
 
     /// A client of the cluster with the file's credentials.
-    pub fn client(&self, settings: crate::client::ClientSettings) -> Result<crate::client::ClusterClient, crate::client::ClientError> {
+    pub fn client(
+        &self,
+        settings: crate::client::ClientSettings,
+    ) -> Result<crate::client::ClusterClient, crate::client::ClientError> {
         crate::client::ClusterClient::new(self.api_endpoints(), settings, self.credentials()?)
     }
 

@@ -47,9 +47,13 @@ pub struct CacheFile {
 impl CacheFile {
     /// Reads and checks a cache file; garbage is an error, never a panic.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let cache: CacheFile = serde_json::from_str(text).map_err(|e| format!("cache file: {e}"))?;
+        let cache: CacheFile =
+            serde_json::from_str(text).map_err(|e| format!("cache file: {e}"))?;
         if cache.format != CACHE_FORMAT_VERSION {
-            return Err(format!("cache format {} is not {CACHE_FORMAT_VERSION}", cache.format));
+            return Err(format!(
+                "cache format {} is not {CACHE_FORMAT_VERSION}",
+                cache.format
+            ));
         }
         Ok(cache)
     }
@@ -73,19 +77,30 @@ pub struct Directory {
 impl Directory {
     /// A directory with seed endpoints, trusted keys (may be empty: trust on
     /// first use over TLS) and an optional cache file to load and keep.
-    pub fn new(cluster_id: &str, seeds: Vec<String>, anchors: Vec<(u64, Vec<u8>)>, cache_path: Option<PathBuf>) -> Self {
+    pub fn new(
+        cluster_id: &str,
+        seeds: Vec<String>,
+        anchors: Vec<(u64, Vec<u8>)>,
+        cache_path: Option<PathBuf>,
+    ) -> Self {
         let anchored = !anchors.is_empty();
         let directory = Directory {
             cluster_id: cluster_id.to_owned(),
             seeds,
             cache_path: cache_path.clone(),
-            known: Mutex::new(Known { trust: TrustStore::new(cluster_id, anchors), anchored, document: None }),
+            known: Mutex::new(Known {
+                trust: TrustStore::new(cluster_id, anchors),
+                anchored,
+                document: None,
+            }),
         };
         if let Some(path) = cache_path {
             match directory.load_cache(&path) {
                 Ok(true) => tracing::debug!(path = %path.display(), "loaded the node-info cache"),
                 Ok(false) => {}
-                Err(error) => tracing::warn!(path = %path.display(), %error, "ignoring the node-info cache"),
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "ignoring the node-info cache")
+                }
             }
         }
         directory
@@ -110,7 +125,9 @@ impl Directory {
         let mut known = self.known.lock().expect("directory lock is never poisoned");
         let mut trust = known.trust.clone();
         trust.keys.extend(cache.trust.keys);
-        let parsed = trust.check(&document, &signature).map_err(|e| e.to_string())?;
+        let parsed = trust
+            .check(&document, &signature)
+            .map_err(|e| e.to_string())?;
         trust.learn(&parsed);
         let signed = pb::SignedNodeInfo {
             key_id: parsed.signing_key_id,
@@ -126,7 +143,9 @@ impl Directory {
     }
 
     fn save_cache(&self, known: &Known) {
-        let (Some(path), Some((signed, _))) = (&self.cache_path, &known.document) else { return };
+        let (Some(path), Some((signed, _))) = (&self.cache_path, &known.document) else {
+            return;
+        };
         let cache = CacheFile {
             format: CACHE_FORMAT_VERSION,
             cluster_id: self.cluster_id.clone(),
@@ -136,7 +155,8 @@ impl Directory {
         };
         let text = serde_json::to_string_pretty(&cache).expect("a cache always encodes");
         let temporary = path.with_extension("tmp");
-        let written = std::fs::write(&temporary, text).and_then(|()| std::fs::rename(&temporary, path));
+        let written =
+            std::fs::write(&temporary, text).and_then(|()| std::fs::rename(&temporary, path));
         if let Err(error) = written {
             tracing::warn!(path = %path.display(), %error, "cannot write the node-info cache");
         }
@@ -148,8 +168,14 @@ impl Directory {
         let known = self.known.lock().expect("directory lock is never poisoned");
         let mut endpoints: Vec<String> = Vec::new();
         if let Some((_, document)) = &known.document {
-            let (serving, draining): (Vec<_>, Vec<_>) = document.sites.iter().partition(|site| !site.draining);
-            endpoints.extend(serving.into_iter().chain(draining).map(|site| site.api_addr.clone()));
+            let (serving, draining): (Vec<_>, Vec<_>) =
+                document.sites.iter().partition(|site| !site.draining);
+            endpoints.extend(
+                serving
+                    .into_iter()
+                    .chain(draining)
+                    .map(|site| site.api_addr.clone()),
+            );
         }
         for seed in &self.seeds {
             if !endpoints.contains(seed) {
@@ -162,17 +188,32 @@ impl Directory {
     /// The version of the document held, for `known_node_info`.
     pub fn known_version(&self) -> Option<pb::NodeInfoVersion> {
         let known = self.known.lock().expect("directory lock is never poisoned");
-        known.document.as_ref().map(|(signed, _)| pb::NodeInfoVersion { era: signed.era, epoch: signed.epoch })
+        known
+            .document
+            .as_ref()
+            .map(|(signed, _)| pb::NodeInfoVersion {
+                era: signed.era,
+                epoch: signed.epoch,
+            })
     }
 
     /// The document held.
     pub fn document(&self) -> Option<NodeInfoDocument> {
-        self.known.lock().expect("directory lock is never poisoned").document.as_ref().map(|(_, d)| d.clone())
+        self.known
+            .lock()
+            .expect("directory lock is never poisoned")
+            .document
+            .as_ref()
+            .map(|(_, d)| d.clone())
     }
 
     /// The keys trusted now.
     pub fn trust(&self) -> TrustStore {
-        self.known.lock().expect("directory lock is never poisoned").trust.clone()
+        self.known
+            .lock()
+            .expect("directory lock is never poisoned")
+            .trust
+            .clone()
     }
 
     /// Offers a document a site sent. Accepted (true) only if it is signed
@@ -184,7 +225,8 @@ impl Directory {
         } else {
             // Trust on first use: the document came over a verified TLS
             // connection; its own signing key becomes the anchor.
-            let document = NodeInfoDocument::decode(&signed.document).map_err(|e| TrustError::Malformed(e.to_string()))?;
+            let document = NodeInfoDocument::decode(&signed.document)
+                .map_err(|e| TrustError::Malformed(e.to_string()))?;
             let key = document
                 .keys
                 .iter()
@@ -200,18 +242,35 @@ impl Directory {
             if document.version() == held {
                 return Ok(false);
             }
-            return Err(TrustError::NotNewer { known: held, found: document.version() });
+            return Err(TrustError::NotNewer {
+                known: held,
+                found: document.version(),
+            });
         }
         if document.sites.is_empty() {
-            return Err(TrustError::Malformed("a document without sites never replaces a list".into()));
+            return Err(TrustError::Malformed(
+                "a document without sites never replaces a list".into(),
+            ));
         }
         if !known.anchored {
-            let signing = document.keys.iter().find(|k| k.key_id == document.signing_key_id).expect("checked above");
-            known.trust = TrustStore::new(&self.cluster_id, [(signing.key_id, signing.public_key.clone())]);
+            let signing = document
+                .keys
+                .iter()
+                .find(|k| k.key_id == document.signing_key_id)
+                .expect("checked above");
+            known.trust = TrustStore::new(
+                &self.cluster_id,
+                [(signing.key_id, signing.public_key.clone())],
+            );
             known.anchored = true;
         }
         known.trust.learn(&document);
-        tracing::info!(era = document.era, epoch = document.epoch, sites = document.sites.len(), "accepted node info");
+        tracing::info!(
+            era = document.era,
+            epoch = document.epoch,
+            sites = document.sites.len(),
+            "accepted node info"
+        );
         known.document = Some((signed.clone(), document));
         self.save_cache(&known);
         Ok(true)
@@ -224,6 +283,134 @@ impl Directory {
         {
             metrics::counter!("switchboard_client_node_info_refused_total").increment(1);
             tracing::warn!(%error, "refused a node-info document");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use switchboard_raft_store::node_info::NodeInfoKey;
+    use switchboard_raft_store::node_info::NodeInfoSite;
+
+    use super::*;
+    use crate::signing::SigningKey;
+    use crate::signing::generate_signing_key;
+
+    fn key() -> SigningKey {
+        let (pkcs8, _) = generate_signing_key().unwrap();
+        SigningKey::from_pkcs8(1, &pkcs8).unwrap()
+    }
+
+    fn signed(key: &SigningKey, epoch: u64, sites: &[&str]) -> pb::SignedNodeInfo {
+        let document = NodeInfoDocument {
+            cluster_id: "c".into(),
+            era: 0,
+            epoch,
+            issued_at_ms: 0,
+            sites: sites
+                .iter()
+                .enumerate()
+                .map(|(i, api)| NodeInfoSite {
+                    site_id: i as u64 + 1,
+                    name: format!("s{i}"),
+                    api_addr: (*api).into(),
+                    voter: true,
+                    draining: false,
+                })
+                .collect(),
+            relays: vec![],
+            notice: String::new(),
+            signing_key_id: 1,
+            next_key_id: 1,
+            keys: vec![NodeInfoKey {
+                key_id: 1,
+                public_key: key.public_key(),
+                endorsement: None,
+            }],
+        };
+        let bytes = document.encode();
+        pb::SignedNodeInfo {
+            signature: key.sign(&bytes),
+            document: bytes,
+            key_id: 1,
+            era: 0,
+            epoch,
+        }
+    }
+
+    #[test]
+    fn a_good_list_survives_empty_documents_rollbacks_and_a_damaged_cache() {
+        let key = key();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache.json");
+        let directory = Directory::new(
+            "c",
+            vec!["seed:1".into()],
+            vec![(1, key.public_key())],
+            Some(cache.clone()),
+        );
+        assert_eq!(directory.endpoints(), vec!["seed:1"]);
+        assert_eq!(directory.offer(&signed(&key, 2, &["a:1", "b:1"])), Ok(true));
+        assert_eq!(directory.endpoints(), vec!["a:1", "b:1", "seed:1"]);
+        assert!(
+            directory.offer(&signed(&key, 3, &[])).is_err(),
+            "an empty list never replaces a good one"
+        );
+        assert!(matches!(
+            directory.offer(&signed(&key, 1, &["old:1"])),
+            Err(TrustError::NotNewer { .. })
+        ));
+        assert_eq!(directory.endpoints(), vec!["a:1", "b:1", "seed:1"]);
+
+        // The cache reloads; a damaged cache is ignored and the seeds remain.
+        let reloaded = Directory::new(
+            "c",
+            vec!["seed:1".into()],
+            vec![(1, key.public_key())],
+            Some(cache.clone()),
+        );
+        assert_eq!(reloaded.endpoints(), vec!["a:1", "b:1", "seed:1"]);
+        let text = std::fs::read_to_string(&cache).unwrap();
+        std::fs::write(
+            &cache,
+            text.replacen("\"signature\": \"", "\"signature\": \"00", 1),
+        )
+        .unwrap();
+        let damaged = Directory::new(
+            "c",
+            vec!["seed:1".into()],
+            vec![(1, key.public_key())],
+            Some(cache),
+        );
+        assert_eq!(damaged.endpoints(), vec!["seed:1"]);
+    }
+
+    proptest! {
+        /// Garbage cache files never panic and never load.
+        #[test]
+        fn garbage_cache_files_are_refused(text in ".{0,400}") {
+            prop_assert!(CacheFile::parse(&text).is_err() || text.contains("format"));
+        }
+
+        /// Mutated caches never panic the directory; if one still loads, it
+        /// names only what its signature covers.
+        #[test]
+        fn mutated_cache_files_never_panic(position in 0usize..2_000, replacement in "[ -~]") {
+            let key = key();
+            let dir = tempfile::tempdir().unwrap();
+            let cache = dir.path().join("cache.json");
+            let directory = Directory::new("c", vec![], vec![(1, key.public_key())], Some(cache.clone()));
+            directory.offer(&signed(&key, 2, &["a:1"])).unwrap();
+            let mut text = std::fs::read_to_string(&cache).unwrap();
+            let at = position % text.len();
+            if text.is_char_boundary(at) && text.is_char_boundary(at + 1) {
+                text.replace_range(at..at + 1, &replacement);
+            }
+            std::fs::write(&cache, &text).unwrap();
+            let reloaded = Directory::new("c", vec![], vec![(1, key.public_key())], Some(cache));
+            let endpoints = reloaded.endpoints();
+            prop_assert!(endpoints.is_empty() || endpoints == vec!["a:1".to_owned()]);
         }
     }
 }

@@ -37,7 +37,9 @@ impl HeartbeatBatcher {
             return None;
         }
         let (done, receiver) = oneshot::channel();
-        pending.heartbeats.insert(heartbeat.relay_id.clone(), heartbeat);
+        pending
+            .heartbeats
+            .insert(heartbeat.relay_id.clone(), heartbeat);
         pending.waiters.push(done);
         Some(receiver)
     }

@@ -36,9 +36,17 @@ impl Leases {
         if leases.len() >= LEASES_MAX && !leases.contains_key(&relay_id) {
             return;
         }
-        let lease = leases.entry(relay_id).or_insert(Lease { incarnation, last_heartbeat: now, active_sessions });
+        let lease = leases.entry(relay_id).or_insert(Lease {
+            incarnation,
+            last_heartbeat: now,
+            active_sessions,
+        });
         if incarnation >= lease.incarnation {
-            *lease = Lease { incarnation, last_heartbeat: now.max(lease.last_heartbeat), active_sessions };
+            *lease = Lease {
+                incarnation,
+                last_heartbeat: now.max(lease.last_heartbeat),
+                active_sessions,
+            };
         }
     }
 
@@ -47,23 +55,40 @@ impl Leases {
         let mut leases = self.leases.lock().expect("lease lock is never poisoned");
         leases.clear();
         for (relay_id, incarnation) in relays {
-            leases.insert(relay_id, Lease { incarnation, last_heartbeat: now, active_sessions: 0 });
+            leases.insert(
+                relay_id,
+                Lease {
+                    incarnation,
+                    last_heartbeat: now,
+                    active_sessions: 0,
+                },
+            );
         }
     }
 
     /// One relay's lease.
     pub fn get(&self, relay_id: &RelayId) -> Option<Lease> {
-        self.leases.lock().expect("lease lock is never poisoned").get(relay_id).copied()
+        self.leases
+            .lock()
+            .expect("lease lock is never poisoned")
+            .get(relay_id)
+            .copied()
     }
 
     /// Forgets relays that are gone from the state.
     pub fn retain(&self, keep: impl Fn(&RelayId) -> bool) {
-        self.leases.lock().expect("lease lock is never poisoned").retain(|id, _| keep(id));
+        self.leases
+            .lock()
+            .expect("lease lock is never poisoned")
+            .retain(|id, _| keep(id));
     }
 
     /// How many relays hold a lease record.
     pub fn len(&self) -> usize {
-        self.leases.lock().expect("lease lock is never poisoned").len()
+        self.leases
+            .lock()
+            .expect("lease lock is never poisoned")
+            .len()
     }
 
     /// Whether none does.
@@ -87,6 +112,9 @@ mod tests {
         leases.record(relay.clone(), 1, 9, start + Duration::from_secs(1));
         assert_eq!(leases.get(&relay).unwrap().last_heartbeat, start);
         leases.grant_fresh([(relay.clone(), 2)], start + Duration::from_secs(2));
-        assert_eq!(leases.get(&relay).unwrap().last_heartbeat, start + Duration::from_secs(2));
+        assert_eq!(
+            leases.get(&relay).unwrap().last_heartbeat,
+            start + Duration::from_secs(2)
+        );
     }
 }

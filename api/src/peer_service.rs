@@ -10,9 +10,9 @@ use openraft::raft::TransferLeaderRequest;
 use openraft::raft::VoteRequest;
 use openraft::type_config::alias::SnapshotOf;
 use switchboard_proto::v1::ForwardWriteRequest;
+use switchboard_proto::v1::ForwardWriteResponse;
 use switchboard_proto::v1::HeartbeatBatch;
 use switchboard_proto::v1::HeartbeatBatchResponse;
-use switchboard_proto::v1::ForwardWriteResponse;
 use switchboard_proto::v1::RaftMessage;
 use switchboard_proto::v1::ReadIndexRequest;
 use switchboard_proto::v1::ReadIndexResponse;
@@ -263,7 +263,9 @@ impl RaftPeer for PeerService {
         self.check(&request)?;
         let heartbeats = &request.get_ref().heartbeats;
         if heartbeats.len() > HEARTBEATS_PENDING_MAX {
-            return Err(Status::resource_exhausted(format!("at most {HEARTBEATS_PENDING_MAX} heartbeats per batch")));
+            return Err(Status::resource_exhausted(format!(
+                "at most {HEARTBEATS_PENDING_MAX} heartbeats per batch"
+            )));
         }
         let lease_ttl_ms = self.site.record_heartbeats(heartbeats)?;
         Ok(Response::new(HeartbeatBatchResponse { lease_ttl_ms }))

@@ -24,18 +24,25 @@ use crate::signing::Ticket;
 use crate::signing::generate_signing_key;
 use crate::signing::seal_context;
 
+/// A signed document and its (era, epoch).
+type SignedVersion = ((u64, u64), Arc<pb::SignedNodeInfo>);
+
 /// Signs node info and tickets for one site.
 pub struct Signer {
     state_key: Option<StateKey>,
     opened: Mutex<HashMap<u64, Arc<SigningKey>>>,
-    /// ((era, epoch), signed document) of the last document signed.
-    document: Mutex<Option<((u64, u64), Arc<pb::SignedNodeInfo>)>>,
+    /// The last document signed.
+    document: Mutex<Option<SignedVersion>>,
 }
 
 impl Signer {
     /// A signer; without a state key it signs nothing.
     pub fn new(state_key: Option<StateKey>) -> Self {
-        Signer { state_key, opened: Mutex::new(HashMap::new()), document: Mutex::new(None) }
+        Signer {
+            state_key,
+            opened: Mutex::new(HashMap::new()),
+            document: Mutex::new(None),
+        }
     }
 
     /// Whether this site can sign at all.
@@ -46,7 +53,10 @@ impl Signer {
     /// The current signing key of `state`, opened.
     pub fn current_key(&self, state: &State) -> Option<Arc<SigningKey>> {
         let record = state.node_info().current_key()?;
-        let mut opened = self.opened.lock().expect("key cache lock is never poisoned");
+        let mut opened = self
+            .opened
+            .lock()
+            .expect("key cache lock is never poisoned");
         if let Some(key) = opened.get(&record.key_id) {
             return Some(key.clone());
         }
@@ -70,7 +80,10 @@ impl Signer {
     /// The signed node info of `state`'s current epoch.
     pub fn node_info(&self, state: &State) -> Option<Arc<pb::SignedNodeInfo>> {
         let version = state.node_info().version();
-        if let Some((cached, signed)) = &*self.document.lock().expect("document lock is never poisoned")
+        if let Some((cached, signed)) = &*self
+            .document
+            .lock()
+            .expect("document lock is never poisoned")
             && *cached == version
         {
             return Some(signed.clone());
@@ -85,12 +98,19 @@ impl Signer {
             era: document.era,
             epoch: document.epoch,
         });
-        *self.document.lock().expect("document lock is never poisoned") = Some((version, signed.clone()));
+        *self
+            .document
+            .lock()
+            .expect("document lock is never poisoned") = Some((version, signed.clone()));
         Some(signed)
     }
 
     /// The document for a caller that knows `known`: `None` when it is current.
-    pub fn node_info_if_newer(&self, state: &State, known: Option<&pb::NodeInfoVersion>) -> Option<pb::SignedNodeInfo> {
+    pub fn node_info_if_newer(
+        &self,
+        state: &State,
+        known: Option<&pb::NodeInfoVersion>,
+    ) -> Option<pb::SignedNodeInfo> {
         let current = state.node_info().version();
         let known = known.map_or((0, 0), |k| (k.era, k.epoch));
         if known >= current {
@@ -100,7 +120,13 @@ impl Signer {
     }
 
     /// A connect ticket for a resolved route, valid for `ttl_ms`.
-    pub fn ticket(&self, state: &State, route: &RouteView, now_ms: u64, ttl_ms: u64) -> Option<pb::ConnectTicket> {
+    pub fn ticket(
+        &self,
+        state: &State,
+        route: &RouteView,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> Option<pb::ConnectTicket> {
         let key = self.current_key(state)?;
         let ticket = Ticket {
             cluster_id: state.node_info().cluster_id.clone(),
@@ -111,31 +137,53 @@ impl Signer {
             key_id: key.key_id,
         };
         let body = ticket.encode();
-        Some(pb::ConnectTicket { signature: key.sign(&body), body })
+        Some(pb::ConnectTicket {
+            signature: key.sign(&body),
+            body,
+        })
     }
 
     /// A new signing key for `state`, sealed, endorsed by the current one
     /// (if any): the command that installs it.
     pub fn new_key(&self, state: &State, cluster_id: &str) -> Result<NewSigningKey, ApiError> {
-        let state_key = self
-            .state_key
-            .as_ref()
-            .ok_or_else(|| ApiError::FailedPrecondition("this site has no state key (state_key_file)".into()))?;
+        let state_key = self.state_key.as_ref().ok_or_else(|| {
+            ApiError::FailedPrecondition("this site has no state key (state_key_file)".into())
+        })?;
         let (pkcs8, public_key) = generate_signing_key().map_err(ApiError::Internal)?;
         let (key_id, endorsement) = match state.node_info().current_key() {
             None => (1, None),
             Some(current) => {
                 let signer = self.current_key(state).ok_or_else(|| {
-                    ApiError::FailedPrecondition(format!("this site cannot open signing key {}", current.key_id))
+                    ApiError::FailedPrecondition(format!(
+                        "this site cannot open signing key {}",
+                        current.key_id
+                    ))
                 })?;
                 let key_id = current.key_id + 1;
                 let signature = signer.sign(&endorsement_message(key_id, &public_key));
-                (key_id, Some(Endorsement { by_key_id: current.key_id, signature }))
+                (
+                    key_id,
+                    Some(Endorsement {
+                        by_key_id: current.key_id,
+                        signature,
+                    }),
+                )
             }
         };
-        let sealed_private_key = state_key.seal(&pkcs8, &seal_context(key_id)).map_err(ApiError::Internal)?;
-        let cluster_id =
-            if state.node_info().cluster_id.is_empty() { cluster_id.to_owned() } else { state.node_info().cluster_id.clone() };
-        Ok(NewSigningKey { cluster_id, key_id, public_key, sealed_private_key, endorsement })
+        let sealed_private_key = state_key
+            .seal(&pkcs8, &seal_context(key_id))
+            .map_err(ApiError::Internal)?;
+        let cluster_id = if state.node_info().cluster_id.is_empty() {
+            cluster_id.to_owned()
+        } else {
+            state.node_info().cluster_id.clone()
+        };
+        Ok(NewSigningKey {
+            cluster_id,
+            key_id,
+            public_key,
+            sealed_private_key,
+            endorsement,
+        })
     }
 }

@@ -43,23 +43,33 @@ impl StateKey {
     pub fn new(bytes: &[u8]) -> Result<Self, String> {
         let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, bytes)
             .map_err(|_| format!("a state key is 32 bytes, not {}", bytes.len()))?;
-        Ok(StateKey { key: aead::LessSafeKey::new(unbound) })
+        Ok(StateKey {
+            key: aead::LessSafeKey::new(unbound),
+        })
     }
 
     /// A key from a file holding hex.
     pub fn from_hex_file(path: &std::path::Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let bytes = hex::decode(text.trim()).map_err(|e| format!("{}: not hex: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let bytes =
+            hex::decode(text.trim()).map_err(|e| format!("{}: not hex: {e}", path.display()))?;
         StateKey::new(&bytes)
     }
 
     /// Nonce, then ciphertext and tag. `context` is bound in (the key id).
     pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>, String> {
         let mut nonce = [0u8; NONCE_BYTES];
-        SystemRandom::new().fill(&mut nonce).map_err(|_| "no randomness".to_owned())?;
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| "no randomness".to_owned())?;
         let mut sealed = plaintext.to_vec();
         self.key
-            .seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::from(context), &mut sealed)
+            .seal_in_place_append_tag(
+                aead::Nonce::assume_unique_for_key(nonce),
+                aead::Aad::from(context),
+                &mut sealed,
+            )
             .map_err(|_| "sealing failed".to_owned())?;
         let mut out = nonce.to_vec();
         out.extend(sealed);
@@ -72,7 +82,8 @@ impl StateKey {
             return Err("sealed key too short".into());
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
-        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| "bad nonce".to_owned())?;
+        let nonce =
+            aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| "bad nonce".to_owned())?;
         let mut buffer = ciphertext.to_vec();
         let plaintext = self
             .key
@@ -84,8 +95,10 @@ impl StateKey {
 
 /// A fresh Ed25519 key: (PKCS#8 private key, public key).
 pub fn generate_signing_key() -> Result<(Vec<u8>, Vec<u8>), String> {
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| "key generation failed".to_owned())?;
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| "key generation failed".to_owned())?;
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+        .map_err(|_| "key generation failed".to_owned())?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+        .map_err(|_| "key generation failed".to_owned())?;
     Ok((pkcs8.as_ref().to_vec(), pair.public_key().as_ref().to_vec()))
 }
 
@@ -98,7 +111,8 @@ pub struct SigningKey {
 impl SigningKey {
     /// From PKCS#8 bytes.
     pub fn from_pkcs8(key_id: u64, pkcs8: &[u8]) -> Result<Self, String> {
-        let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| "not an Ed25519 PKCS#8 key".to_owned())?;
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8)
+            .map_err(|_| "not an Ed25519 PKCS#8 key".to_owned())?;
         Ok(SigningKey { key_id, pair })
     }
 
@@ -120,7 +134,9 @@ pub fn seal_context(key_id: u64) -> Vec<u8> {
 
 /// Whether `signature` is `public_key`'s Ed25519 signature over `message`.
 pub fn verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
-    UnparsedPublicKey::new(&ED25519, public_key).verify(message, signature).is_ok()
+    UnparsedPublicKey::new(&ED25519, public_key)
+        .verify(message, signature)
+        .is_ok()
 }
 
 /// Why a document or ticket was refused.
@@ -135,7 +151,10 @@ pub enum TrustError {
     #[error("the signature does not verify")]
     BadSignature,
     #[error("version {found:?} is not newer than {known:?}")]
-    NotNewer { known: (u64, u64), found: (u64, u64) },
+    NotNewer {
+        known: (u64, u64),
+        found: (u64, u64),
+    },
     #[error("expired")]
     Expired,
     #[error("for relay {0}")]
@@ -154,7 +173,10 @@ pub struct TrustStore {
 impl TrustStore {
     /// Trust in the given keys of one cluster.
     pub fn new(cluster_id: &str, keys: impl IntoIterator<Item = (u64, Vec<u8>)>) -> Self {
-        TrustStore { cluster_id: cluster_id.to_owned(), keys: keys.into_iter().collect() }
+        TrustStore {
+            cluster_id: cluster_id.to_owned(),
+            keys: keys.into_iter().collect(),
+        }
     }
 
     /// The document's keys this store trusts, directly or through a chain
@@ -168,9 +190,17 @@ impl TrustStore {
                 if trusted.contains_key(&key.key_id) {
                     continue;
                 }
-                let Some(endorsement) = &key.endorsement else { continue };
-                let Some(endorser) = trusted.get(&endorsement.by_key_id) else { continue };
-                if verify(endorser, &endorsement_message(key.key_id, &key.public_key), &endorsement.signature) {
+                let Some(endorsement) = &key.endorsement else {
+                    continue;
+                };
+                let Some(endorser) = trusted.get(&endorsement.by_key_id) else {
+                    continue;
+                };
+                if verify(
+                    endorser,
+                    &endorsement_message(key.key_id, &key.public_key),
+                    &endorsement.signature,
+                ) {
                     trusted.insert(key.key_id, key.public_key.clone());
                     changed = true;
                 }
@@ -183,12 +213,18 @@ impl TrustStore {
     /// signing key is trusted (or endorsed by one that is) and signed these
     /// exact bytes. Returns the document; the caller decides if it is newer.
     pub fn check(&self, document: &[u8], signature: &[u8]) -> Result<NodeInfoDocument, TrustError> {
-        let parsed = NodeInfoDocument::decode(document).map_err(|e| TrustError::Malformed(e.to_string()))?;
+        let parsed =
+            NodeInfoDocument::decode(document).map_err(|e| TrustError::Malformed(e.to_string()))?;
         if parsed.cluster_id != self.cluster_id {
-            return Err(TrustError::WrongCluster { expected: self.cluster_id.clone(), found: parsed.cluster_id });
+            return Err(TrustError::WrongCluster {
+                expected: self.cluster_id.clone(),
+                found: parsed.cluster_id,
+            });
         }
         let trusted = self.reachable_keys(&parsed);
-        let key = trusted.get(&parsed.signing_key_id).ok_or(TrustError::UnknownKey(parsed.signing_key_id))?;
+        let key = trusted
+            .get(&parsed.signing_key_id)
+            .ok_or(TrustError::UnknownKey(parsed.signing_key_id))?;
         if !verify(key, document, signature) {
             return Err(TrustError::BadSignature);
         }
@@ -234,8 +270,8 @@ impl Ticket {
         }
         match bytes {
             [TICKET_TAG, TICKET_FORMAT_VERSION, body @ ..] => {
-                let (ticket, rest) =
-                    postcard::take_from_bytes(body).map_err(|e| TrustError::Malformed(e.to_string()))?;
+                let (ticket, rest) = postcard::take_from_bytes(body)
+                    .map_err(|e| TrustError::Malformed(e.to_string()))?;
                 if !rest.is_empty() {
                     return Err(TrustError::Malformed("trailing bytes".into()));
                 }
@@ -257,9 +293,15 @@ impl Ticket {
     ) -> Result<Ticket, TrustError> {
         let ticket = Ticket::decode(body)?;
         if ticket.cluster_id != trust.cluster_id {
-            return Err(TrustError::WrongCluster { expected: trust.cluster_id.clone(), found: ticket.cluster_id });
+            return Err(TrustError::WrongCluster {
+                expected: trust.cluster_id.clone(),
+                found: ticket.cluster_id,
+            });
         }
-        let key = trust.keys.get(&ticket.key_id).ok_or(TrustError::UnknownKey(ticket.key_id))?;
+        let key = trust
+            .keys
+            .get(&ticket.key_id)
+            .ok_or(TrustError::UnknownKey(ticket.key_id))?;
         if !verify(key, body, signature) {
             return Err(TrustError::BadSignature);
         }
@@ -271,8 +313,14 @@ impl Ticket {
         }
         match current_generation {
             Some(current) if current == ticket.generation => Ok(ticket),
-            Some(current) => Err(TrustError::StaleGeneration { current, found: ticket.generation }),
-            None => Err(TrustError::StaleGeneration { current: 0, found: ticket.generation }),
+            Some(current) => Err(TrustError::StaleGeneration {
+                current,
+                found: ticket.generation,
+            }),
+            None => Err(TrustError::StaleGeneration {
+                current: 0,
+                found: ticket.generation,
+            }),
         }
     }
 }
@@ -308,20 +356,42 @@ mod tests {
     fn sealed_keys_open_only_with_the_state_key_and_context() {
         let state_key = StateKey::new(&[3u8; 32]).unwrap();
         let sealed = state_key.seal(b"secret", &seal_context(1)).unwrap();
-        assert_eq!(state_key.open(&sealed, &seal_context(1)).unwrap(), b"secret");
+        assert_eq!(
+            state_key.open(&sealed, &seal_context(1)).unwrap(),
+            b"secret"
+        );
         assert!(state_key.open(&sealed, &seal_context(2)).is_err());
-        assert!(StateKey::new(&[4u8; 32]).unwrap().open(&sealed, &seal_context(1)).is_err());
-        assert!(!sealed.windows(6).any(|w| w == b"secret"), "never in the clear");
+        assert!(
+            StateKey::new(&[4u8; 32])
+                .unwrap()
+                .open(&sealed, &seal_context(1))
+                .is_err()
+        );
+        assert!(
+            !sealed.windows(6).any(|w| w == b"secret"),
+            "never in the clear"
+        );
     }
 
     #[test]
     fn a_rotated_key_is_trusted_through_its_endorsement() {
         let first = key(1);
         let second = key(2);
-        let endorsement = Endorsement { by_key_id: 1, signature: first.sign(&endorsement_message(2, &second.public_key())) };
+        let endorsement = Endorsement {
+            by_key_id: 1,
+            signature: first.sign(&endorsement_message(2, &second.public_key())),
+        };
         let keys = vec![
-            NodeInfoKey { key_id: 1, public_key: first.public_key(), endorsement: None },
-            NodeInfoKey { key_id: 2, public_key: second.public_key(), endorsement: Some(endorsement) },
+            NodeInfoKey {
+                key_id: 1,
+                public_key: first.public_key(),
+                endorsement: None,
+            },
+            NodeInfoKey {
+                key_id: 2,
+                public_key: second.public_key(),
+                endorsement: Some(endorsement),
+            },
         ];
         let bytes = document(keys.clone(), 2).encode();
         let signature = second.sign(&bytes);
@@ -335,11 +405,17 @@ mod tests {
         let forged = vec![NodeInfoKey {
             key_id: 3,
             public_key: rogue.public_key(),
-            endorsement: Some(Endorsement { by_key_id: 1, signature: rogue.sign(b"nope") }),
+            endorsement: Some(Endorsement {
+                by_key_id: 1,
+                signature: rogue.sign(b"nope"),
+            }),
         }];
         let bytes = document(forged, 3).encode();
         let fresh = TrustStore::new("c", [(1, first.public_key())]);
-        assert_eq!(fresh.check(&bytes, &rogue.sign(&bytes)), Err(TrustError::UnknownKey(3)));
+        assert_eq!(
+            fresh.check(&bytes, &rogue.sign(&bytes)),
+            Err(TrustError::UnknownKey(3))
+        );
         // A changed byte breaks the signature.
         let bytes = document(keys, 2).encode();
         let signature = second.sign(&bytes);
@@ -363,14 +439,39 @@ mod tests {
         };
         let body = ticket.encode();
         let signature = signer.sign(&body);
-        assert_eq!(Ticket::verify(&body, &signature, &trust, "r1", Some(5), 999).unwrap(), ticket);
-        assert_eq!(Ticket::verify(&body, &signature, &trust, "r1", Some(5), 1_000), Err(TrustError::Expired));
-        assert_eq!(Ticket::verify(&body, &signature, &trust, "r2", Some(5), 0), Err(TrustError::OtherRelay("r1".into())));
-        assert!(matches!(Ticket::verify(&body, &signature, &trust, "r1", Some(6), 0), Err(TrustError::StaleGeneration { .. })));
-        assert_eq!(Ticket::verify(&body, &key(1).sign(&body), &trust, "r1", Some(5), 0), Err(TrustError::BadSignature));
+        assert_eq!(
+            Ticket::verify(&body, &signature, &trust, "r1", Some(5), 999).unwrap(),
+            ticket
+        );
+        assert_eq!(
+            Ticket::verify(&body, &signature, &trust, "r1", Some(5), 1_000),
+            Err(TrustError::Expired)
+        );
+        assert_eq!(
+            Ticket::verify(&body, &signature, &trust, "r2", Some(5), 0),
+            Err(TrustError::OtherRelay("r1".into()))
+        );
+        assert!(matches!(
+            Ticket::verify(&body, &signature, &trust, "r1", Some(6), 0),
+            Err(TrustError::StaleGeneration { .. })
+        ));
+        assert_eq!(
+            Ticket::verify(&body, &key(1).sign(&body), &trust, "r1", Some(5), 0),
+            Err(TrustError::BadSignature)
+        );
         // A node-info signature cannot pass for a ticket.
         let document_bytes = document(vec![], 1).encode();
         let document_signature = signer.sign(&document_bytes);
-        assert!(Ticket::verify(&document_bytes, &document_signature, &trust, "r1", Some(5), 0).is_err());
+        assert!(
+            Ticket::verify(
+                &document_bytes,
+                &document_signature,
+                &trust,
+                "r1",
+                Some(5),
+                0
+            )
+            .is_err()
+        );
     }
 }

@@ -35,13 +35,13 @@ use switchboard_raft_store::wire;
 use tonic::Code;
 
 use crate::auth::Authenticator;
-use crate::heartbeats::HeartbeatBatcher;
-use crate::leases::Leases;
-use crate::signer::Signer;
-use switchboard_raft_store::store::ChangeFeed;
 use crate::error::ApiError;
 use crate::freshness::LeaderContact;
+use crate::heartbeats::HeartbeatBatcher;
+use crate::leases::Leases;
 use crate::peer_clients::PeerClients;
+use crate::signer::Signer;
+use switchboard_raft_store::store::ChangeFeed;
 
 /// The openraft instance of a site.
 pub type SiteRaft = openraft::Raft<TypeConfig, StateMachineStore>;
@@ -184,28 +184,49 @@ impl Site {
 
     /// The current node info for a caller that has `known` (`None` when it
     /// is current, or when nothing is signed yet).
-    pub fn node_info_if_newer(&self, known: Option<&switchboard_proto::v1::NodeInfoVersion>) -> Option<switchboard_proto::v1::SignedNodeInfo> {
-        self.signer.node_info_if_newer(&self.reader.load().state, known)
+    pub fn node_info_if_newer(
+        &self,
+        known: Option<&switchboard_proto::v1::NodeInfoVersion>,
+    ) -> Option<switchboard_proto::v1::SignedNodeInfo> {
+        self.signer
+            .node_info_if_newer(&self.reader.load().state, known)
     }
 
     /// Records relay heartbeats on the leader; anywhere else it is UNAVAILABLE.
-    pub fn record_heartbeats(&self, heartbeats: &[switchboard_proto::v1::RelayHeartbeat]) -> Result<u64, ApiError> {
+    pub fn record_heartbeats(
+        &self,
+        heartbeats: &[switchboard_proto::v1::RelayHeartbeat],
+    ) -> Result<u64, ApiError> {
         if !self.is_leader() {
-            return Err(ApiError::Unavailable(format!("site {} is not the leader", self.id)));
+            return Err(ApiError::Unavailable(format!(
+                "site {} is not the leader",
+                self.id
+            )));
         }
         let now = Instant::now();
         for heartbeat in heartbeats {
             let relay_id = switchboard_raft_store::ids::RelayId::new(heartbeat.relay_id.clone())?;
-            self.leases.record(relay_id, heartbeat.incarnation, heartbeat.active_sessions, now);
+            self.leases.record(
+                relay_id,
+                heartbeat.incarnation,
+                heartbeat.active_sessions,
+                now,
+            );
         }
-        metrics::counter!("switchboard_relay_heartbeats_recorded_total").increment(heartbeats.len() as u64);
+        metrics::counter!("switchboard_relay_heartbeats_recorded_total")
+            .increment(heartbeats.len() as u64);
         Ok(self.settings.relay_lease_ttl.as_millis() as u64)
     }
 
     /// Proposes a new node-info signing key (the first, or the next one
     /// endorsed by the current). Only the leader may.
-    pub async fn propose_signing_key(&self, actor: switchboard_raft_store::Actor) -> Result<Reply, ApiError> {
-        let key = self.signer.new_key(&self.reader.load().state, &self.cluster_id)?;
+    pub async fn propose_signing_key(
+        &self,
+        actor: switchboard_raft_store::Actor,
+    ) -> Result<Reply, ApiError> {
+        let key = self
+            .signer
+            .new_key(&self.reader.load().state, &self.cluster_id)?;
         let proposal = Proposal::new(
             switchboard_raft_store::ids::RequestId::NONE,
             actor,

@@ -45,15 +45,17 @@ fn run<W: Watcher>(
     after_index: u64,
     initial: Vec<W::Message>,
 ) -> Result<WatchStream<W::Message>, Status> {
-    let (replay, mut live) = site
-        .feed
-        .subscribe(after_index)
-        .map_err(|compacted| out_of_range(&format!("this site keeps changes from index {} on", compacted.complete_from)))?;
+    let (replay, mut live) = site.feed.subscribe(after_index).map_err(|compacted| {
+        out_of_range(&format!(
+            "this site keeps changes from index {} on",
+            compacted.complete_from
+        ))
+    })?;
     let (sender, receiver) = mpsc::channel(WATCH_BUFFER_MESSAGES);
     metrics::gauge!("switchboard_watches").increment(1.0);
     tokio::spawn(async move {
-        let mut last = after_index;
-        let send_all = |messages: Vec<W::Message>, sender: &mpsc::Sender<Result<W::Message, Status>>| {
+        let send_all = |messages: Vec<W::Message>,
+                        sender: &mpsc::Sender<Result<W::Message, Status>>| {
             let sender = sender.clone();
             async move {
                 for message in messages {
@@ -69,9 +71,10 @@ fn run<W: Watcher>(
             if !open {
                 break;
             }
-            last = event.index;
             if matches!(event.event, ChangeEvent::Reset) {
-                let _ = sender.send(Err(out_of_range("the site installed a snapshot"))).await;
+                let _ = sender
+                    .send(Err(out_of_range("the site installed a snapshot")))
+                    .await;
                 open = false;
                 break;
             }
@@ -83,18 +86,22 @@ fn run<W: Watcher>(
                 event = live.recv() => event,
             };
             match event {
-                Ok(event) if event.index <= last && !matches!(event.event, ChangeEvent::Reset) => continue,
+                // The feed hands each event once: replayed ones were published
+                // before the subscription, live ones after it.
                 Ok(event) => {
-                    last = last.max(event.index);
                     if matches!(event.event, ChangeEvent::Reset) {
-                        let _ = sender.send(Err(out_of_range("the site installed a snapshot"))).await;
+                        let _ = sender
+                            .send(Err(out_of_range("the site installed a snapshot")))
+                            .await;
                         break;
                     }
                     open = send_all(watcher.on_event(&site, &event), &sender).await;
                 }
                 Err(RecvError::Lagged(_)) => {
                     metrics::counter!("switchboard_watches_cut_off_total").increment(1);
-                    let _ = sender.send(Err(out_of_range("the watch fell behind"))).await;
+                    let _ = sender
+                        .send(Err(out_of_range("the watch fell behind")))
+                        .await;
                     break;
                 }
                 Err(RecvError::Closed) => break,
@@ -111,7 +118,10 @@ struct KnownNodeInfo(Option<pb::NodeInfoVersion>);
 impl KnownNodeInfo {
     fn newer(&mut self, site: &Site) -> Option<pb::SignedNodeInfo> {
         let signed = site.node_info_if_newer(self.0.as_ref())?;
-        self.0 = Some(pb::NodeInfoVersion { era: signed.era, epoch: signed.epoch });
+        self.0 = Some(pb::NodeInfoVersion {
+            era: signed.era,
+            epoch: signed.epoch,
+        });
         Some(signed)
     }
 }
@@ -121,9 +131,24 @@ struct HostWatcher {
     known: KnownNodeInfo,
 }
 
-fn route_event(site: &Site, host_id: &HostId, index: u64, node_info: Option<pb::SignedNodeInfo>) -> pb::RouteEvent {
-    let route = site.reader.load().state.route(host_id).map(|route| convert::route(&route));
-    pb::RouteEvent { host_id: host_id.to_string(), route, index, node_info }
+fn route_event(
+    site: &Site,
+    host_id: &HostId,
+    index: u64,
+    node_info: Option<pb::SignedNodeInfo>,
+) -> pb::RouteEvent {
+    let route = site
+        .reader
+        .load()
+        .state
+        .route(host_id)
+        .map(|route| convert::route(&route));
+    pb::RouteEvent {
+        host_id: host_id.to_string(),
+        route,
+        index,
+        node_info,
+    }
 }
 
 impl Watcher for HostWatcher {
@@ -135,7 +160,11 @@ impl Watcher for HostWatcher {
                 let route = match &change.current {
                     Some((relay_id, generation)) => {
                         let applied = site.reader.load();
-                        let endpoint = applied.state.relay(relay_id).map(|r| r.endpoint.clone()).unwrap_or_default();
+                        let endpoint = applied
+                            .state
+                            .relay(relay_id)
+                            .map(|r| r.endpoint.clone())
+                            .unwrap_or_default();
                         let current = applied.state.route(&self.host_id);
                         Some(pb::Route {
                             host_id: self.host_id.to_string(),
@@ -143,16 +172,28 @@ impl Watcher for HostWatcher {
                             relay_endpoint: endpoint,
                             generation: *generation,
                             since_unix_ms: current.as_ref().map_or(0, |r| r.since_ms),
-                            preferred_region: current.map(|r| r.preferred_region).unwrap_or_default(),
+                            preferred_region: current
+                                .map(|r| r.preferred_region)
+                                .unwrap_or_default(),
                         })
                     }
                     None => None,
                 };
                 let node_info = self.known.newer(site);
-                vec![pb::RouteEvent { host_id: self.host_id.to_string(), route, index: event.index, node_info }]
+                vec![pb::RouteEvent {
+                    host_id: self.host_id.to_string(),
+                    route,
+                    index: event.index,
+                    node_info,
+                }]
             }
             ChangeEvent::NodeInfo { .. } => match self.known.newer(site) {
-                Some(node_info) => vec![route_event(site, &self.host_id, event.index, Some(node_info))],
+                Some(node_info) => vec![route_event(
+                    site,
+                    &self.host_id,
+                    event.index,
+                    Some(node_info),
+                )],
                 None => Vec::new(),
             },
             _ => Vec::new(),
@@ -192,7 +233,10 @@ impl Watcher for RelayWatcher {
             ChangeEvent::Route(change) => {
                 if let Some((relay_id, _)) = &change.previous
                     && *relay_id == self.relay_id
-                    && change.current.as_ref().is_none_or(|(now, _)| *now != self.relay_id)
+                    && change
+                        .current
+                        .as_ref()
+                        .is_none_or(|(now, _)| *now != self.relay_id)
                 {
                     out.push(pb::RelayRoutesEvent {
                         host_id: change.host_id.to_string(),
@@ -218,7 +262,11 @@ impl Watcher for RelayWatcher {
             }
             ChangeEvent::NodeInfo { .. } => {
                 if let Some(node_info) = self.known.newer(site) {
-                    out.push(pb::RelayRoutesEvent { index: event.index, node_info: Some(node_info), ..Default::default() });
+                    out.push(pb::RelayRoutesEvent {
+                        index: event.index,
+                        node_info: Some(node_info),
+                        ..Default::default()
+                    });
                 }
             }
             ChangeEvent::Reset => {}
@@ -244,14 +292,23 @@ pub fn watch_relay(
             .hosts_on(&relay_id)
             .map(|host_id| pb::RelayRoutesEvent {
                 host_id: host_id.to_string(),
-                generation: applied.state.routes().get(host_id).map_or(0, |r| r.generation),
+                generation: applied
+                    .state
+                    .routes()
+                    .get(host_id)
+                    .map_or(0, |r| r.generation),
                 attached: true,
                 index,
                 synced: false,
                 node_info: None,
             })
             .collect();
-        initial.push(pb::RelayRoutesEvent { index, synced: true, node_info: known.newer(&site), ..Default::default() });
+        initial.push(pb::RelayRoutesEvent {
+            index,
+            synced: true,
+            node_info: known.newer(&site),
+            ..Default::default()
+        });
         (index, initial)
     } else {
         (after_index, Vec::new())

@@ -26,6 +26,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// Resolve latency, one client, at a follower and at the leader.
+    Resolve {
+        #[arg(long, default_value_t = 2_000)]
+        samples: usize,
+        #[arg(long, default_value_t = 10_000)]
+        hosts: u64,
+    },
     /// Attach N hosts to a 3-site cluster, then time a new site catching up on them.
     CatchUp {
         #[arg(long, default_value_t = 100_000)]
@@ -51,6 +58,7 @@ fn profile() -> &'static str {
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Bench::Resolve { samples, hosts } => resolve(samples, hosts).await,
         Bench::CatchUp { routes, workers } => catch_up(routes, workers).await,
     }
 }
@@ -176,6 +184,85 @@ async fn catch_up(routes: u64, workers: usize) -> anyhow::Result<()> {
     ];
     for (name, value) in rows {
         println!("{name:<44} {value:>14}");
+    }
+    Ok(())
+}
+
+async fn resolve(samples: usize, hosts: u64) -> anyhow::Result<()> {
+    use switchboard_proto::v1 as pb;
+    let cluster = TestCluster::start_with(TestSpec::default()).await;
+    let client = Arc::new(cluster.client());
+    register_relays(&client, 10, (hosts / 5 + 10) as u32).await;
+    let (_, failures) = AttachLoad::start(client.clone(), "host", hosts, 32)
+        .finish()
+        .await;
+    anyhow::ensure!(failures.is_empty(), "attaches failed");
+    let leader = cluster.leader().await;
+    let follower = (1..=3).find(|s| *s != leader).expect("a follower");
+    let commit = cluster.status(leader).await.commit_index;
+    cluster
+        .wait_applied(follower, commit, Duration::from_secs(60))
+        .await;
+
+    let cases = [
+        (
+            "local, at a follower",
+            follower,
+            pb::Consistency::Local,
+            false,
+        ),
+        (
+            "linearizable (read index), at a follower",
+            follower,
+            pb::Consistency::Linearizable,
+            false,
+        ),
+        (
+            "linearizable (leader lease), at a follower",
+            follower,
+            pb::Consistency::Linearizable,
+            true,
+        ),
+        (
+            "local, at the leader",
+            leader,
+            pb::Consistency::Local,
+            false,
+        ),
+        (
+            "linearizable (read index), at the leader",
+            leader,
+            pb::Consistency::Linearizable,
+            false,
+        ),
+    ];
+    println!();
+    println!(
+        "resolve latency, one client, sequential ({} binaries, {samples} samples each, {hosts} routes)",
+        profile()
+    );
+    println!(
+        "{:<44} {:>10} {:>10} {:>10}",
+        "read", "p50 ms", "p99 ms", "max ms"
+    );
+    for (name, site, consistency, lease_read) in cases {
+        let site_client = cluster.site_client(site);
+        let mut latencies = Vec::with_capacity(samples);
+        for n in 0..samples {
+            let host = format!("host-{:05}", (n as u64 * 7919) % hosts);
+            let started = Instant::now();
+            site_client
+                .resolve_with(&host, consistency, 0, lease_read)
+                .await?;
+            latencies.push(started.elapsed());
+        }
+        latencies.sort();
+        println!(
+            "{name:<44} {:>10.2} {:>10.2} {:>10.2}",
+            percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+            latencies.last().expect("samples").as_secs_f64() * 1e3
+        );
     }
     Ok(())
 }

@@ -173,7 +173,11 @@ pub struct RelayTiming {
 
 impl Default for RelayTiming {
     fn default() -> Self {
-        RelayTiming { lease_ttl_ms: 10_000, heartbeat_forward_interval_ms: 200, ticket_ttl_ms: 60_000 }
+        RelayTiming {
+            lease_ttl_ms: 10_000,
+            heartbeat_forward_interval_ms: 200,
+            ticket_ttl_ms: 60_000,
+        }
     }
 }
 
@@ -303,7 +307,9 @@ impl SiteConfig {
             _ => {}
         }
         let relays = &self.relays;
-        if relays.heartbeat_forward_interval_ms == 0 || relays.lease_ttl_ms < 4 * relays.heartbeat_forward_interval_ms {
+        if relays.heartbeat_forward_interval_ms == 0
+            || relays.lease_ttl_ms < 4 * relays.heartbeat_forward_interval_ms
+        {
             return bad(format!(
                 "relays.lease_ttl_ms ({}) must be at least 4 x relays.heartbeat_forward_interval_ms ({})",
                 relays.lease_ttl_ms, relays.heartbeat_forward_interval_ms
@@ -377,7 +383,9 @@ impl SiteConfig {
             read_deadline: Duration::from_millis(self.timing.read_deadline_ms),
             leader_lease: Duration::from_millis(self.timing.election_max_ms),
             relay_lease_ttl: Duration::from_millis(self.relays.lease_ttl_ms),
-            heartbeat_forward_interval: Duration::from_millis(self.relays.heartbeat_forward_interval_ms),
+            heartbeat_forward_interval: Duration::from_millis(
+                self.relays.heartbeat_forward_interval_ms,
+            ),
             ticket_ttl: Duration::from_millis(self.relays.ticket_ttl_ms),
         }
     }

@@ -50,7 +50,10 @@ pub async fn start(options: &DevOptions) -> Result<DevCluster, NodeError> {
         .cluster_file()
         .save(&cluster_json)
         .map_err(NodeError::Launcher)?;
-    println!("Starting {} relays and {} hosts (switchboard sim) ...", options.relays, options.hosts);
+    println!(
+        "Starting {} relays and {} hosts (switchboard sim) ...",
+        options.relays, options.hosts
+    );
     let sim = start_sim(options, &cluster_json, &dir)?;
     let leader = cluster
         .wait_for_leader(cluster.spec.timing.failover_bound() * 4)
@@ -92,7 +95,11 @@ pub async fn start(options: &DevOptions) -> Result<DevCluster, NodeError> {
     println!("  kill -9 <leader pid>   # and watch another site take over");
     println!();
     println!("Press Ctrl-C to stop.");
-    Ok(DevCluster { cluster, sim: Some(sim), _temporary: temporary })
+    Ok(DevCluster {
+        cluster,
+        sim: Some(sim),
+        _temporary: temporary,
+    })
 }
 
 /// The running demo: sites, the simulator, and the temp dir (if any).
@@ -106,7 +113,10 @@ impl DevCluster {
     /// Stops the simulator, then the sites.
     pub fn stop(&mut self) {
         if let Some(mut sim) = self.sim.take() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(sim.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(sim.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
             let _ = sim.wait();
         }
         self.cluster.stop_all();
@@ -137,7 +147,12 @@ fn start_sim(options: &DevOptions, cluster_json: &Path, dir: &Path) -> Result<Ch
         .arg("sim")
         .arg("--cluster")
         .arg(cluster_json)
-        .args(["--relays", &options.relays.to_string(), "--hosts", &options.hosts.to_string()])
+        .args([
+            "--relays",
+            &options.relays.to_string(),
+            "--hosts",
+            &options.hosts.to_string(),
+        ])
         .args(["--clients", "2", "--report-every-secs", "30"])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -145,10 +160,16 @@ fn start_sim(options: &DevOptions, cluster_json: &Path, dir: &Path) -> Result<Ch
         .stderr(log)
         .spawn()
         .map_err(|e| NodeError::io("starting switchboard sim", e))?;
-    let stdout = child.stdout.take().ok_or_else(|| NodeError::Launcher("sim has no stdout".into()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| NodeError::Launcher("sim has no stdout".into()))?;
     let (ready, ready_signal) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut log = std::fs::OpenOptions::new().append(true).open(&log_path).ok();
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log_path)
+            .ok();
         for line in std::io::BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             if line.starts_with(SIM_READY) {

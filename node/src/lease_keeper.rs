@@ -26,7 +26,9 @@ use switchboard_raft_store::ids::RequestId;
 /// How often the leader checks leases: a tenth of the TTL, at most 200 ms,
 /// so a relay is judged within TTL + 200 ms of its last heartbeat.
 pub fn check_interval(lease_ttl: Duration) -> Duration {
-    (lease_ttl / 10).min(Duration::from_millis(200)).max(Duration::from_millis(10))
+    (lease_ttl / 10)
+        .min(Duration::from_millis(200))
+        .max(Duration::from_millis(10))
 }
 
 /// Runs the lease keeper until the site stops.
@@ -45,7 +47,10 @@ pub async fn run_lease_keeper(site: Arc<Site>, mut stop: tokio::sync::watch::Rec
         let (is_leader, term) = {
             let metrics = site.raft.metrics();
             let metrics = metrics.borrow_watched();
-            (metrics.current_leader == Some(site.id), metrics.current_term)
+            (
+                metrics.current_leader == Some(site.id),
+                metrics.current_term,
+            )
         };
         if !is_leader {
             leading_term = None;
@@ -57,27 +62,47 @@ pub async fn run_lease_keeper(site: Arc<Site>, mut stop: tokio::sync::watch::Rec
         if leading_term != Some(term) {
             leading_term = Some(term);
             proposed.clear();
-            let live = applied.state.relays().filter(|r| r.live).map(|r| (r.relay_id.clone(), r.incarnation));
+            let live = applied
+                .state
+                .relays()
+                .filter(|r| r.live)
+                .map(|r| (r.relay_id.clone(), r.incarnation));
             site.leases.grant_fresh(live, now);
-            tracing::info!(term, relays = site.leases.len(), "leading: every live relay gets a fresh lease");
+            tracing::info!(
+                term,
+                relays = site.leases.len(),
+                "leading: every live relay gets a fresh lease"
+            );
             continue;
         }
         site.leases.retain(|id| applied.state.relay(id).is_some());
         proposed.retain(|(id, incarnation, down)| {
-            applied.state.relay(id).is_some_and(|r| r.incarnation == *incarnation && r.live == *down)
+            applied
+                .state
+                .relay(id)
+                .is_some_and(|r| r.incarnation == *incarnation && r.live == *down)
         });
         for relay in applied.state.relays() {
             let lease = site.leases.get(&relay.relay_id);
             if lease.is_none_or(|l| l.incarnation < relay.incarnation) {
                 // A relay (or incarnation) seen for the first time gets a
                 // full lease to send its first heartbeat in.
-                site.leases.record(relay.relay_id.clone(), relay.incarnation, 0, now);
+                site.leases
+                    .record(relay.relay_id.clone(), relay.incarnation, 0, now);
                 continue;
             }
-            let fresh = lease.is_some_and(|l| l.incarnation == relay.incarnation && now.duration_since(l.last_heartbeat) < ttl);
+            let fresh = lease.is_some_and(|l| {
+                l.incarnation == relay.incarnation && now.duration_since(l.last_heartbeat) < ttl
+            });
             let command = match (relay.live, fresh) {
-                (true, false) => Command::RelayDown { relay_id: relay.relay_id.clone(), incarnation: relay.incarnation },
-                (false, true) => Command::RelayUp { relay_id: relay.relay_id.clone(), incarnation: relay.incarnation },
+                (true, false) => Command::RelayDown {
+                    relay_id: relay.relay_id.clone(),
+                    incarnation: relay.incarnation,
+                },
+                (false, true) => Command::RelayUp {
+                    relay_id: relay.relay_id.clone(),
+                    incarnation: relay.incarnation,
+                },
                 _ => continue,
             };
             if !proposed.insert((relay.relay_id.clone(), relay.incarnation, relay.live)) {
@@ -85,7 +110,8 @@ pub async fn run_lease_keeper(site: Arc<Site>, mut stop: tokio::sync::watch::Rec
             }
             let verdict = if relay.live { "down" } else { "up" };
             tracing::info!(relay = %relay.relay_id, incarnation = relay.incarnation, "relay {verdict}: proposing");
-            metrics::counter!("switchboard_relay_lease_verdicts_total", "verdict" => verdict).increment(1);
+            metrics::counter!("switchboard_relay_lease_verdicts_total", "verdict" => verdict)
+                .increment(1);
             let proposal = Proposal::new(RequestId::NONE, Actor::system(), command);
             if let Err(error) = site.propose_as_leader(proposal).await {
                 tracing::warn!(relay = %relay.relay_id, %error, "could not propose the relay {verdict}");
@@ -97,7 +123,10 @@ pub async fn run_lease_keeper(site: Arc<Site>, mut stop: tokio::sync::watch::Rec
 }
 
 /// Forwards batched heartbeats to the leader until the site stops.
-pub async fn run_heartbeat_forwarder(site: Arc<Site>, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn run_heartbeat_forwarder(
+    site: Arc<Site>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let interval = site.settings.heartbeat_forward_interval;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -106,7 +135,9 @@ pub async fn run_heartbeat_forwarder(site: Arc<Site>, mut stop: tokio::sync::wat
             _ = ticker.tick() => {}
             _ = stop.changed() => return,
         }
-        let Some((heartbeats, waiters)) = site.heartbeats.take() else { continue };
+        let Some((heartbeats, waiters)) = site.heartbeats.take() else {
+            continue;
+        };
         let outcome = forward(&site, heartbeats, interval).await;
         if let Err(reason) = &outcome {
             tracing::debug!(%reason, "heartbeat batch not recorded");
@@ -117,18 +148,32 @@ pub async fn run_heartbeat_forwarder(site: Arc<Site>, mut stop: tokio::sync::wat
     }
 }
 
-async fn forward(site: &Site, heartbeats: Vec<switchboard_proto::v1::RelayHeartbeat>, interval: Duration) -> Result<u64, String> {
+async fn forward(
+    site: &Site,
+    heartbeats: Vec<switchboard_proto::v1::RelayHeartbeat>,
+    interval: Duration,
+) -> Result<u64, String> {
     let count = heartbeats.len();
     let Some((leader, node)) = site.leader() else {
         return Err("no leader known".into());
     };
     if leader == site.id {
-        return site.record_heartbeats(&heartbeats).map_err(|e| e.to_string());
+        return site
+            .record_heartbeats(&heartbeats)
+            .map_err(|e| e.to_string());
     }
-    let mut client = site.peers.raft_client(leader, &node.raft_addr).map_err(|e| e.to_string())?;
+    let mut client = site
+        .peers
+        .raft_client(leader, &node.raft_addr)
+        .map_err(|e| e.to_string())?;
     let timeout = interval * 2 + site.settings.leader_lease;
-    let request = site.peers.request(leader, HeartbeatBatch { heartbeats }, Some(timeout));
-    let response = client.forward_heartbeats(request).await.map_err(|status| status.message().to_owned())?;
+    let request = site
+        .peers
+        .request(leader, HeartbeatBatch { heartbeats }, Some(timeout));
+    let response = client
+        .forward_heartbeats(request)
+        .await
+        .map_err(|status| status.message().to_owned())?;
     metrics::counter!("switchboard_relay_heartbeat_batches_forwarded_total").increment(1);
     metrics::histogram!("switchboard_relay_heartbeat_batch_size").record(count as f64);
     Ok(response.into_inner().lease_ttl_ms)

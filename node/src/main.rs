@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use clap::Subcommand;
+use std::time::Duration;
 use switchboard_node::config::SiteConfig;
 use switchboard_node::dev;
 use switchboard_node::server;
 use switchboard_node::sim;
-use std::time::Duration;
 use tokio::signal::unix::SignalKind;
 use tokio::signal::unix::signal;
 
@@ -63,7 +63,11 @@ enum Commands {
         #[arg(long, default_value_t = 2)]
         clients: usize,
         /// Regions relays and hosts are spread over.
-        #[arg(long, value_delimiter = ',', default_value = "ap-tokyo,ap-osaka,us-west")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "ap-tokyo,ap-osaka,us-west"
+        )]
         regions: Vec<String>,
         #[arg(long, default_value_t = 1000)]
         relay_capacity: u32,

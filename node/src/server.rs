@@ -9,14 +9,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::Serialize;
 use switchboard_api::Site;
-use switchboard_api::heartbeats::HeartbeatBatcher;
-use switchboard_api::leases::Leases;
-use switchboard_api::signer::Signer;
-use switchboard_api::signing::StateKey;
 use switchboard_api::auth::Authenticator;
 use switchboard_api::auth::Principal;
 use switchboard_api::auth::RateLimit;
 use switchboard_api::freshness::LeaderContact;
+use switchboard_api::heartbeats::HeartbeatBatcher;
+use switchboard_api::leases::Leases;
 use switchboard_api::limits;
 use switchboard_api::peer_clients::PeerClients;
 use switchboard_api::peer_service::PeerService;
@@ -24,6 +22,8 @@ use switchboard_api::services::AdminApi;
 use switchboard_api::services::ClientApi;
 use switchboard_api::services::HostApi;
 use switchboard_api::services::RelayApi;
+use switchboard_api::signer::Signer;
+use switchboard_api::signing::StateKey;
 use switchboard_api::tls;
 use switchboard_api::tls::ClientAuth;
 use switchboard_api::tls::ReloadableServer;
@@ -208,9 +208,18 @@ pub async fn serve(
     ));
     let reloader = security.spawn_reloader();
     let keepers = [
-        tokio::spawn(lease_keeper::run_lease_keeper(site.clone(), stop_signal.clone())),
-        tokio::spawn(lease_keeper::run_heartbeat_forwarder(site.clone(), stop_signal.clone())),
-        tokio::spawn(lease_keeper::run_key_keeper(site.clone(), stop_signal.clone())),
+        tokio::spawn(lease_keeper::run_lease_keeper(
+            site.clone(),
+            stop_signal.clone(),
+        )),
+        tokio::spawn(lease_keeper::run_heartbeat_forwarder(
+            site.clone(),
+            stop_signal.clone(),
+        )),
+        tokio::spawn(lease_keeper::run_key_keeper(
+            site.clone(),
+            stop_signal.clone(),
+        )),
     ];
     let http_state = http::HttpState {
         site: site.clone(),

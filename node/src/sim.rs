@@ -43,12 +43,19 @@ pub struct RelayBook {
 
 impl RelayBook {
     fn insert(&self, relay_id: &str, admission: Arc<Admission>) {
-        self.relays.lock().expect("relay book lock is never poisoned").insert(relay_id.to_owned(), admission);
+        self.relays
+            .lock()
+            .expect("relay book lock is never poisoned")
+            .insert(relay_id.to_owned(), admission);
     }
 
     /// The admission of a relay, if it runs in this simulation.
     pub fn get(&self, relay_id: &str) -> Option<Arc<Admission>> {
-        self.relays.lock().expect("relay book lock is never poisoned").get(relay_id).cloned()
+        self.relays
+            .lock()
+            .expect("relay book lock is never poisoned")
+            .get(relay_id)
+            .cloned()
     }
 }
 
@@ -97,9 +104,28 @@ impl SimRelay {
         book.insert(relay_id, admission.clone());
         let counters = Arc::new(RelayCounters::default());
         let (stop, stopped) = watch::channel(false);
-        tokio::spawn(heartbeat_loop(client.clone(), relay_id.to_owned(), incarnation, admission.clone(), counters.clone(), stopped.clone()));
-        tokio::spawn(relay_watch_loop(client, relay_id.to_owned(), admission.clone(), counters.clone(), stopped));
-        Ok(SimRelay { relay_id: relay_id.to_owned(), incarnation, admission, counters, stop })
+        tokio::spawn(heartbeat_loop(
+            client.clone(),
+            relay_id.to_owned(),
+            incarnation,
+            admission.clone(),
+            counters.clone(),
+            stopped.clone(),
+        ));
+        tokio::spawn(relay_watch_loop(
+            client,
+            relay_id.to_owned(),
+            admission.clone(),
+            counters.clone(),
+            stopped,
+        ));
+        Ok(SimRelay {
+            relay_id: relay_id.to_owned(),
+            incarnation,
+            admission,
+            counters,
+            stop,
+        })
     }
 
     /// Stops heartbeating and watching: to the cluster, the relay died.
@@ -120,8 +146,13 @@ async fn heartbeat_loop(
         let sessions = admission.hosts() as u32;
         let interval = match client.heartbeat(&relay_id, incarnation, sessions).await {
             Ok(response) => {
-                counters.heartbeats_acknowledged.fetch_add(1, Ordering::Relaxed);
-                admission.heartbeat_acknowledged(Instant::now(), Duration::from_millis(response.lease_ttl_ms));
+                counters
+                    .heartbeats_acknowledged
+                    .fetch_add(1, Ordering::Relaxed);
+                admission.heartbeat_acknowledged(
+                    Instant::now(),
+                    Duration::from_millis(response.lease_ttl_ms),
+                );
                 if let Some(directory) = client.directory() {
                     admission.set_trust(directory.trust());
                 }
@@ -209,7 +240,12 @@ pub struct SimHost {
 
 impl SimHost {
     /// Attaches and watches the route.
-    pub async fn start(client: Arc<ClusterClient>, book: RelayBook, host_id: &str, region: &str) -> Result<Self, NodeError> {
+    pub async fn start(
+        client: Arc<ClusterClient>,
+        book: RelayBook,
+        host_id: &str,
+        region: &str,
+    ) -> Result<Self, NodeError> {
         let attached = client
             .attach(&new_request_id(), host_id, region)
             .await
@@ -222,8 +258,18 @@ impl SimHost {
             ..HostView::default()
         }));
         let (stop, stopped) = watch::channel(false);
-        tokio::spawn(host_watch_loop(client, book, host_id.to_owned(), view.clone(), stopped));
-        Ok(SimHost { host_id: host_id.to_owned(), view, stop })
+        tokio::spawn(host_watch_loop(
+            client,
+            book,
+            host_id.to_owned(),
+            view.clone(),
+            stopped,
+        ));
+        Ok(SimHost {
+            host_id: host_id.to_owned(),
+            view,
+            stop,
+        })
     }
 
     /// Stops watching.
@@ -248,17 +294,20 @@ async fn host_watch_loop(
                 };
                 let Some(Ok(event)) = event else { break };
                 let Some(route) = event.route else { continue };
-                let admitted = book.get(&route.relay_id).map(|relay| relay.admit_host(&host_id, route.generation));
-                let mut view = view.lock().expect("host view lock is never poisoned");
-                if route.generation != view.generation {
-                    view.moves += 1;
-                    view.changed_at = Some(Instant::now());
+                {
+                    let mut view = view.lock().expect("host view lock is never poisoned");
+                    if route.generation != view.generation {
+                        view.moves += 1;
+                        view.changed_at = Some(Instant::now());
+                    }
+                    view.relay_id = route.relay_id.clone();
+                    view.generation = route.generation;
                 }
-                view.relay_id = route.relay_id;
-                view.generation = route.generation;
+                let admitted = connect(&book, &host_id, &route.relay_id, route.generation).await;
+                let mut view = view.lock().expect("host view lock is never poisoned");
                 match admitted {
-                    Some(Ok(())) => view.admitted += 1,
-                    Some(Err(_)) => view.refused += 1,
+                    Some(true) => view.admitted += 1,
+                    Some(false) => view.refused += 1,
                     None => {}
                 }
             }
@@ -267,6 +316,26 @@ async fn host_watch_loop(
             _ = tokio::time::sleep(SIM_RETRY_PAUSE) => {}
             _ = stopped.changed() => return,
         }
+    }
+}
+
+/// How long a host keeps trying a relay that does not know its route yet
+/// (the relay's own watch may lag the host's by a moment).
+pub const HOST_CONNECT_WINDOW: Duration = Duration::from_secs(3);
+
+/// A host "connects" to its relay: admitted at its generation, retried
+/// within `HOST_CONNECT_WINDOW`. `None` when the relay is not simulated here.
+async fn connect(book: &RelayBook, host_id: &str, relay_id: &str, generation: u64) -> Option<bool> {
+    let relay = book.get(relay_id)?;
+    let until = Instant::now() + HOST_CONNECT_WINDOW;
+    loop {
+        if relay.admit_host(host_id, generation).is_ok() {
+            return Some(true);
+        }
+        if Instant::now() >= until {
+            return Some(false);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -291,17 +360,29 @@ pub fn start_clients(
     let counters = Arc::new(ClientCounters::default());
     let (stop, stopped) = watch::channel(false);
     for _ in 0..count {
-        let (client, book, hosts, counters, mut stopped) =
-            (client.clone(), book.clone(), hosts.clone(), counters.clone(), stopped.clone());
+        let (client, book, hosts, counters, mut stopped) = (
+            client.clone(),
+            book.clone(),
+            hosts.clone(),
+            counters.clone(),
+            stopped.clone(),
+        );
         tokio::spawn(async move {
             while !hosts.is_empty() {
                 let host = &hosts[rand::random_range(0..hosts.len())];
                 match client.resolve(host, pb::Consistency::Local, 0).await {
                     Ok(response) => {
                         counters.resolves.fetch_add(1, Ordering::Relaxed);
-                        let (Some(route), Some(ticket)) = (response.route, response.ticket) else { continue };
+                        let (Some(route), Some(ticket)) = (response.route, response.ticket) else {
+                            continue;
+                        };
                         match book.get(&route.relay_id).map(|relay| {
-                            relay.admit_client(&ticket.body, &ticket.signature, Instant::now(), unix_ms())
+                            relay.admit_client(
+                                &ticket.body,
+                                &ticket.signature,
+                                Instant::now(),
+                                unix_ms(),
+                            )
                         }) {
                             Some(Ok(_)) => counters.admitted.fetch_add(1, Ordering::Relaxed),
                             Some(Err(_)) => counters.refused.fetch_add(1, Ordering::Relaxed),
@@ -369,26 +450,57 @@ pub struct Simulation {
 
 impl Simulation {
     /// Starts relays, then hosts, then clients.
-    pub async fn start(client: Arc<ClusterClient>, options: &SimOptions) -> Result<Self, NodeError> {
+    pub async fn start(
+        client: Arc<ClusterClient>,
+        options: &SimOptions,
+    ) -> Result<Self, NodeError> {
         if client.directory().is_some() {
             let _ = client.refresh_node_info().await;
         }
         let book = RelayBook::default();
-        let region = |n: u32| options.regions.get(n as usize % options.regions.len().max(1)).cloned().unwrap_or_default();
+        let region = |n: u32| {
+            options
+                .regions
+                .get(n as usize % options.regions.len().max(1))
+                .cloned()
+                .unwrap_or_default()
+        };
         let mut relays = Vec::new();
         for n in 1..=options.relays {
             let relay_id = format!("{}{n}", options.relay_prefix);
-            relays.push(SimRelay::start(client.clone(), &book, &relay_id, &region(n - 1), options.relay_capacity).await?);
+            relays.push(
+                SimRelay::start(
+                    client.clone(),
+                    &book,
+                    &relay_id,
+                    &region(n - 1),
+                    options.relay_capacity,
+                )
+                .await?,
+            );
         }
         let mut hosts = Vec::new();
         for n in 1..=options.hosts {
             let host_id = format!("{}{n:04}", options.host_prefix);
-            hosts.push(SimHost::start(client.clone(), book.clone(), &host_id, &region(n - 1)).await?);
+            hosts.push(
+                SimHost::start(client.clone(), book.clone(), &host_id, &region(n - 1)).await?,
+            );
         }
         let host_ids = hosts.iter().map(|h| h.host_id.clone()).collect();
-        let (client_counters, clients_stop) =
-            start_clients(client, book.clone(), host_ids, options.clients, Duration::from_millis(200));
-        Ok(Simulation { relays, hosts, book, client_counters, clients_stop })
+        let (client_counters, clients_stop) = start_clients(
+            client,
+            book.clone(),
+            host_ids,
+            options.clients,
+            Duration::from_millis(200),
+        );
+        Ok(Simulation {
+            relays,
+            hosts,
+            book,
+            client_counters,
+            clients_stop,
+        })
     }
 
     /// What everyone saw so far.
@@ -398,15 +510,25 @@ impl Simulation {
             .relays
             .iter()
             .map(|relay| {
-                (relay.relay_id.clone(), RelayReport {
-                    hosts: relay.admission.hosts(),
-                    heartbeats_acknowledged: relay.counters.heartbeats_acknowledged.load(Ordering::Relaxed),
-                    heartbeats_failed: relay.counters.heartbeats_failed.load(Ordering::Relaxed),
-                    lease_holds: relay.admission.lease_holds(now),
-                })
+                (
+                    relay.relay_id.clone(),
+                    RelayReport {
+                        hosts: relay.admission.hosts(),
+                        heartbeats_acknowledged: relay
+                            .counters
+                            .heartbeats_acknowledged
+                            .load(Ordering::Relaxed),
+                        heartbeats_failed: relay.counters.heartbeats_failed.load(Ordering::Relaxed),
+                        lease_holds: relay.admission.lease_holds(now),
+                    },
+                )
             })
             .collect();
-        let views: Vec<HostView> = self.hosts.iter().map(|h| h.view.lock().expect("host view lock").clone()).collect();
+        let views: Vec<HostView> = self
+            .hosts
+            .iter()
+            .map(|h| h.view.lock().expect("host view lock").clone())
+            .collect();
         SimReport {
             relays,
             hosts: views.len(),
@@ -435,7 +557,10 @@ impl Simulation {
 /// The report as a table.
 pub fn render_report(report: &SimReport) -> String {
     let mut out = String::new();
-    out.push_str(&format!("{:<16} {:>6} {:>12} {:>10} {:>6}\n", "RELAY", "HOSTS", "HEARTBEATS", "FAILED", "LEASE"));
+    out.push_str(&format!(
+        "{:<16} {:>6} {:>12} {:>10} {:>6}\n",
+        "RELAY", "HOSTS", "HEARTBEATS", "FAILED", "LEASE"
+    ));
     for (relay_id, relay) in &report.relays {
         out.push_str(&format!(
             "{:<16} {:>6} {:>12} {:>10} {:>6}\n",
@@ -471,7 +596,8 @@ pub async fn run(
     duration: Option<Duration>,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), NodeError> {
-    let file = switchboard_api::cluster_file::ClusterFile::load(cluster_json).map_err(NodeError::Launcher)?;
+    let file = switchboard_api::cluster_file::ClusterFile::load(cluster_json)
+        .map_err(NodeError::Launcher)?;
     let settings = switchboard_api::client::ClientSettings {
         backoff_initial: Duration::from_millis(50),
         backoff_max: Duration::from_millis(500),
@@ -489,7 +615,11 @@ pub async fn run(
             .with_directory(directory),
     );
     let simulation = Simulation::start(client, options).await?;
-    println!("{SIM_READY} relays={} hosts={}", simulation.relays.len(), simulation.hosts.len());
+    println!(
+        "{SIM_READY} relays={} hosts={}",
+        simulation.relays.len(),
+        simulation.hosts.len()
+    );
     let deadline = duration.map(|d| tokio::time::Instant::now() + d);
     let mut ticker = tokio::time::interval(options.report_every);
     ticker.tick().await;

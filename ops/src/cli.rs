@@ -75,6 +75,32 @@ pub enum Command {
     /// Tokens for remote-access clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Fetch the signed node-info document, check its signature, and show it.
+    Nodeinfo {
+        /// Keep the verified document in this cache file (as clients do).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
+    /// The service notice carried in node info.
+    #[command(subcommand)]
+    Notice(NoticeCommand),
+    /// Node-info signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NoticeCommand {
+    /// Set the notice every site hands out with node info.
+    Set { text: String },
+    /// Clear it.
+    Clear,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Make a new signing key, endorsed by the current one.
+    Rotate,
 }
 
 #[derive(Subcommand, Debug)]

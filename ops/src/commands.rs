@@ -4,12 +4,14 @@ use std::io::Write;
 use std::time::Duration;
 
 use serde::Serialize;
+use std::sync::Arc;
 use switchboard_api::client::ClientError;
 use switchboard_api::client::ClientSettings;
 use switchboard_api::client::ClusterClient;
 use switchboard_api::client::Credentials;
 use switchboard_api::client::new_request_id;
 use switchboard_api::cluster_file::ClusterFile;
+use switchboard_api::directory::Directory;
 use switchboard_api::pki::DevPki;
 use switchboard_api::pki::Role;
 use switchboard_api::pki::Validity;
@@ -24,8 +26,10 @@ use crate::cli::Cli;
 use crate::cli::ClientCommand;
 use crate::cli::Command;
 use crate::cli::HostCommand;
+use crate::cli::KeysCommand;
 use crate::cli::LeaderCommand;
 use crate::cli::MembersCommand;
+use crate::cli::NoticeCommand;
 use crate::cli::RelayCommand;
 use crate::cli::RouteCommand;
 use crate::table::Table;
@@ -284,6 +288,116 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
     let client = client(cli)?;
     match &cli.command {
         Command::Certs(_) => unreachable!("handled above"),
+        Command::Nodeinfo { cache } => {
+            let file_cluster = cli
+                .target
+                .cluster
+                .as_ref()
+                .map(|p| ClusterFile::load(p))
+                .transpose()
+                .map_err(CliError::Usage)?;
+            let cluster_id = cli
+                .target
+                .cluster_id
+                .clone()
+                .or_else(|| file_cluster.map(|f| f.cluster_id))
+                .unwrap_or_default();
+            let directory = Arc::new(Directory::new(
+                &cluster_id,
+                client.endpoints(),
+                Vec::new(),
+                cache.clone(),
+            ));
+            let client = client.with_directory(directory.clone());
+            client.refresh_node_info().await?;
+            let document = directory.document().ok_or_else(|| {
+                CliError::NoSiteAnswered("no site handed out a node-info document".into())
+            })?;
+            #[derive(Serialize)]
+            struct View {
+                cluster_id: String,
+                era: u64,
+                epoch: u64,
+                issued_at_unix_ms: u64,
+                signing_key_id: u64,
+                notice: String,
+                sites: Vec<(u64, String, String, bool)>,
+                relays: Vec<(String, String, String)>,
+            }
+            let view = View {
+                cluster_id: document.cluster_id.clone(),
+                era: document.era,
+                epoch: document.epoch,
+                issued_at_unix_ms: document.issued_at_ms,
+                signing_key_id: document.signing_key_id,
+                notice: document.notice.clone(),
+                sites: document
+                    .sites
+                    .iter()
+                    .map(|s| (s.site_id, s.name.clone(), s.api_addr.clone(), s.draining))
+                    .collect(),
+                relays: document
+                    .relays
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.relay_id.clone(),
+                            r.endpoint.clone(),
+                            r.admin_state.clone(),
+                        )
+                    })
+                    .collect(),
+            };
+            emit(out, json, &view, || {
+                let mut text = format!(
+                    "cluster {} era {} epoch {} (signed by key {}; signature verified)\n",
+                    view.cluster_id, view.era, view.epoch, view.signing_key_id
+                );
+                if !view.notice.is_empty() {
+                    text.push_str(&format!("notice: {}\n", view.notice));
+                }
+                let mut sites = Table::new(&["SITE", "NAME", "API", "MAINTENANCE"]);
+                for (id, name, api, draining) in &view.sites {
+                    sites.row(vec![
+                        id.to_string(),
+                        name.clone(),
+                        api.clone(),
+                        if *draining { "yes".into() } else { "no".into() },
+                    ]);
+                }
+                let mut relays = Table::new(&["RELAY", "ENDPOINT", "ADMIN STATE"]);
+                for (id, endpoint, state) in &view.relays {
+                    relays.row(vec![id.clone(), endpoint.clone(), state.clone()]);
+                }
+                format!("{text}{}{}", sites.render(), relays.render())
+            })?;
+        }
+        Command::Notice(command) => {
+            let text = match command {
+                NoticeCommand::Set { text } => text.clone(),
+                NoticeCommand::Clear => String::new(),
+            };
+            let response = client.set_notice(&new_request_id(), &text).await?;
+            let version = response.current.unwrap_or_default();
+            emit(out, json, &(version.era, version.epoch), || {
+                format!(
+                    "notice {}; node info is now at era {} epoch {}\n",
+                    if text.is_empty() { "cleared" } else { "set" },
+                    version.era,
+                    version.epoch
+                )
+            })?;
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let response = client.rotate_signing_key(&new_request_id()).await?;
+            let version = response.current.unwrap_or_default();
+            emit(out, json, &(version.era, version.epoch), || {
+                format!(
+                    "new signing key in use from node info era {} epoch {}\n",
+                    version.era, version.epoch
+                )
+            })?;
+        }
         Command::Host(HostCommand::Enroll { host_id, ttl_days }) => {
             let response = client
                 .issue_token(

@@ -211,9 +211,14 @@ impl Command {
             Command::AddSigningKey(key) => {
                 crate::ids::validate_cluster_id(&key.cluster_id)?;
                 if key.public_key.len() != PUBLIC_KEY_BYTES {
-                    return Err(Error::invalid("public_key", format!("must be {PUBLIC_KEY_BYTES} bytes")));
+                    return Err(Error::invalid(
+                        "public_key",
+                        format!("must be {PUBLIC_KEY_BYTES} bytes"),
+                    ));
                 }
-                if key.sealed_private_key.is_empty() || key.sealed_private_key.len() > SEALED_KEY_BYTES_MAX {
+                if key.sealed_private_key.is_empty()
+                    || key.sealed_private_key.len() > SEALED_KEY_BYTES_MAX
+                {
                     return Err(Error::invalid(
                         "sealed_private_key",
                         format!("must be 1 to {SEALED_KEY_BYTES_MAX} bytes"),
@@ -222,16 +227,25 @@ impl Command {
                 if let Some(endorsement) = &key.endorsement
                     && endorsement.signature.len() != SIGNATURE_BYTES
                 {
-                    return Err(Error::invalid("endorsement", format!("must be {SIGNATURE_BYTES} bytes")));
+                    return Err(Error::invalid(
+                        "endorsement",
+                        format!("must be {SIGNATURE_BYTES} bytes"),
+                    ));
                 }
                 Ok(())
             }
             Command::SetNotice { text } => {
                 if text.len() > NOTICE_BYTES_MAX {
-                    return Err(Error::invalid("notice", format!("at most {NOTICE_BYTES_MAX} bytes")));
+                    return Err(Error::invalid(
+                        "notice",
+                        format!("at most {NOTICE_BYTES_MAX} bytes"),
+                    ));
                 }
                 if text.chars().any(|c| c.is_control() && c != '\n') {
-                    return Err(Error::invalid("notice", "no control characters except newlines"));
+                    return Err(Error::invalid(
+                        "notice",
+                        "no control characters except newlines",
+                    ));
                 }
                 Ok(())
             }

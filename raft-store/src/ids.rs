@@ -288,10 +288,19 @@ pub const CLUSTER_ID_BYTES_MAX: usize = 64;
 /// Checks a cluster id: letters, digits and '-'.
 pub fn validate_cluster_id(cluster_id: &str) -> Result<(), Error> {
     if cluster_id.is_empty() || cluster_id.len() > CLUSTER_ID_BYTES_MAX {
-        return Err(Error::invalid("cluster_id", format!("must be 1 to {CLUSTER_ID_BYTES_MAX} bytes")));
+        return Err(Error::invalid(
+            "cluster_id",
+            format!("must be 1 to {CLUSTER_ID_BYTES_MAX} bytes"),
+        ));
     }
-    if !cluster_id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
-        return Err(Error::invalid("cluster_id", "may hold only letters, digits and '-'"));
+    if !cluster_id
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || c == b'-')
+    {
+        return Err(Error::invalid(
+            "cluster_id",
+            "may hold only letters, digits and '-'",
+        ));
     }
     Ok(())
 }

@@ -129,14 +129,22 @@ impl NodeInfoDocument {
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
         let what = "node info";
         if bytes.len() > NODE_INFO_BYTES_MAX {
-            return Err(Error::Decode { what, reason: format!("{} bytes, at most {NODE_INFO_BYTES_MAX}", bytes.len()) });
+            return Err(Error::Decode {
+                what,
+                reason: format!("{} bytes, at most {NODE_INFO_BYTES_MAX}", bytes.len()),
+            });
         }
         match bytes {
             [NODE_INFO_TAG, NODE_INFO_FORMAT_VERSION, body @ ..] => decode_exact(what, body),
-            [NODE_INFO_TAG, version, ..] => {
-                Err(Error::UnknownVersion { what, found: *version, supported: NODE_INFO_FORMAT_VERSION })
-            }
-            _ => Err(Error::Decode { what, reason: "not a node-info document".into() }),
+            [NODE_INFO_TAG, version, ..] => Err(Error::UnknownVersion {
+                what,
+                found: *version,
+                supported: NODE_INFO_FORMAT_VERSION,
+            }),
+            _ => Err(Error::Decode {
+                what,
+                reason: "not a node-info document".into(),
+            }),
         }
     }
 
@@ -175,12 +183,22 @@ mod tests {
             era: 1,
             epoch: 7,
             issued_at_ms: 5,
-            sites: vec![NodeInfoSite { site_id: 1, name: "s".into(), api_addr: "s:1".into(), voter: true, draining: false }],
+            sites: vec![NodeInfoSite {
+                site_id: 1,
+                name: "s".into(),
+                api_addr: "s:1".into(),
+                voter: true,
+                draining: false,
+            }],
             relays: vec![],
             notice: String::new(),
             signing_key_id: 1,
             next_key_id: 1,
-            keys: vec![NodeInfoKey { key_id: 1, public_key: vec![0; 32], endorsement: None }],
+            keys: vec![NodeInfoKey {
+                key_id: 1,
+                public_key: vec![0; 32],
+                endorsement: None,
+            }],
         }
     }
 
@@ -193,7 +211,10 @@ mod tests {
         assert!(NodeInfoDocument::decode(&ticket_like).is_err());
         let mut newer = bytes.clone();
         newer[1] = 9;
-        assert!(matches!(NodeInfoDocument::decode(&newer), Err(Error::UnknownVersion { .. })));
+        assert!(matches!(
+            NodeInfoDocument::decode(&newer),
+            Err(Error::UnknownVersion { .. })
+        ));
         let mut trailing = bytes;
         trailing.push(0);
         assert!(NodeInfoDocument::decode(&trailing).is_err());

@@ -7,5 +7,6 @@ mod durability;
 mod failover;
 mod membership;
 mod reads;
+mod relays;
 mod sbctl;
 mod security;

@@ -18,6 +18,7 @@ use switchboard_api::client::Credentials;
 pub use switchboard_api::pki::DevPki;
 pub use switchboard_api::pki::Role;
 pub use switchboard_api::pki::Validity;
+pub use switchboard_node::config::RelayTiming;
 pub use switchboard_node::config::Snapshots;
 pub use switchboard_node::config::Timing;
 pub use switchboard_node::launcher::Bootstrap;
@@ -79,6 +80,8 @@ pub struct TestSpec {
     pub bootstrap: Bootstrap,
     /// How often sites look for changed certificate files.
     pub tls_reload_interval_ms: u64,
+    /// Relay leases and tickets.
+    pub relays: RelayTiming,
 }
 
 impl Default for TestSpec {
@@ -89,6 +92,12 @@ impl Default for TestSpec {
             snapshots: Snapshots::default(),
             bootstrap: Bootstrap::AdminApi,
             tls_reload_interval_ms: 5_000,
+            // Tests that do not exercise leases register relays that never
+            // heartbeat: a long lease keeps them up for the whole test.
+            relays: RelayTiming {
+                lease_ttl_ms: 600_000,
+                ..RelayTiming::default()
+            },
         }
     }
 }
@@ -112,6 +121,7 @@ impl TestCluster {
         launch.snapshots = spec.snapshots;
         launch.bootstrap = spec.bootstrap;
         launch.tls_reload_interval_ms = spec.tls_reload_interval_ms;
+        launch.relays = spec.relays;
         launch.log_filter = "info,openraft=warn".into();
         let cluster = LocalCluster::start(launch)
             .await
@@ -205,6 +215,24 @@ impl TestCluster {
             ..ClientSettings::default()
         };
         ClusterClient::new(endpoints, settings, credentials).expect("client")
+    }
+
+    /// A client of every site that keeps node info (trust on first use over
+    /// TLS), with admin credentials.
+    pub fn directory_client(&self) -> std::sync::Arc<ClusterClient> {
+        let endpoints: Vec<String> = self
+            .cluster
+            .sites
+            .values()
+            .map(|site| site.report.api_addr.clone())
+            .collect();
+        let directory = std::sync::Arc::new(switchboard_api::directory::Directory::new(
+            self.cluster_id(),
+            endpoints,
+            Vec::new(),
+            None,
+        ));
+        std::sync::Arc::new(self.client().with_directory(directory))
     }
 
     /// The cluster id.

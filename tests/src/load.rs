@@ -58,7 +58,11 @@ impl AttachLoad {
                         let host_id = format!("{prefix}-{n:05}");
                         let started = Instant::now();
                         match client.attach(&new_request_id(), &host_id, "").await {
-                            Ok(pb::AttachResponse { route: Some(route), applied_index, .. }) => {
+                            Ok(pb::AttachResponse {
+                                route: Some(route),
+                                applied_index,
+                                ..
+                            }) => {
                                 acked.lock().unwrap().push(Acked {
                                     host_id,
                                     relay_id: route.relay_id,

@@ -93,7 +93,10 @@ impl AdminApi {
             switchboard_raft_store::Outcome::NodeInfo { era, epoch } => (era, epoch),
             _ => self.site.reader.load().state.node_info().version(),
         };
-        pb::NodeInfoResponse { node_info: None, current: Some(pb::NodeInfoVersion { era, epoch }) }
+        pb::NodeInfoResponse {
+            node_info: None,
+            current: Some(pb::NodeInfoVersion { era, epoch }),
+        }
     }
 
     fn membership_response(&self, log_index: u64) -> pb::MembershipResponse {
@@ -380,7 +383,9 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::NodeInfoResponse>, Status> {
         let principal = self.site.auth.admin(&request)?;
         let message = request.get_ref();
-        let command = Command::SetNotice { text: message.text.clone() };
+        let command = Command::SetNotice {
+            text: message.text.clone(),
+        };
         let proposal = Proposal::new(request_id(&message.request_id)?, principal.actor(), command);
         let reply = self.site.propose(proposal).await?;
         Ok(Response::new(self.node_info_response(&reply)))

@@ -37,20 +37,33 @@ impl ClientService for ClientApi {
         let applied = self.site.reader.load();
         let (era, epoch) = applied.state.node_info().version();
         if applied.state.node_info().current_key().is_none() {
-            return Err(ApiError::Unavailable("the cluster has no node-info signing key yet".into()).into());
+            return Err(ApiError::Unavailable(
+                "the cluster has no node-info signing key yet".into(),
+            )
+            .into());
         }
         Ok(Response::new(pb::NodeInfoResponse {
-            node_info: self.site.node_info_if_newer(request.get_ref().known_node_info.as_ref()),
+            node_info: self
+                .site
+                .node_info_if_newer(request.get_ref().known_node_info.as_ref()),
             current: Some(pb::NodeInfoVersion { era, epoch }),
         }))
     }
 
-    async fn watch(&self, request: Request<pb::WatchRouteRequest>) -> Result<Response<Self::WatchStream>, Status> {
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRouteRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
         let principal = self.site.auth.reader(&request)?;
         self.site.refuse_removed_relay(&principal)?;
         let message = request.get_ref();
         let host_id = convert::host_id(&message.host_id)?;
-        let stream = watch_host(self.site.clone(), host_id, message.after_index, message.known_node_info)?;
+        let stream = watch_host(
+            self.site.clone(),
+            host_id,
+            message.after_index,
+            message.known_node_info,
+        )?;
         Ok(Response::new(stream))
     }
 
@@ -69,21 +82,29 @@ impl ClientService for ClientApi {
             pb::Consistency::Unspecified | pb::Consistency::Local => {
                 self.site.read_local(message.max_stale_ms)?
             }
-            pb::Consistency::Linearizable => (self.site.read_linearizable(message.lease_read).await?, 0),
+            pb::Consistency::Linearizable => {
+                (self.site.read_linearizable(message.lease_read).await?, 0)
+            }
         };
         let route = applied
             .state
             .route(&host_id)
             .ok_or_else(|| ApiError::NotFound(format!("host {host_id} has no route")))?;
         let ticket_ttl_ms = self.site.settings.ticket_ttl.as_millis() as u64;
-        let ticket = self.site.signer.ticket(&applied.state, &route, unix_ms(), ticket_ttl_ms);
+        let ticket = self
+            .site
+            .signer
+            .ticket(&applied.state, &route, unix_ms(), ticket_ttl_ms);
         Ok(Response::new(pb::ResolveResponse {
             route: Some(convert::route(&route)),
             applied_index: applied.applied_index(),
             staleness_ms,
             served_by_site: self.site.id,
             ticket,
-            node_info: self.site.signer.node_info_if_newer(&applied.state, message.known_node_info.as_ref()),
+            node_info: self
+                .site
+                .signer
+                .node_info_if_newer(&applied.state, message.known_node_info.as_ref()),
         }))
     }
 }

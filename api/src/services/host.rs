@@ -40,7 +40,12 @@ impl HostService for HostApi {
         let message = request.get_ref();
         let host_id = convert::host_id(&message.host_id)?;
         self.site.auth.host(&request, &host_id)?;
-        let stream = watch_host(self.site.clone(), host_id, message.after_index, message.known_node_info)?;
+        let stream = watch_host(
+            self.site.clone(),
+            host_id,
+            message.after_index,
+            message.known_node_info,
+        )?;
         Ok(Response::new(stream))
     }
 

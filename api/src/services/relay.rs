@@ -44,7 +44,9 @@ impl RelayService for RelayApi {
         {
             let applied = self.site.reader.load();
             let relay = applied.state.relay(&relay_id).ok_or_else(|| {
-                ApiError::NotFound(format!("relay {relay_id} is not registered; register before heartbeating"))
+                ApiError::NotFound(format!(
+                    "relay {relay_id} is not registered; register before heartbeating"
+                ))
             })?;
             if relay.incarnation != message.incarnation {
                 return Err(ApiError::FailedPrecondition(format!(
@@ -60,25 +62,36 @@ impl RelayService for RelayApi {
             active_sessions: message.active_sessions,
         };
         let lease_ttl_ms = if self.site.is_leader() {
-            self.site.record_heartbeats(std::slice::from_ref(&heartbeat))?
+            self.site
+                .record_heartbeats(std::slice::from_ref(&heartbeat))?
         } else {
-            let answer = self
-                .site
-                .heartbeats
-                .submit(heartbeat)
-                .ok_or_else(|| ApiError::ResourceExhausted("too many heartbeats waiting for the leader".into()))?;
-            let wait = self.site.settings.heartbeat_forward_interval * 2 + self.site.settings.write_deadline;
+            let answer = self.site.heartbeats.submit(heartbeat).ok_or_else(|| {
+                ApiError::ResourceExhausted("too many heartbeats waiting for the leader".into())
+            })?;
+            let wait = self.site.settings.heartbeat_forward_interval * 2
+                + self.site.settings.write_deadline;
             match tokio::time::timeout(wait, answer).await {
                 Ok(Ok(Ok(ttl))) => ttl,
-                Ok(Ok(Err(reason))) => return Err(ApiError::Unavailable(format!("heartbeat not recorded: {reason}")).into()),
-                _ => return Err(ApiError::Unavailable("the leader did not record the heartbeat in time".into()).into()),
+                Ok(Ok(Err(reason))) => {
+                    return Err(
+                        ApiError::Unavailable(format!("heartbeat not recorded: {reason}")).into(),
+                    );
+                }
+                _ => {
+                    return Err(ApiError::Unavailable(
+                        "the leader did not record the heartbeat in time".into(),
+                    )
+                    .into());
+                }
             }
         };
         Ok(Response::new(pb::HeartbeatResponse {
             lease_ttl_ms,
             heartbeat_interval_ms: (lease_ttl_ms / 4).max(1),
             leader_id: self.site.leader().map_or(0, |(id, _)| id),
-            node_info: self.site.node_info_if_newer(message.known_node_info.as_ref()),
+            node_info: self
+                .site
+                .node_info_if_newer(message.known_node_info.as_ref()),
         }))
     }
 
@@ -90,7 +103,12 @@ impl RelayService for RelayApi {
         let relay_id = convert::relay_id(&message.relay_id)?;
         let principal = self.site.auth.relay(&request, &relay_id)?;
         self.site.refuse_removed_relay(&principal)?;
-        let stream = watch_relay(self.site.clone(), relay_id, message.after_index, message.known_node_info)?;
+        let stream = watch_relay(
+            self.site.clone(),
+            relay_id,
+            message.after_index,
+            message.known_node_info,
+        )?;
         Ok(Response::new(stream))
     }
 

@@ -16,15 +16,15 @@ use imbl::OrdMap;
 pub use self::placement::choose_relay;
 pub use self::records::AdminState;
 pub use self::records::Endorsement;
-pub use self::records::NodeInfoMeta;
-pub use self::records::SigningKeyRecord;
-pub use self::records::SiteRecord;
 pub use self::records::Meta;
+pub use self::records::NodeInfoMeta;
 pub use self::records::RelayRecord;
 pub use self::records::RelayState;
 pub use self::records::RequestRecord;
 pub use self::records::RouteRecord;
 pub use self::records::RouteView;
+pub use self::records::SigningKeyRecord;
+pub use self::records::SiteRecord;
 pub use self::request_log::REQUEST_RETENTION_MS;
 pub use self::request_log::REQUESTS_RETAINED_MAX;
 pub use self::request_log::RequestLog;
@@ -39,13 +39,13 @@ use crate::command::Actor;
 use crate::command::ActorKind;
 use crate::command::Command;
 use crate::command::NewSigningKey;
-use crate::ids::SiteId;
 use crate::command::Proposal;
 use crate::command::RelayAdminTarget;
 use crate::command::RelayRegistration;
 use crate::error::Error;
 use crate::ids::HostId;
 use crate::ids::RelayId;
+use crate::ids::SiteId;
 use crate::reply::Outcome;
 use crate::reply::Refusal;
 use crate::reply::RefusalCode;
@@ -235,11 +235,23 @@ impl State {
     /// Mirrors Raft membership (applied from a membership entry): sites with
     /// their API address and whether they vote. A changed list is a new
     /// node-info epoch.
-    pub fn apply_membership(&mut self, sites: Vec<(SiteId, String, String, bool)>, changes: &mut ChangeSet) {
+    pub fn apply_membership(
+        &mut self,
+        sites: Vec<(SiteId, String, String, bool)>,
+        changes: &mut ChangeSet,
+    ) {
         let mut next: OrdMap<SiteId, SiteRecord> = OrdMap::new();
         for (id, name, api_addr, voter) in sites {
             let draining = self.sites.get(&id).is_some_and(|site| site.draining);
-            next.insert(id, SiteRecord { name, api_addr, voter, draining });
+            next.insert(
+                id,
+                SiteRecord {
+                    name,
+                    api_addr,
+                    voter,
+                    draining,
+                },
+            );
         }
         if next == self.sites {
             return;
@@ -259,7 +271,10 @@ impl State {
     }
 
     fn node_info_outcome(&self) -> Outcome {
-        Outcome::NodeInfo { era: self.node_info.era, epoch: self.node_info.epoch }
+        Outcome::NodeInfo {
+            era: self.node_info.era,
+            epoch: self.node_info.epoch,
+        }
     }
 
     fn add_signing_key(&mut self, key: &NewSigningKey, changes: &mut ChangeSet) -> Outcome {
@@ -269,17 +284,26 @@ impl State {
                 if endorsement.by_key_id != current.key_id || key.key_id <= current.key_id {
                     return refused(
                         RefusalCode::FailedPrecondition,
-                        format!("a new key must follow key {} and be endorsed by it", current.key_id),
+                        format!(
+                            "a new key must follow key {} and be endorsed by it",
+                            current.key_id
+                        ),
                     );
                 }
                 if key.cluster_id != self.node_info.cluster_id {
-                    return refused(RefusalCode::InvalidArgument, "the key names another cluster".into());
+                    return refused(
+                        RefusalCode::InvalidArgument,
+                        "the key names another cluster".into(),
+                    );
                 }
             }
             (Some(current), None) => {
                 return refused(
                     RefusalCode::FailedPrecondition,
-                    format!("signing key {} exists; a new key needs its endorsement", current.key_id),
+                    format!(
+                        "signing key {} exists; a new key needs its endorsement",
+                        current.key_id
+                    ),
                 );
             }
         }
@@ -290,7 +314,11 @@ impl State {
             endorsement: key.endorsement.clone(),
             added_at_ms: self.meta.clock_ms,
         });
-        let excess = self.node_info.keys.len().saturating_sub(SIGNING_KEYS_KEPT_MAX);
+        let excess = self
+            .node_info
+            .keys
+            .len()
+            .saturating_sub(SIGNING_KEYS_KEPT_MAX);
         self.node_info.keys.drain(..excess);
         self.bump_epoch(changes);
         self.node_info_outcome()
@@ -417,7 +445,12 @@ impl State {
         }
     }
 
-    fn relay_up(&mut self, relay_id: &RelayId, incarnation: u64, changes: &mut ChangeSet) -> Outcome {
+    fn relay_up(
+        &mut self,
+        relay_id: &RelayId,
+        incarnation: u64,
+        changes: &mut ChangeSet,
+    ) -> Outcome {
         let now = self.meta.clock_ms;
         let Some(relay) = self.relays.get_mut(relay_id) else {
             return refused(RefusalCode::NotFound, format!("no relay {relay_id}"));
@@ -425,7 +458,10 @@ impl State {
         if relay.incarnation != incarnation {
             return refused(
                 RefusalCode::FailedPrecondition,
-                format!("relay {relay_id} is at incarnation {}, not {incarnation}", relay.incarnation),
+                format!(
+                    "relay {relay_id} is at incarnation {}, not {incarnation}",
+                    relay.incarnation
+                ),
             );
         }
         if !relay.live {
@@ -458,7 +494,9 @@ impl State {
             let relay = self.relays.get_mut(relay_id).expect("looked up above");
             relay.live = false;
             relay.state_since_ms = now;
-            relay.recent_downs_ms.retain(|at| now.saturating_sub(*at) <= FLAP_WINDOW_MS);
+            relay
+                .recent_downs_ms
+                .retain(|at| now.saturating_sub(*at) <= FLAP_WINDOW_MS);
             relay.recent_downs_ms.push(now);
             let excess = relay.recent_downs_ms.len().saturating_sub(FLAP_DOWNS_MAX);
             relay.recent_downs_ms.drain(..excess);
@@ -519,8 +557,13 @@ impl State {
                 .expect("indexed host has a route")
                 .preferred_region
                 .clone();
-            let target = choose_relay(self.relays.values(), &region, Some(relay_id), self.meta.clock_ms)
-                .map(|r| r.relay_id.clone());
+            let target = choose_relay(
+                self.relays.values(),
+                &region,
+                Some(relay_id),
+                self.meta.clock_ms,
+            )
+            .map(|r| r.relay_id.clone());
             match target {
                 Some(target) => {
                     self.place(&host_id, &target, region, changes);
@@ -579,8 +622,13 @@ impl State {
             }
         }
         let exclude = current.as_ref().map(|route| &route.relay_id);
-        let target = choose_relay(self.relays.values(), preferred_region, exclude, self.meta.clock_ms)
-            .map(|r| r.relay_id.clone());
+        let target = choose_relay(
+            self.relays.values(),
+            preferred_region,
+            exclude,
+            self.meta.clock_ms,
+        )
+        .map(|r| r.relay_id.clone());
         match (target, current) {
             (Some(target), _) => {
                 self.place(host_id, &target, preferred_region.to_owned(), changes);
@@ -655,7 +703,9 @@ impl State {
         let previous = self.routes.insert(host_id.clone(), route);
         changes.route_changed(RouteChange {
             host_id: host_id.clone(),
-            previous: previous.as_ref().map(|p| (p.relay_id.clone(), p.generation)),
+            previous: previous
+                .as_ref()
+                .map(|p| (p.relay_id.clone(), p.generation)),
             current: Some((target.clone(), generation)),
         });
         if let Some(previous) = previous {
@@ -701,7 +751,10 @@ impl State {
             (RowKey::NodeInfo.encode(), encode_value(&self.node_info)),
         ]
         .into_iter();
-        let sites = self.sites.iter().map(|(id, site)| (RowKey::Site(*id).encode(), encode_value(site)));
+        let sites = self
+            .sites
+            .iter()
+            .map(|(id, site)| (RowKey::Site(*id).encode(), encode_value(site)));
         let relays = self
             .relays
             .iter()
@@ -718,7 +771,8 @@ impl State {
             .requests
             .iter()
             .map(|(id, r)| (RowKey::Request(*id).encode(), encode_value(r)));
-        meta.chain(sites).chain(relays)
+        meta.chain(sites)
+            .chain(relays)
             .chain(removed)
             .chain(routes)
             .chain(requests)
@@ -838,7 +892,11 @@ fn mark_live(relay: &mut RelayRecord, now: u64) {
     }
     relay.live = true;
     relay.state_since_ms = now;
-    let recent = relay.recent_downs_ms.iter().filter(|at| now.saturating_sub(**at) <= FLAP_WINDOW_MS).count();
+    let recent = relay
+        .recent_downs_ms
+        .iter()
+        .filter(|at| now.saturating_sub(**at) <= FLAP_WINDOW_MS)
+        .count();
     if recent >= FLAP_DOWNS_MAX {
         relay.held_out_until_ms = now.saturating_add(FLAP_HOLD_MS);
     }

@@ -25,8 +25,14 @@ pub fn choose_relay<'a>(
 }
 
 /// Orders two candidates; the smaller one is placed first.
-fn compare_candidates(a: &RelayRecord, b: &RelayRecord, preferred_region: &str, now_ms: u64) -> Ordering {
-    let outside = |relay: &RelayRecord| !preferred_region.is_empty() && relay.region != preferred_region;
+fn compare_candidates(
+    a: &RelayRecord,
+    b: &RelayRecord,
+    preferred_region: &str,
+    now_ms: u64,
+) -> Ordering {
+    let outside =
+        |relay: &RelayRecord| !preferred_region.is_empty() && relay.region != preferred_region;
     let cold = |relay: &RelayRecord| !relay.is_warm(now_ms);
     outside(a)
         .cmp(&outside(b))

@@ -70,7 +70,9 @@ impl RowKey {
             PREFIX_META if rest.is_empty() => Ok(RowKey::Meta),
             PREFIX_NODE_INFO if rest.is_empty() => Ok(RowKey::NodeInfo),
             PREFIX_SITE => {
-                let id: [u8; 8] = rest.try_into().map_err(|_| corrupt("site id is not 8 bytes"))?;
+                let id: [u8; 8] = rest
+                    .try_into()
+                    .map_err(|_| corrupt("site id is not 8 bytes"))?;
                 Ok(RowKey::Site(u64::from_be_bytes(id)))
             }
             PREFIX_RELAY => Ok(RowKey::Relay(

@@ -371,7 +371,10 @@ fn rows_round_trip_and_reject_a_corrupt_count() {
     let mut relay = h.state.relay(&relay_id("a")).unwrap().clone();
     relay.route_count = 5;
     let mut corrupt = rows.clone();
-    let relay_row = corrupt.iter().position(|(key, _)| *key == RowKey::Relay(relay_id("a")).encode()).unwrap();
+    let relay_row = corrupt
+        .iter()
+        .position(|(key, _)| *key == RowKey::Relay(relay_id("a")).encode())
+        .unwrap();
     corrupt[relay_row].1 = encode_value(&relay);
     assert!(matches!(
         State::from_rows(corrupt),
@@ -629,27 +632,46 @@ fn a_relay_that_flaps_is_held_out_of_placement() {
     h.apply(registration("a", "", 10, 1));
     h.apply(registration("b", "", 10, 1));
     for _ in 0..FLAP_DOWNS_MAX {
-        h.apply(Command::RelayDown { relay_id: relay_id("a"), incarnation: 1 });
-        h.apply(Command::RelayUp { relay_id: relay_id("a"), incarnation: 1 });
+        h.apply(Command::RelayDown {
+            relay_id: relay_id("a"),
+            incarnation: 1,
+        });
+        h.apply(Command::RelayUp {
+            relay_id: relay_id("a"),
+            incarnation: 1,
+        });
     }
     let a = h.state.relay(&relay_id("a")).unwrap();
     assert!(a.live);
-    assert!(a.held_out_until_ms > h.state.clock_ms(), "three losses in the window hold it out");
+    assert!(
+        a.held_out_until_ms > h.state.clock_ms(),
+        "three losses in the window hold it out"
+    );
     for i in 0..4 {
         h.apply(attach(&format!("h{i}")));
         assert_eq!(h.route_relay(&format!("h{i}")).as_deref(), Some("b"));
     }
     h.now_ms += FLAP_HOLD_MS + 1;
     h.apply(attach("late"));
-    assert_eq!(h.route_relay("late").as_deref(), Some("a"), "after the hold it takes hosts again");
+    assert_eq!(
+        h.route_relay("late").as_deref(),
+        Some("a"),
+        "after the hold it takes hosts again"
+    );
 }
 
 #[test]
 fn a_relay_coming_back_with_a_stale_incarnation_is_refused() {
     let mut h = Harness::new();
     h.apply(registration("a", "", 10, 2));
-    h.apply(Command::RelayDown { relay_id: relay_id("a"), incarnation: 2 });
-    let reply = h.apply(Command::RelayUp { relay_id: relay_id("a"), incarnation: 1 });
+    h.apply(Command::RelayDown {
+        relay_id: relay_id("a"),
+        incarnation: 2,
+    });
+    let reply = h.apply(Command::RelayUp {
+        relay_id: relay_id("a"),
+        incarnation: 1,
+    });
     assert!(matches!(reply.outcome, Outcome::Refused(_)));
     assert!(!h.state.relay(&relay_id("a")).unwrap().live);
 }
@@ -662,18 +684,46 @@ fn node_info_epochs_move_with_membership_and_admin_state_but_not_liveness() {
     let after_register = epoch(&h);
     assert!(after_register > 0);
     h.apply(registration("a", "", 20, 2));
-    assert_eq!(epoch(&h), after_register, "capacity and incarnation are not in node info");
+    assert_eq!(
+        epoch(&h),
+        after_register,
+        "capacity and incarnation are not in node info"
+    );
     h.apply(attach("h1"));
-    h.apply(Command::RelayDown { relay_id: relay_id("a"), incarnation: 2 });
-    h.apply(Command::RelayUp { relay_id: relay_id("a"), incarnation: 2 });
-    assert_eq!(epoch(&h), after_register, "liveness and load never move the epoch");
-    h.apply(Command::SetRelayState { relay_id: relay_id("a"), target: RelayAdminTarget::Draining });
+    h.apply(Command::RelayDown {
+        relay_id: relay_id("a"),
+        incarnation: 2,
+    });
+    h.apply(Command::RelayUp {
+        relay_id: relay_id("a"),
+        incarnation: 2,
+    });
+    assert_eq!(
+        epoch(&h),
+        after_register,
+        "liveness and load never move the epoch"
+    );
+    h.apply(Command::SetRelayState {
+        relay_id: relay_id("a"),
+        target: RelayAdminTarget::Draining,
+    });
     assert_eq!(epoch(&h), after_register + 1, "admin state does");
-    h.apply(Command::SetNotice { text: "maintenance at 02:00".into() });
+    h.apply(Command::SetNotice {
+        text: "maintenance at 02:00".into(),
+    });
     assert_eq!(epoch(&h), after_register + 2);
-    h.apply(Command::SetNotice { text: "maintenance at 02:00".into() });
-    assert_eq!(epoch(&h), after_register + 2, "the same notice again changes nothing");
-    h.state.apply_membership(vec![(1, "s1".into(), "s1.test:1".into(), true)], &mut h.changes);
+    h.apply(Command::SetNotice {
+        text: "maintenance at 02:00".into(),
+    });
+    assert_eq!(
+        epoch(&h),
+        after_register + 2,
+        "the same notice again changes nothing"
+    );
+    h.state.apply_membership(
+        vec![(1, "s1".into(), "s1.test:1".into(), true)],
+        &mut h.changes,
+    );
     h.flush();
     assert_eq!(epoch(&h), after_register + 3, "membership does");
     assert_eq!(h.mirror, h.state.rows().collect::<BTreeMap<_, _>>());
@@ -688,7 +738,10 @@ fn signing_keys_follow_each_other_by_endorsement() {
         key_id: id,
         public_key: vec![id as u8; 32],
         sealed_private_key: vec![1; 40],
-        endorsement: endorsed_by.map(|by| Endorsement { by_key_id: by, signature: vec![2; 64] }),
+        endorsement: endorsed_by.map(|by| Endorsement {
+            by_key_id: by,
+            signature: vec![2; 64],
+        }),
     };
     h.apply(Command::AddSigningKey(key(1, None)));
     assert_eq!(h.state.node_info().current_key().unwrap().key_id, 1);

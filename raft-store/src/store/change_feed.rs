@@ -54,6 +54,12 @@ pub struct ChangeFeed {
     live: broadcast::Sender<Arc<IndexedEvent>>,
 }
 
+/// Retained events to replay, and the receiver of everything after them.
+pub type Subscription = (
+    Vec<Arc<IndexedEvent>>,
+    broadcast::Receiver<Arc<IndexedEvent>>,
+);
+
 /// A watch asked for history that is no longer retained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Compacted {
@@ -65,7 +71,13 @@ impl ChangeFeed {
     /// A feed that knows every change from `complete_from` on.
     pub fn new(complete_from: u64) -> Self {
         let (live, _) = broadcast::channel(FEED_LIVE_CAPACITY);
-        ChangeFeed { history: Arc::new(Mutex::new(History { events: VecDeque::new(), complete_from })), live }
+        ChangeFeed {
+            history: Arc::new(Mutex::new(History {
+                events: VecDeque::new(),
+                complete_from,
+            })),
+            live,
+        }
     }
 
     /// Adds events (in index order) and wakes the watchers.
@@ -83,9 +95,15 @@ impl ChangeFeed {
             let _ = self.live.send(event);
         }
         while history.events.len() > FEED_EVENTS_RETAINED_MAX {
-            let Some(oldest) = history.events.pop_front() else { break };
+            let Some(oldest) = history.events.pop_front() else {
+                break;
+            };
             // Drop the whole index, so what is kept is complete per index.
-            while history.events.front().is_some_and(|e| e.index == oldest.index) {
+            while history
+                .events
+                .front()
+                .is_some_and(|e| e.index == oldest.index)
+            {
                 history.events.pop_front();
             }
             history.complete_from = oldest.index + 1;
@@ -94,16 +112,20 @@ impl ChangeFeed {
 
     /// The retained events after `after_index`, and a receiver of every
     /// event published after them (no gap, no repeat).
-    pub fn subscribe(
-        &self,
-        after_index: u64,
-    ) -> Result<(Vec<Arc<IndexedEvent>>, broadcast::Receiver<Arc<IndexedEvent>>), Compacted> {
+    pub fn subscribe(&self, after_index: u64) -> Result<Subscription, Compacted> {
         let history = self.history.lock().expect("feed lock is never poisoned");
         if after_index.saturating_add(1) < history.complete_from {
-            return Err(Compacted { complete_from: history.complete_from });
+            return Err(Compacted {
+                complete_from: history.complete_from,
+            });
         }
         let receiver = self.live.subscribe();
-        let replay = history.events.iter().filter(|e| e.index > after_index).cloned().collect();
+        let replay = history
+            .events
+            .iter()
+            .filter(|e| e.index > after_index)
+            .cloned()
+            .collect();
         Ok((replay, receiver))
     }
 }
@@ -116,7 +138,11 @@ mod tests {
     fn route(index: u64, host: &str) -> IndexedEvent {
         IndexedEvent {
             index,
-            event: ChangeEvent::Route(RouteChange { host_id: HostId::new(host).unwrap(), previous: None, current: None }),
+            event: ChangeEvent::Route(RouteChange {
+                host_id: HostId::new(host).unwrap(),
+                previous: None,
+                current: None,
+            }),
         }
     }
 
@@ -129,7 +155,39 @@ mod tests {
         assert_eq!(replay.iter().map(|e| e.index).collect::<Vec<_>>(), vec![6]);
         feed.publish([route(7, "c")]);
         assert_eq!(live.try_recv().unwrap().index, 7);
-        feed.publish([IndexedEvent { index: 9, event: ChangeEvent::Reset }]);
-        assert_eq!(feed.subscribe(7).unwrap_err(), Compacted { complete_from: 10 });
+        feed.publish([IndexedEvent {
+            index: 9,
+            event: ChangeEvent::Reset,
+        }]);
+        assert_eq!(
+            feed.subscribe(7).unwrap_err(),
+            Compacted { complete_from: 10 }
+        );
+    }
+}
+
+#[cfg(test)]
+mod same_index_tests {
+    use super::*;
+    use crate::ids::HostId;
+
+    /// One entry (a relay going down) moves many hosts: every one of its
+    /// events reaches a live watcher.
+    #[test]
+    fn every_event_of_one_entry_reaches_live_watchers() {
+        let feed = ChangeFeed::new(1);
+        let (_, mut live) = feed.subscribe(0).unwrap();
+        let moves = ["a", "b", "c"].map(|host| IndexedEvent {
+            index: 4,
+            event: ChangeEvent::Route(RouteChange {
+                host_id: HostId::new(host).unwrap(),
+                previous: None,
+                current: None,
+            }),
+        });
+        feed.publish(moves.clone());
+        for expected in moves {
+            assert_eq!(*live.try_recv().unwrap(), expected);
+        }
     }
 }

@@ -243,9 +243,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     let voters: Vec<u64> = membership.voter_ids().collect();
                     let sites = membership
                         .nodes()
-                        .map(|(id, node)| (*id, node.name.clone(), node.api_addr.clone(), voters.contains(id)))
+                        .map(|(id, node)| {
+                            (
+                                *id,
+                                node.name.clone(),
+                                node.api_addr.clone(),
+                                voters.contains(id),
+                            )
+                        })
                         .collect();
-                    self.applied.state.apply_membership(sites, &mut self.changes);
+                    self.applied
+                        .state
+                        .apply_membership(sites, &mut self.changes);
                     self.applied.membership = StoredMembership::new(Some(log_id), membership);
                     Reply {
                         log_index: index,
@@ -254,15 +263,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
             };
             self.applied.last_applied = Some(log_id);
-            events.extend(
-                self.changes
-                    .take_route_changes()
-                    .into_iter()
-                    .map(|change| IndexedEvent { index, event: ChangeEvent::Route(change) }),
-            );
+            events.extend(self.changes.take_route_changes().into_iter().map(|change| {
+                IndexedEvent {
+                    index,
+                    event: ChangeEvent::Route(change),
+                }
+            }));
             let (era, epoch) = self.applied.state.node_info().version();
             if (era, epoch) != node_info_before {
-                events.push(IndexedEvent { index, event: ChangeEvent::NodeInfo { era, epoch } });
+                events.push(IndexedEvent {
+                    index,
+                    event: ChangeEvent::NodeInfo { era, epoch },
+                });
             }
             if let Some(responder) = responder {
                 answers.push((responder, reply));
@@ -322,7 +334,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.writer.write_synced(batch).await?;
         self.snapshots.adopt(&staged, meta)?;
         self.publish();
-        self.feed.publish([IndexedEvent { index: self.applied.applied_index(), event: ChangeEvent::Reset }]);
+        self.feed.publish([IndexedEvent {
+            index: self.applied.applied_index(),
+            event: ChangeEvent::Reset,
+        }]);
         tracing::info!(
             rows = row_count,
             last_log_id = ?meta.last_log_id,

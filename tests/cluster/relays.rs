@@ -1,0 +1,672 @@
+//! Relays, hosts and clients against a real cluster: leases, watches,
+//! signed node info, tickets, and a client library that cannot be stranded.
+
+use std::sync::Arc;
+use std::time::Duration;
+use std::time::Instant;
+
+use switchboard_api::client::ClientSettings;
+use switchboard_api::client::ClusterClient;
+use switchboard_api::client::new_request_id;
+use switchboard_api::directory::Directory;
+use switchboard_api::signing::SigningKey;
+use switchboard_api::signing::TrustError;
+use switchboard_api::signing::generate_signing_key;
+use switchboard_node::sim::RelayBook;
+use switchboard_node::sim::SimHost;
+use switchboard_node::sim::SimRelay;
+use switchboard_proto::v1 as pb;
+use switchboard_raft_store::node_info::NodeInfoDocument;
+use switchboard_tests::RelayTiming;
+use switchboard_tests::TestCluster;
+use switchboard_tests::TestSpec;
+use switchboard_tests::load::register_relays;
+use switchboard_tests::wait_until;
+use tonic::Code;
+
+fn lease_spec(lease_ttl_ms: u64) -> TestSpec {
+    TestSpec {
+        relays: RelayTiming {
+            lease_ttl_ms,
+            ..RelayTiming::default()
+        },
+        ..TestSpec::default()
+    }
+}
+
+/// Waits until the cluster has a signing key, and returns node info.
+async fn signed_node_info(client: &ClusterClient) -> pb::SignedNodeInfo {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(response) = client.refresh_node_info().await
+            && let Some(node_info) = response.node_info
+        {
+            return node_info;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cluster made no signing key within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_killed_under_1000_hosts_has_them_replaced_and_told_within_the_bound() {
+    let lease_ttl = Duration::from_millis(2_000);
+    let cluster = TestCluster::start_with(lease_spec(lease_ttl.as_millis() as u64)).await;
+    let client = cluster.directory_client();
+    signed_node_info(&client).await;
+    let book = RelayBook::default();
+    let mut relays = Vec::new();
+    for n in 1..=3 {
+        relays.push(
+            SimRelay::start(client.clone(), &book, &format!("relay-{n}"), "", 5_000)
+                .await
+                .expect("relay"),
+        );
+    }
+    let mut hosts = Vec::new();
+    for n in 0..1_000 {
+        hosts.push(
+            SimHost::start(client.clone(), book.clone(), &format!("host-{n:04}"), "")
+                .await
+                .expect("host"),
+        );
+    }
+    // Every host's watch is open and has seen its first route.
+    wait_until(
+        Duration::from_secs(30),
+        "every host's relay admitted it",
+        || {
+            let done = hosts.iter().all(|h| h.view.lock().unwrap().admitted >= 1);
+            async move { done }
+        },
+    )
+    .await;
+
+    let victim = relays
+        .iter()
+        .max_by_key(|r| r.admission.hosts())
+        .expect("a relay");
+    let victim_id = victim.relay_id.clone();
+    let on_victim: Vec<&SimHost> = hosts
+        .iter()
+        .filter(|h| h.view.lock().unwrap().relay_id == victim_id)
+        .collect();
+    assert!(
+        on_victim.len() >= 300,
+        "{} hosts on {victim_id}",
+        on_victim.len()
+    );
+    let killed_at = Instant::now();
+    victim.stop();
+
+    let bound = lease_ttl + Duration::from_secs(1);
+    wait_until(
+        bound * 3,
+        "every host of the dead relay learned its new relay",
+        || {
+            let done = on_victim
+                .iter()
+                .all(|h| h.view.lock().unwrap().relay_id != victim_id);
+            async move { done }
+        },
+    )
+    .await;
+    let slowest = on_victim
+        .iter()
+        .map(|h| {
+            h.view
+                .lock()
+                .unwrap()
+                .changed_at
+                .expect("changed")
+                .duration_since(killed_at)
+        })
+        .max()
+        .expect("some host");
+    println!(
+        "relay {victim_id} died under {} hosts: all re-placed and told through their watches in {} ms (bound {} ms)",
+        on_victim.len(),
+        slowest.as_millis(),
+        bound.as_millis()
+    );
+    assert!(
+        slowest < bound,
+        "hosts learned their new relay after {} ms, over {} ms",
+        slowest.as_millis(),
+        bound.as_millis()
+    );
+    for host in &on_victim {
+        let view = host.view.lock().unwrap();
+        assert!(
+            view.refused == 0,
+            "{} was refused by its new relay",
+            host.host_id
+        );
+    }
+    let listed = client.list_relays().await.expect("relays");
+    let dead = listed
+        .relays
+        .iter()
+        .find(|r| r.relay_id == victim_id)
+        .expect("the dead relay is listed");
+    assert_eq!(dead.state, pb::RelayState::Down as i32);
+    assert_eq!(dead.route_count, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn heartbeats_from_1000_relays_do_not_grow_the_raft_log() {
+    let lease_ttl_ms = 4_000;
+    let cluster = TestCluster::start_with(lease_spec(lease_ttl_ms)).await;
+    let admin = cluster.client();
+    register_relays(&admin, 1_000, 10).await;
+    let leader = cluster.leader().await;
+    // Relays heartbeat to every site (most of them through followers,
+    // which forward them in batches).
+    let clients: Vec<Arc<ClusterClient>> = (1..=3)
+        .map(|site| Arc::new(cluster.site_client(site)))
+        .collect();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for n in 1..=1_000u64 {
+        let (client, stop, failures, sent) = (
+            clients[(n % 3) as usize].clone(),
+            stop.clone(),
+            failures.clone(),
+            sent.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match client.heartbeat(&format!("relay-{n}"), 1, 0).await {
+                    Ok(response) => {
+                        sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(response.heartbeat_interval_ms))
+                            .await;
+                    }
+                    Err(_) => {
+                        failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }));
+    }
+    // Let every relay heartbeat at least once before measuring.
+    tokio::time::sleep(Duration::from_millis(lease_ttl_ms / 2)).await;
+    let before = cluster.status(leader).await.last_log_index;
+    let window = Duration::from_secs(15);
+    let started = Instant::now();
+    tokio::time::sleep(window).await;
+    let after = cluster.status(leader).await.last_log_index;
+    let heartbeats = sent.load(std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for task in tasks {
+        task.await.expect("heartbeat task");
+    }
+    let growth_per_minute = (after - before) as f64 * 60.0 / started.elapsed().as_secs_f64();
+    println!(
+        "1,000 idle relays: {heartbeats} heartbeats acknowledged, Raft log grew {} entries in {} s ({growth_per_minute:.1} per minute), {} failed heartbeats",
+        after - before,
+        window.as_secs(),
+        failures.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert_eq!(after, before, "heartbeats wrote to the Raft log");
+    let relays = admin.list_relays().await.expect("relays").relays;
+    let down = relays
+        .iter()
+        .filter(|r| r.state == pb::RelayState::Down as i32)
+        .count();
+    assert_eq!(down, 0, "every heartbeating relay kept its lease");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn node_info_rollbacks_forgeries_and_unknown_keys_are_refused_and_rotations_are_followed() {
+    let cluster = TestCluster::start().await;
+    let admin = cluster.client();
+    let first = signed_node_info(&admin).await;
+    let document = NodeInfoDocument::decode(&first.document).expect("a document");
+    let key = document
+        .keys
+        .iter()
+        .find(|k| k.key_id == document.signing_key_id)
+        .expect("its key");
+    let directory = Directory::new(
+        cluster.cluster_id(),
+        vec![cluster.api(1)],
+        vec![(key.key_id, key.public_key.clone())],
+        None,
+    );
+    assert_eq!(directory.offer(&first), Ok(true));
+
+    admin
+        .set_notice(&new_request_id(), "maintenance on saturday")
+        .await
+        .expect("notice");
+    let client = cluster.client().with_directory(Arc::new(directory));
+    let newer = client
+        .refresh_node_info()
+        .await
+        .expect("newer")
+        .node_info
+        .expect("a newer document");
+    let directory = client.directory().expect("directory");
+    assert_eq!(
+        directory.document().expect("held").notice,
+        "maintenance on saturday"
+    );
+
+    // Rollback: the older document, correctly signed, is refused.
+    assert!(matches!(
+        directory.offer(&first),
+        Err(TrustError::NotNewer { .. })
+    ));
+    // Forgery: a changed byte.
+    let mut forged = newer.clone();
+    let last = forged.document.len() - 1;
+    forged.document[last] ^= 1;
+    forged.epoch += 1;
+    assert!(directory.offer(&forged).is_err());
+    // A higher epoch signed by a key nobody vouches for.
+    let (pkcs8, _) = generate_signing_key().expect("key");
+    let rogue = SigningKey::from_pkcs8(99, &pkcs8).expect("key");
+    let mut rogue_document = NodeInfoDocument::decode(&newer.document).expect("decode");
+    rogue_document.epoch += 10;
+    rogue_document.signing_key_id = 99;
+    rogue_document
+        .keys
+        .push(switchboard_raft_store::node_info::NodeInfoKey {
+            key_id: 99,
+            public_key: rogue.public_key(),
+            endorsement: None,
+        });
+    let bytes = rogue_document.encode();
+    let unknown = pb::SignedNodeInfo {
+        signature: rogue.sign(&bytes),
+        document: bytes,
+        key_id: 99,
+        era: rogue_document.era,
+        epoch: rogue_document.epoch,
+    };
+    assert_eq!(directory.offer(&unknown), Err(TrustError::UnknownKey(99)));
+
+    // A rotation is followed: the next key is endorsed by the trusted one,
+    // and tickets it signs verify for a relay that learned it from node info.
+    admin
+        .rotate_signing_key(&new_request_id())
+        .await
+        .expect("rotate");
+    let rotated = client
+        .refresh_node_info()
+        .await
+        .expect("rotated")
+        .node_info
+        .expect("a document signed by the new key");
+    assert_eq!(rotated.key_id, 2);
+    assert!(
+        directory.trust().keys.contains_key(&2),
+        "the client trusts the endorsed key"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn relays_admit_only_current_tickets_so_hosts_and_clients_agree() {
+    let cluster = TestCluster::start_with(lease_spec(2_000)).await;
+    let client = cluster.directory_client();
+    signed_node_info(&client).await;
+    let book = RelayBook::default();
+    let relay_a = SimRelay::start(client.clone(), &book, "relay-a", "", 100)
+        .await
+        .expect("relay");
+    let host = SimHost::start(client.clone(), book.clone(), "h1", "")
+        .await
+        .expect("host");
+    let relay_b = SimRelay::start(client.clone(), &book, "relay-b", "", 100)
+        .await
+        .expect("relay");
+    wait_until(Duration::from_secs(10), "relay-a admits h1", || {
+        let ok = relay_a
+            .admission
+            .admit_host("h1", host.view.lock().unwrap().generation)
+            .is_ok()
+            && relay_a.admission.lease_holds(Instant::now());
+        async move { ok }
+    })
+    .await;
+    let resolved = client
+        .resolve("h1", pb::Consistency::Linearizable, 0)
+        .await
+        .expect("resolve");
+    let ticket = resolved.ticket.expect("a ticket");
+    let now_ms = switchboard_api::site::unix_ms();
+    relay_a
+        .admission
+        .admit_client(&ticket.body, &ticket.signature, Instant::now(), now_ms)
+        .expect("a current ticket is admitted");
+    assert!(
+        relay_b
+            .admission
+            .admit_client(&ticket.body, &ticket.signature, Instant::now(), now_ms)
+            .is_err(),
+        "a ticket for another relay"
+    );
+
+    // The relay dies; h1 moves to relay-b at a new generation. The old
+    // ticket is refused everywhere; a new one works at relay-b only.
+    relay_a.stop();
+    wait_until(Duration::from_secs(10), "h1 moved to relay-b", || {
+        let moved = host.view.lock().unwrap().relay_id == "relay-b";
+        async move { moved }
+    })
+    .await;
+    assert!(
+        relay_b
+            .admission
+            .admit_client(&ticket.body, &ticket.signature, Instant::now(), now_ms)
+            .is_err()
+    );
+    let fresh = client
+        .resolve("h1", pb::Consistency::Linearizable, 0)
+        .await
+        .expect("resolve")
+        .ticket
+        .expect("ticket");
+    wait_until(
+        Duration::from_secs(10),
+        "relay-b knows h1's generation",
+        || {
+            let ok = relay_b
+                .admission
+                .admit_client(
+                    &fresh.body,
+                    &fresh.signature,
+                    Instant::now(),
+                    switchboard_api::site::unix_ms(),
+                )
+                .is_ok();
+            async move { ok }
+        },
+    )
+    .await;
+    let stale_generation = host.view.lock().unwrap().generation - 1;
+    assert!(
+        relay_b
+            .admission
+            .admit_host("h1", stale_generation)
+            .is_err(),
+        "a stale generation is refused"
+    );
+    let expired_at = switchboard_api::site::unix_ms() + 60 * 60 * 1000;
+    assert!(
+        relay_b
+            .admission
+            .admit_client(&fresh.body, &fresh.signature, Instant::now(), expired_at)
+            .is_err(),
+        "an expired ticket is refused"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_whose_cache_names_only_retired_sites_heals_through_a_seed_in_one_round_trip() {
+    let mut cluster = TestCluster::start().await;
+    let admin = cluster.client();
+    register_relays(&admin, 1, 100).await;
+    admin
+        .attach(&new_request_id(), "h1", "")
+        .await
+        .expect("attach");
+    let old = signed_node_info(&admin).await;
+    let cache_dir = tempfile::tempdir().expect("temp dir");
+    let cache = cache_dir.path().join("node-info.json");
+    let document = NodeInfoDocument::decode(&old.document).expect("document");
+    let anchor = document
+        .keys
+        .last()
+        .map(|k| (k.key_id, k.public_key.clone()))
+        .expect("key");
+    Directory::new(
+        cluster.cluster_id(),
+        Vec::new(),
+        vec![anchor.clone()],
+        Some(cache.clone()),
+    )
+    .offer(&old)
+    .expect("cached");
+
+    // The cluster moves to three new sites; the old ones are removed and stopped.
+    for _ in 0..3 {
+        let id = cluster.cluster.spawn_additional_site().expect("new site");
+        admin
+            .add_learner(cluster.cluster.endpoints(id).expect("endpoints"))
+            .await
+            .expect("add learner");
+        admin
+            .wait_caught_up(id, Duration::from_secs(30), |_, _| {})
+            .await
+            .expect("caught up");
+        admin.promote_voter(id).await.expect("promote");
+    }
+    let admin = ClusterClient::new(
+        vec![cluster.api(4), cluster.api(5), cluster.api(6)],
+        ClientSettings::default(),
+        cluster
+            .cluster
+            .credentials(switchboard_node::launcher::LAUNCHER_ADMIN)
+            .expect("credentials"),
+    )
+    .expect("client");
+    for old_site in 1..=3 {
+        admin
+            .remove_member(old_site, false)
+            .await
+            .expect("remove an old site");
+    }
+    for old_site in 1..=3 {
+        cluster.cluster.kill(old_site).expect("stop an old site");
+    }
+    let leader = cluster.leader().await;
+    let status = cluster.status(leader).await;
+    let members: Vec<u64> = status.members.iter().map(|m| m.site_id).collect();
+    assert_eq!(members, vec![4, 5, 6]);
+    for site in 4..=6 {
+        cluster
+            .wait_applied(site, status.commit_index, Duration::from_secs(10))
+            .await;
+    }
+
+    // A client with the stale cache and one seed (a new site).
+    let directory = Arc::new(Directory::new(
+        cluster.cluster_id(),
+        vec![cluster.api(5)],
+        vec![anchor],
+        Some(cache.clone()),
+    ));
+    assert!(
+        directory.endpoints().starts_with(&[
+            cluster_api_of(&document, 1),
+            cluster_api_of(&document, 2),
+            cluster_api_of(&document, 3)
+        ]),
+        "the cache names only the retired sites (then the seed)"
+    );
+    let client = ClusterClient::new(
+        Vec::new(),
+        ClientSettings::default(),
+        cluster.token_credentials(&client_token(&admin).await),
+    )
+    .expect("client")
+    .with_directory(directory.clone());
+    let started = Instant::now();
+    let resolved = client
+        .resolve("h1", pb::Consistency::Local, 0)
+        .await
+        .expect("resolves through the seed");
+    println!(
+        "a stranded client healed in {} ms",
+        started.elapsed().as_millis()
+    );
+    assert!(
+        resolved.node_info.is_some(),
+        "the seed handed back the current document with the first answer"
+    );
+    let healed: Vec<String> = directory
+        .document()
+        .expect("document")
+        .sites
+        .iter()
+        .map(|s| s.api_addr.clone())
+        .collect();
+    assert_eq!(healed, vec![cluster.api(4), cluster.api(5), cluster.api(6)]);
+    let on_disk = std::fs::read_to_string(&cache).expect("cache");
+    assert!(
+        on_disk.contains(&hex_of(&resolved.node_info.expect("document").document)),
+        "the cache was rewritten"
+    );
+    assert_eq!(
+        directory.endpoints()[..3],
+        [cluster.api(4), cluster.api(5), cluster.api(6)]
+    );
+}
+
+fn cluster_api_of(document: &NodeInfoDocument, site: u64) -> String {
+    document
+        .sites
+        .iter()
+        .find(|s| s.site_id == site)
+        .expect("site")
+        .api_addr
+        .clone()
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn client_token(admin: &ClusterClient) -> String {
+    admin
+        .issue_token(pb::TokenRole::Client, "portal-9", 3_600)
+        .await
+        .expect("token")
+        .token
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_watch_from_history_the_site_no_longer_has_is_out_of_range() {
+    let mut cluster = TestCluster::start().await;
+    let admin = cluster.client();
+    register_relays(&admin, 1, 100).await;
+    admin
+        .attach(&new_request_id(), "h1", "")
+        .await
+        .expect("attach");
+    let leader = cluster.leader().await;
+    let follower = (1..=3).find(|s| *s != leader).expect("a follower");
+    cluster.cluster.kill(follower).expect("kill");
+    cluster.cluster.restart(follower).expect("restart");
+    let commit = cluster.status(leader).await.commit_index;
+    cluster
+        .wait_applied(follower, commit, Duration::from_secs(10))
+        .await;
+    let site = cluster.site_client(follower);
+    let error = site
+        .watch_route("h1", 1)
+        .await
+        .expect_err("history from index 1 is gone after a restart");
+    assert_eq!(error.code(), Some(Code::OutOfRange), "{error}");
+    let mut stream = site.watch_route("h1", 0).await.expect("a full read works");
+    let first = stream.message().await.expect("stream").expect("an event");
+    assert_eq!(first.route.expect("route").host_id, "h1");
+    // And the watch follows a change.
+    admin.detach(&new_request_id(), "h1").await.expect("detach");
+    let next = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .expect("in time")
+        .expect("stream")
+        .expect("event");
+    assert!(next.route.is_none(), "the detach reached the watch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_leader_gives_every_relay_a_fresh_lease_and_admission_goes_on_through_the_election() {
+    let lease_ttl = Duration::from_millis(2_000);
+    let mut cluster = TestCluster::start_with(lease_spec(lease_ttl.as_millis() as u64)).await;
+    let client = cluster.directory_client();
+    signed_node_info(&client).await;
+    let book = RelayBook::default();
+    let mut relays = Vec::new();
+    for n in 1..=10 {
+        relays.push(
+            SimRelay::start(client.clone(), &book, &format!("relay-{n}"), "", 100)
+                .await
+                .expect("relay"),
+        );
+    }
+    let host = SimHost::start(client.clone(), book.clone(), "h1", "")
+        .await
+        .expect("host");
+    let ticket = client
+        .resolve("h1", pb::Consistency::Linearizable, 0)
+        .await
+        .expect("resolve")
+        .ticket
+        .expect("ticket");
+    let relay_id = host.view.lock().unwrap().relay_id.clone();
+    let relay = relays
+        .iter()
+        .find(|r| r.relay_id == relay_id)
+        .expect("h1's relay");
+    wait_until(
+        Duration::from_secs(10),
+        "h1's relay admits its ticket",
+        || {
+            let ok = relay
+                .admission
+                .admit_client(
+                    &ticket.body,
+                    &ticket.signature,
+                    Instant::now(),
+                    switchboard_api::site::unix_ms(),
+                )
+                .is_ok();
+            async move { ok }
+        },
+    )
+    .await;
+
+    let leader = cluster.leader().await;
+    cluster.cluster.kill(leader).expect("kill -9 the leader");
+    // Through the election, the relay still admits the ticket: offline checks.
+    relay
+        .admission
+        .admit_client(
+            &ticket.body,
+            &ticket.signature,
+            Instant::now(),
+            switchboard_api::site::unix_ms(),
+        )
+        .expect("admission works while there is no leader");
+    cluster.leader().await;
+    // Wait two leases: a new leader that judged relays on stale lease times
+    // would mark some down.
+    tokio::time::sleep(lease_ttl * 2).await;
+    let listed = client.list_relays().await.expect("relays");
+    let down: Vec<&str> = listed
+        .relays
+        .iter()
+        .filter(|r| r.state != pb::RelayState::Active as i32)
+        .map(|r| r.relay_id.as_str())
+        .collect();
+    assert!(
+        down.is_empty(),
+        "relays lost their lease across the failover: {down:?}"
+    );
+    assert!(
+        relays
+            .iter()
+            .all(|r| r.admission.lease_holds(Instant::now())),
+        "every relay's lease still holds"
+    );
+}
