@@ -76,19 +76,18 @@ async fn switchboard_dev_runs_a_demo_cluster_and_stops_it_on_ctrl_c() {
         leaders[0] != 0 && leaders.iter().all(|l| *l == leaders[0]),
         "one leader: {leaders:?}"
     );
-    assert_eq!(client.list_relays().await.expect("relays").relays.len(), 3);
-    // Followers apply the last attaches within a heartbeat or two.
+    // The simulator registers the relays and attaches the hosts; followers
+    // apply the last attaches within a heartbeat or two.
     wait_until(
-        Duration::from_secs(10),
-        "every site holds the 12 hosts",
+        Duration::from_secs(60),
+        "every site holds the 3 relays and 12 hosts",
         || {
             let client = &client;
             async move {
-                client
-                    .status_all()
-                    .await
-                    .iter()
-                    .all(|(_, s)| s.as_ref().is_ok_and(|s| s.route_count == 12))
+                client.status_all().await.iter().all(|(_, s)| {
+                    s.as_ref()
+                        .is_ok_and(|s| s.route_count == 12 && s.relay_count == 3)
+                })
             }
         },
     )
