@@ -348,11 +348,11 @@ impl ClusterClient {
                     Err(status) if retryable(&status) => {
                         last = format!("{endpoint}: {:?}: {}", status.code(), status.message());
                         last_code = Some(status.code());
-                        if let Some(leader) = status
+                        let hint = status
                             .metadata()
                             .get(LEADER_HINT_HEADER)
-                            .and_then(|v| v.to_str().ok())
-                        {
+                            .or_else(|| status.metadata().get(crate::site::REDIRECT_HEADER));
+                        if let Some(leader) = hint.and_then(|v| v.to_str().ok()) {
                             hinted = Some(leader.to_owned());
                             self.learn_endpoint(leader);
                             break;
@@ -822,10 +822,14 @@ impl ClusterClient {
         .await
     }
 
-    /// Makes a learner a voter.
-    pub async fn promote_voter(&self, site_id: u64) -> Result<pb::MembershipResponse, ClientError> {
+    /// Makes a learner a voter (`force` skips the safety rule).
+    pub async fn promote_voter(
+        &self,
+        site_id: u64,
+        force: bool,
+    ) -> Result<pb::MembershipResponse, ClientError> {
         self.call(|channel| {
-            let request = self.request(pb::PromoteVoterRequest { site_id });
+            let request = self.request(pb::PromoteVoterRequest { site_id, force });
             async move {
                 Ok(Self::admin_client(channel)
                     .promote_voter(request)
@@ -858,12 +862,211 @@ impl ClusterClient {
     pub async fn transfer_leader(
         &self,
         to_site_id: u64,
+        force: bool,
     ) -> Result<pb::TransferLeaderResponse, ClientError> {
         self.call(|channel| {
-            let request = self.request(pb::TransferLeaderRequest { to_site_id });
+            let request = self.request(pb::TransferLeaderRequest { to_site_id, force });
             async move {
                 Ok(Self::admin_client(channel)
                     .transfer_leader(request)
+                    .await?
+                    .into_inner())
+            }
+        })
+        .await
+    }
+
+    /// Drains a relay at `hosts_per_second`, everything left going at once
+    /// after `deadline_unix_ms` (0: no deadline).
+    pub async fn drain_relay(
+        &self,
+        relay_id: &str,
+        hosts_per_second: u32,
+        deadline_unix_ms: u64,
+    ) -> Result<pb::RelayResponse, ClientError> {
+        let message = pb::DrainRelayRequest {
+            request_id: new_request_id(),
+            relay_id: relay_id.to_owned(),
+            hosts_per_second,
+            deadline_unix_ms,
+        };
+        self.call(|channel| {
+            let request = self.request(message.clone());
+            async move {
+                Ok(Self::admin_client(channel)
+                    .drain_relay(request)
+                    .await?
+                    .into_inner())
+            }
+        })
+        .await
+    }
+
+    /// Puts a relay back into placement.
+    pub async fn undrain_relay(&self, relay_id: &str) -> Result<pb::RelayResponse, ClientError> {
+        let message = pb::UndrainRelayRequest {
+            request_id: new_request_id(),
+            relay_id: relay_id.to_owned(),
+        };
+        self.call(|channel| {
+            let request = self.request(message.clone());
+            async move {
+                Ok(Self::admin_client(channel)
+                    .undrain_relay(request)
+                    .await?
+                    .into_inner())
+            }
+        })
+        .await
+    }
+
+    /// Takes a site out of client service.
+    pub async fn drain_site(
+        &self,
+        site_id: u64,
+        force: bool,
+    ) -> Result<pb::SiteDrainResponse, ClientError> {
+        let message = pb::DrainSiteRequest {
+            request_id: new_request_id(),
+            site_id,
+            force,
+        };
+        self.call(|channel| {
+            let request = self.request(message.clone());
+            async move {
+                Ok(Self::admin_client(channel)
+                    .drain_site(request)
+                    .await?
+                    .into_inner())
+            }
+        })
+        .await
+    }
+
+    /// Puts a site back into client service.
+    pub async fn undrain_site(&self, site_id: u64) -> Result<pb::SiteDrainResponse, ClientError> {
+        let message = pb::UndrainSiteRequest {
+            request_id: new_request_id(),
+            site_id,
+        };
+        self.call(|channel| {
+            let request = self.request(message.clone());
+            async move {
+                Ok(Self::admin_client(channel)
+                    .undrain_site(request)
+                    .await?
+                    .into_inner())
+            }
+        })
+        .await
+    }
+
+    /// Schedules a maintenance window of `target` (`relay:ID` or `site:ID`).
+    pub async fn schedule_maintenance(
+        &self,
+        target: &str,
+        start_unix_ms: u64,
+        end_unix_ms: u64,
+        reason: &str,
+    ) -> Result<pb::MaintenanceWindow, ClientError> {
+        let message = pb::ScheduleMaintenanceRequest {
+            request_id: new_request_id(),
+            target: target.to_owned(),
+            start_unix_ms,
+            end_unix_ms,
+            reason: reason.to_owned(),
+        };
+        self.call(|channel| {
+            let request = self.request(message.clone());
+            async move {
+                Ok(Self::admin_client(channel)
+                    .schedule_maintenance(request)
+                    .await?
+                    .into_inner())
+            }
+        })
+        .await
+    }
+
+    /// Lists maintenance windows.
+    pub async fn list_maintenance(&self) -> Result<pb::ListMaintenanceResponse, ClientError> {
+        self.call(|channel| {
+            let request = self.request(pb::ListMaintenanceRequest {});
+            async move {
+                Ok(Self::admin_client(channel)
+                    .list_maintenance(request)
+                    .await?
+                    .into_inner())
+            }
+        })
+        .await
+    }
+
+    /// Cancels a maintenance window.
+    pub async fn cancel_maintenance(
+        &self,
+        window_id: u64,
+    ) -> Result<pb::MaintenanceWindow, ClientError> {
+        let message = pb::CancelMaintenanceRequest {
+            request_id: new_request_id(),
+            window_id,
+        };
+        self.call(|channel| {
+            let request = self.request(message.clone());
+            async move {
+                Ok(Self::admin_client(channel)
+                    .cancel_maintenance(request)
+                    .await?
+                    .into_inner())
+            }
+        })
+        .await
+    }
+
+    /// The audit log, newest first (0: all kept).
+    pub async fn list_audit(&self, limit: u32) -> Result<pb::ListAuditResponse, ClientError> {
+        self.call(|channel| {
+            let request = self.request(pb::ListAuditRequest { limit });
+            async move {
+                Ok(Self::admin_client(channel)
+                    .list_audit(request)
+                    .await?
+                    .into_inner())
+            }
+        })
+        .await
+    }
+
+    /// Opens a backup stream (the state in the snapshot format).
+    pub async fn save_snapshot(&self) -> Result<tonic::Streaming<pb::BackupChunk>, ClientError> {
+        self.call(|channel| {
+            let mut request = self.request(pb::SaveSnapshotRequest {});
+            request.metadata_mut().remove("grpc-timeout");
+            async move {
+                Ok(Self::admin_client(channel)
+                    .save_snapshot(request)
+                    .await?
+                    .into_inner())
+            }
+        })
+        .await
+    }
+
+    /// One step of a restore.
+    pub async fn restore_step(
+        &self,
+        request_id: &[u8],
+        step: pb::restore_request::Step,
+    ) -> Result<pb::RestoreResponse, ClientError> {
+        let message = pb::RestoreRequest {
+            request_id: request_id.to_vec(),
+            step: Some(step),
+        };
+        self.call(|channel| {
+            let request = self.request(message.clone());
+            async move {
+                Ok(Self::admin_client(channel)
+                    .restore(request)
                     .await?
                     .into_inner())
             }

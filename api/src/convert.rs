@@ -77,6 +77,23 @@ pub fn registration(request: &pb::RegisterRelayRequest) -> Result<RelayRegistrat
     Ok(registration)
 }
 
+/// A maintenance target: `relay:ID` or `site:ID`.
+pub fn maintenance_target(
+    text: &str,
+) -> Result<switchboard_raft_store::state::MaintenanceTarget, ApiError> {
+    use switchboard_raft_store::state::MaintenanceTarget;
+    match text.split_once(':') {
+        Some(("relay", id)) => Ok(MaintenanceTarget::Relay(relay_id(id)?)),
+        Some(("site", id)) => id
+            .parse()
+            .map(MaintenanceTarget::Site)
+            .map_err(|_| ApiError::InvalidArgument(format!("{id:?} is not a site id"))),
+        _ => Err(ApiError::InvalidArgument(format!(
+            "target {text:?} is not relay:ID or site:ID"
+        ))),
+    }
+}
+
 /// A site's endpoints from the admin API, checked.
 pub fn site_node(site: &pb::SiteEndpoints) -> Result<(u64, SiteNode), ApiError> {
     if site.site_id == 0 {

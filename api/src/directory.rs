@@ -328,6 +328,7 @@ mod tests {
                 public_key: key.public_key(),
                 endorsement: None,
             }],
+            maintenance: vec![],
         };
         let bytes = document.encode();
         pb::SignedNodeInfo {

@@ -15,6 +15,7 @@ use switchboard_raft_store::node_info::NodeInfoDocument;
 use switchboard_raft_store::node_info::endorsement_message;
 use switchboard_raft_store::state::Endorsement;
 use switchboard_raft_store::state::RouteView;
+use switchboard_raft_store::state::SigningKeyRecord;
 use switchboard_raft_store::state::State;
 
 use crate::error::ApiError;
@@ -75,6 +76,16 @@ impl Signer {
                 None
             }
         }
+    }
+
+    /// Whether this site's state key opens a sealed signing key.
+    pub fn can_open(&self, record: &SigningKeyRecord) -> bool {
+        self.state_key.as_ref().is_some_and(|state_key| {
+            state_key
+                .open(&record.sealed_private_key, &seal_context(record.key_id))
+                .and_then(|pkcs8| SigningKey::from_pkcs8(record.key_id, &pkcs8))
+                .is_ok()
+        })
     }
 
     /// The signed node info of `state`'s current epoch.

@@ -344,6 +344,7 @@ mod tests {
             signing_key_id,
             next_key_id: signing_key_id,
             keys,
+            maintenance: vec![],
         }
     }
 

@@ -68,6 +68,8 @@ pub struct SiteSettings {
     pub heartbeat_forward_interval: Duration,
     /// How long a connect ticket is valid.
     pub ticket_ttl: Duration,
+    /// Pace of a drain that names none (maintenance windows), hosts per second.
+    pub drain_hosts_per_second: u32,
 }
 
 /// One running site.
@@ -118,7 +120,15 @@ pub struct MemberInfo {
     pub voter: bool,
     /// The last log index known replicated to it (on the leader only).
     pub matched_index: Option<u64>,
+    /// On the leader only: whether it acknowledged the leader within twice
+    /// the leader lease (the leader itself always is).
+    pub healthy: Option<bool>,
+    /// Taken out of client service.
+    pub draining: bool,
 }
+
+/// Header of an UNAVAILABLE answer from a site out of service: where to go.
+pub const REDIRECT_HEADER: &str = "x-switchboard-redirect";
 
 /// Turns a refusal into an error and passes every other reply through.
 pub fn accepted(reply: Reply) -> Result<Reply, ApiError> {
@@ -150,10 +160,14 @@ impl Site {
 
     /// Every member in this site's membership config, in id order.
     pub fn members(&self) -> Vec<MemberInfo> {
+        use openraft::Instant as _;
+        let applied = self.reader.load();
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow_watched();
         let membership = metrics.membership_config.membership();
         let voters: Vec<SiteId> = membership.voter_ids().collect();
+        let is_leader = metrics.current_leader == Some(self.id);
+        let health_window = self.settings.leader_lease * 2;
         membership
             .nodes()
             .map(|(id, node)| MemberInfo {
@@ -165,8 +179,75 @@ impl Site {
                     .as_ref()
                     .and_then(|replication| replication.get(id).cloned())
                     .map(|matched| matched.map_or(0, |log_id| log_id.index)),
+                healthy: is_leader.then(|| {
+                    *id == self.id
+                        || metrics
+                            .heartbeat
+                            .as_ref()
+                            .and_then(|acks| acks.get(id).cloned().flatten())
+                            .is_some_and(|at| at.elapsed() < health_window)
+                }),
+                draining: applied
+                    .state
+                    .sites()
+                    .any(|(site, record)| site == id && record.draining),
             })
             .collect()
+    }
+
+    /// Voters and, as the leader sees it, the healthy ones.
+    pub fn voter_health(
+        &self,
+    ) -> (
+        std::collections::BTreeSet<SiteId>,
+        std::collections::BTreeSet<SiteId>,
+    ) {
+        let members = self.members();
+        let voters = members
+            .iter()
+            .filter(|m| m.voter)
+            .map(|m| m.site_id)
+            .collect();
+        let healthy = members
+            .iter()
+            .filter(|m| m.healthy == Some(true))
+            .map(|m| m.site_id)
+            .collect();
+        (voters, healthy)
+    }
+
+    /// Whether this site is drained out of client service.
+    pub fn is_draining(&self) -> bool {
+        self.reader
+            .load()
+            .state
+            .sites()
+            .any(|(id, site)| *id == self.id && site.draining)
+    }
+
+    /// Sends callers elsewhere while this site is drained: UNAVAILABLE with
+    /// the address of a site in service.
+    pub fn refuse_if_draining(&self) -> Result<(), tonic::Status> {
+        if !self.is_draining() {
+            return Ok(());
+        }
+        let mut status = tonic::Status::unavailable(format!(
+            "site {} is drained for maintenance; use another site",
+            self.id
+        ));
+        let elsewhere = self
+            .reader
+            .load()
+            .state
+            .sites()
+            .find(|(id, site)| **id != self.id && !site.draining)
+            .map(|(_, site)| site.api_addr.clone());
+        if let Some(addr) = elsewhere
+            && let Ok(value) = tonic::metadata::MetadataValue::try_from(addr.as_str())
+        {
+            status.metadata_mut().insert(REDIRECT_HEADER, value);
+        }
+        Err(status)
     }
 
     /// Refuses a relay that was removed: its certificate stays valid as a

@@ -33,6 +33,21 @@ enum Bench {
         #[arg(long, default_value_t = 10_000)]
         hosts: u64,
     },
+    /// Drain a relay holding N hosts at each rate; the rate reached and the time taken.
+    Drain {
+        #[arg(long, default_value_t = 10_000)]
+        hosts: u64,
+        /// Rates to ask for, hosts per second.
+        #[arg(long, value_delimiter = ',', default_value = "1000,5000,20000,100000")]
+        rates: Vec<u32>,
+    },
+    /// Save a backup of N routes with sbctl, then restore it into a rebuilt cluster.
+    Restore {
+        #[arg(long, default_value_t = 100_000)]
+        routes: u64,
+        #[arg(long, default_value_t = 64)]
+        workers: usize,
+    },
     /// Attach N hosts to a 3-site cluster, then time a new site catching up on them.
     CatchUp {
         #[arg(long, default_value_t = 100_000)]
@@ -60,6 +75,8 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Bench::Resolve { samples, hosts } => resolve(samples, hosts).await,
         Bench::CatchUp { routes, workers } => catch_up(routes, workers).await,
+        Bench::Drain { hosts, rates } => drain(hosts, &rates).await,
+        Bench::Restore { routes, workers } => restore(routes, workers).await,
     }
 }
 
@@ -264,5 +281,159 @@ async fn resolve(samples: usize, hosts: u64) -> anyhow::Result<()> {
             latencies.last().expect("samples").as_secs_f64() * 1e3
         );
     }
+    Ok(())
+}
+
+fn print_table(title: &str, rows: &[(String, String)]) {
+    println!();
+    println!(
+        "{title} ({} binaries, {} cores)",
+        profile(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("{:<44} {:>14}", "measure", "value");
+    for (name, value) in rows {
+        println!("{name:<44} {value:>14}");
+    }
+}
+
+async fn register(
+    client: &switchboard_api::client::ClusterClient,
+    relay_id: &str,
+    capacity: u32,
+) -> anyhow::Result<()> {
+    client
+        .register_relay(switchboard_proto::v1::RegisterRelayRequest {
+            request_id: switchboard_api::client::new_request_id(),
+            relay_id: relay_id.to_owned(),
+            endpoint: format!("{relay_id}.bench:443"),
+            region: String::new(),
+            labels: Default::default(),
+            capacity,
+            incarnation: 1,
+        })
+        .await?;
+    Ok(())
+}
+
+/// Drains every host back and forth between two relays, once per rate.
+async fn drain(hosts: u64, rates: &[u32]) -> anyhow::Result<()> {
+    use switchboard_proto::v1 as pb;
+    let cluster = TestCluster::start_with(TestSpec::default()).await;
+    let client = Arc::new(cluster.client());
+    register(&client, "relay-a", hosts as u32).await?;
+    let (_, failures) = AttachLoad::start(client.clone(), "host", hosts, 64)
+        .finish()
+        .await;
+    anyhow::ensure!(
+        failures.is_empty(),
+        "attaches failed: {:?}",
+        &failures[..failures.len().min(5)]
+    );
+    register(&client, "relay-b", hosts as u32).await?;
+    let mut rows = vec![("hosts per drain".to_owned(), hosts.to_string())];
+    let (mut from, mut to) = ("relay-a", "relay-b");
+    for &rate in rates {
+        let started = Instant::now();
+        client.drain_relay(from, rate, 0).await?;
+        loop {
+            let relays = client.list_relays().await?.relays;
+            let source = relays
+                .iter()
+                .find(|r| r.relay_id == from)
+                .ok_or_else(|| anyhow::anyhow!("{from} vanished"))?;
+            if source.state == pb::RelayState::Drained as i32 {
+                break;
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(600),
+                "drain at {rate}/s stalled"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let took = started.elapsed();
+        client.undrain_relay(from).await?;
+        rows.push((
+            format!("asked {rate} hosts/s: reached (hosts/s)"),
+            format!("{:.0}", hosts as f64 / took.as_secs_f64()),
+        ));
+        rows.push((
+            format!("asked {rate} hosts/s: took (s)"),
+            format!("{:.2}", took.as_secs_f64()),
+        ));
+        std::mem::swap(&mut from, &mut to);
+    }
+    print_table("drain benchmark", &rows);
+    Ok(())
+}
+
+/// Attaches N hosts, saves a backup with sbctl, loses the cluster, and
+/// restores the backup into a new one with sbctl.
+async fn restore(routes: u64, workers: usize) -> anyhow::Result<()> {
+    let backups = tempfile::tempdir()?;
+    let backup = backups.path().join("bench.backup");
+    let backup_path = backup
+        .to_str()
+        .ok_or_else(|| anyhow::anyhow!("non-UTF-8 temp dir"))?;
+    let saved = {
+        let cluster = TestCluster::start_with(TestSpec::default()).await;
+        let client = Arc::new(cluster.client());
+        register_relays(&client, 100, (routes / 100 * 2 + 10) as u32).await;
+        let (_, failures) = AttachLoad::start(client.clone(), "host", routes, workers)
+            .finish()
+            .await;
+        anyhow::ensure!(
+            failures.is_empty(),
+            "attaches failed: {:?}",
+            &failures[..failures.len().min(5)]
+        );
+        switchboard_tests::sbctl_json(&cluster.cluster_json(), &["snapshot", "save", backup_path])
+            .await
+    };
+    let rebuilt = TestCluster::start_with(TestSpec::default()).await;
+    let cluster_json = rebuilt.cluster_json();
+    let started = Instant::now();
+    let restored = switchboard_tests::sbctl_json(
+        &cluster_json,
+        &["snapshot", "restore", backup_path, "--yes-replace-state"],
+    )
+    .await;
+    let took = started.elapsed();
+    let leader = rebuilt.leader().await;
+    let status = rebuilt.status(leader).await;
+    anyhow::ensure!(
+        status.route_count == routes,
+        "{} routes after the restore",
+        status.route_count
+    );
+    let rows = vec![
+        ("routes".to_owned(), routes.to_string()),
+        (
+            "backup file (MiB)".to_owned(),
+            format!("{:.1}", saved["bytes"].as_f64().unwrap_or(0.0) / 1048576.0),
+        ),
+        ("backup rows".to_owned(), saved["rows"].to_string()),
+        (
+            "snapshot save (s)".to_owned(),
+            format!("{:.2}", saved["seconds"].as_f64().unwrap_or(0.0)),
+        ),
+        (
+            "snapshot restore, sbctl wall time (s)".to_owned(),
+            format!("{:.2}", took.as_secs_f64()),
+        ),
+        (
+            "  of which sending rows (s)".to_owned(),
+            format!("{:.2}", restored["rows_seconds"].as_f64().unwrap_or(0.0)),
+        ),
+        (
+            "  of which the commit (s)".to_owned(),
+            format!("{:.2}", restored["commit_seconds"].as_f64().unwrap_or(0.0)),
+        ),
+        (
+            "node-info era after the restore".to_owned(),
+            restored["era"].to_string(),
+        ),
+    ];
+    print_table("backup and restore benchmark", &rows);
     Ok(())
 }

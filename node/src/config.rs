@@ -169,6 +169,11 @@ pub struct RelayTiming {
     pub heartbeat_forward_interval_ms: u64,
     /// How long a connect ticket is valid. Default 60000.
     pub ticket_ttl_ms: u64,
+    /// Pace of a drain that names none: a maintenance window's, or one
+    /// started without `--rate`. Hosts moved per second; each moved host
+    /// reconnects to its new relay, so the pace bounds the reconnect storm
+    /// the relays take. Default 100.
+    pub drain_hosts_per_second: u32,
 }
 
 impl Default for RelayTiming {
@@ -177,6 +182,7 @@ impl Default for RelayTiming {
             lease_ttl_ms: 10_000,
             heartbeat_forward_interval_ms: 200,
             ticket_ttl_ms: 60_000,
+            drain_hosts_per_second: 100,
         }
     }
 }
@@ -321,6 +327,15 @@ impl SiteConfig {
                 relays.lease_ttl_ms, self.timing.election_max_ms
             ));
         }
+        let rates = switchboard_raft_store::command::DRAIN_RATE_MIN
+            ..=switchboard_raft_store::command::DRAIN_RATE_MAX;
+        if !rates.contains(&relays.drain_hosts_per_second) {
+            return bad(format!(
+                "relays.drain_hosts_per_second must be {} to {}",
+                rates.start(),
+                rates.end()
+            ));
+        }
         if relays.ticket_ttl_ms == 0 {
             return bad("relays.ticket_ttl_ms must be at least 1".into());
         }
@@ -387,6 +402,7 @@ impl SiteConfig {
                 self.relays.heartbeat_forward_interval_ms,
             ),
             ticket_ttl: Duration::from_millis(self.relays.ticket_ttl_ms),
+            drain_hosts_per_second: self.relays.drain_hosts_per_second,
         }
     }
 }

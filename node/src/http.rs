@@ -21,6 +21,7 @@ use openraft::ServerState;
 use openraft::async_runtime::watch::WatchReceiver;
 use serde::Serialize;
 use switchboard_api::Site;
+use switchboard_raft_store::state::WindowStatus;
 use tokio::net::TcpListener;
 
 use crate::config::Timing;
@@ -84,6 +85,18 @@ pub struct StatusView {
     pub relays_by_state: BTreeMap<&'static str, usize>,
     pub relays: Vec<RelayView>,
     pub route_count: usize,
+    /// Maintenance windows scheduled or under way.
+    pub maintenance: Vec<WindowView>,
+}
+
+#[derive(Serialize)]
+pub struct WindowView {
+    pub window_id: u64,
+    pub target: String,
+    pub start_unix_ms: u64,
+    pub end_unix_ms: u64,
+    pub status: &'static str,
+    pub reason: String,
 }
 
 #[derive(Serialize)]
@@ -95,6 +108,10 @@ pub struct MemberView {
     pub http_addr: String,
     /// Entries behind the leader (leader's view only).
     pub lag: Option<u64>,
+    /// Acknowledged the leader recently (leader's view only).
+    pub healthy: Option<bool>,
+    /// Out of client service.
+    pub draining: bool,
 }
 
 #[derive(Serialize)]
@@ -129,6 +146,21 @@ pub fn status_view(site: &Site) -> StatusView {
             lag: member
                 .matched_index
                 .map(|matched| last_log.saturating_sub(matched)),
+            healthy: member.healthy,
+            draining: member.draining,
+        })
+        .collect();
+    let maintenance = applied
+        .state
+        .windows()
+        .filter(|w| matches!(w.status, WindowStatus::Scheduled | WindowStatus::Active))
+        .map(|w| WindowView {
+            window_id: w.id,
+            target: w.target.to_string(),
+            start_unix_ms: w.start_ms,
+            end_unix_ms: w.end_ms,
+            status: w.status.as_str(),
+            reason: w.reason.clone(),
         })
         .collect();
     let mut relays_by_state = BTreeMap::new();
@@ -163,6 +195,7 @@ pub fn status_view(site: &Site) -> StatusView {
         relays_by_state,
         relays,
         route_count: applied.state.routes().len(),
+        maintenance,
     }
 }
 
@@ -206,22 +239,49 @@ async fn status_page(State(state): State<HttpState>) -> Response {
         applied = view.applied_index,
         snapshot = view.snapshot_index,
     );
-    html.push_str("<h2>Members</h2><table><tr><th>site</th><th>name</th><th>voter</th><th>api</th><th>status page</th><th>lag</th></tr>");
+    html.push_str("<h2>Members</h2><table><tr><th>site</th><th>name</th><th>voter</th><th>healthy</th><th>service</th><th>api</th><th>status page</th><th>lag</th></tr>");
     for member in &view.members {
         let lag = member
             .lag
             .map_or_else(|| "-".to_owned(), |lag| lag.to_string());
         let _ = write!(
             html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"http://{http}/\">{http}</a></td><td>{lag}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"http://{http}/\">{http}</a></td><td>{lag}</td></tr>",
             member.site_id,
             escape(&member.name),
             if member.voter { "yes" } else { "learner" },
+            match member.healthy {
+                Some(true) => "yes",
+                Some(false) => "<b>no</b>",
+                None => "-",
+            },
+            if member.draining {
+                "drained"
+            } else {
+                "serving"
+            },
             escape(&member.api_addr),
             http = escape(&member.http_addr),
         );
     }
-    html.push_str("</table><h2>Relays</h2><p>");
+    html.push_str("</table>");
+    if !view.maintenance.is_empty() {
+        html.push_str("<h2>Maintenance</h2><table><tr><th>window</th><th>target</th><th>start (Unix ms)</th><th>end (Unix ms)</th><th>status</th><th>reason</th></tr>");
+        for window in &view.maintenance {
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                window.window_id,
+                escape(&window.target),
+                window.start_unix_ms,
+                window.end_unix_ms,
+                window.status,
+                escape(&window.reason)
+            );
+        }
+        html.push_str("</table>");
+    }
+    html.push_str("<h2>Relays</h2><p>");
     for (state_name, count) in &view.relays_by_state {
         let _ = write!(html, "{state_name}: {count} &nbsp; ");
     }
@@ -299,6 +359,10 @@ async fn healthz(State(state): State<HttpState>) -> Response {
 /// Ready: this site knows a leader and is no staler than two election timeouts.
 async fn readyz(State(state): State<HttpState>) -> Response {
     let bound_ms = 2 * state.timing.election_max_ms;
+    if state.site.is_draining() {
+        // Load balancers take a drained site out as clients do.
+        return (StatusCode::SERVICE_UNAVAILABLE, "drained for maintenance\n").into_response();
+    }
     match (state.site.leader(), state.site.staleness_ms()) {
         (None, _) => (StatusCode::SERVICE_UNAVAILABLE, "no leader known\n").into_response(),
         (Some(_), Some(staleness)) if staleness <= bound_ms => {

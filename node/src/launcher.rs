@@ -97,6 +97,8 @@ pub struct LaunchSpec {
     pub tls_reload_interval_ms: u64,
     /// Relay leases and tickets.
     pub relays: RelayTiming,
+    /// Failure-domain labels per site id, added to its `datacenter=dc-N`.
+    pub site_labels: BTreeMap<u64, BTreeMap<String, String>>,
 }
 
 /// The operator identity the launcher's clients use.
@@ -120,6 +122,7 @@ impl LaunchSpec {
             tls: true,
             tls_reload_interval_ms: 5_000,
             relays: RelayTiming::default(),
+            site_labels: BTreeMap::new(),
         }
     }
 }
@@ -261,7 +264,11 @@ impl LocalCluster {
             api_addr: format!("127.0.0.1:{}", port(base, id, 1)),
             http_addr: format!("127.0.0.1:{}", port(base, id, 2)),
             advertise_host: None,
-            labels: BTreeMap::from([("datacenter".to_owned(), format!("dc-{id}"))]),
+            labels: {
+                let mut labels = BTreeMap::from([("datacenter".to_owned(), format!("dc-{id}"))]);
+                labels.extend(self.spec.site_labels.get(&id).cloned().unwrap_or_default());
+                labels
+            },
             timing: self.spec.timing.clone(),
             snapshots: self.spec.snapshots.clone(),
             initial_sites: Vec::new(),

@@ -8,6 +8,9 @@
 //! - [`raft_network`]: openraft's network over tonic.
 //! - [`http`]: status page, metrics, health and readiness.
 //! - [`lease_keeper`]: relay leases on the leader, heartbeat forwarding, the signing key.
+//! - [`scheduler`]: the leader's drains, maintenance windows and keeping
+//!   leadership off drained sites.
+//! - [`recover`]: `switchboard recover`, a cluster of one from a survivor.
 //! - [`launcher`]: runs sites as separate processes on this machine.
 //! - [`dev`]: `switchboard dev`, the demo cluster.
 //! - [`sim`]: simulated relays, hosts and clients (`switchboard sim`).
@@ -19,6 +22,8 @@ pub mod http;
 pub mod launcher;
 pub mod lease_keeper;
 pub mod raft_network;
+pub mod recover;
+pub mod scheduler;
 pub mod server;
 pub mod sim;
 

@@ -1,4 +1,5 @@
-//! `switchboard`: run a site (`serve`) or a demo cluster (`dev`).
+//! `switchboard`: run a site (`serve`), a demo cluster (`dev`), simulated
+//! relays and hosts (`sim`), or rebuild from a lone survivor (`recover`).
 
 use std::path::PathBuf;
 
@@ -8,6 +9,7 @@ use clap::Subcommand;
 use std::time::Duration;
 use switchboard_node::config::SiteConfig;
 use switchboard_node::dev;
+use switchboard_node::recover;
 use switchboard_node::server;
 use switchboard_node::sim;
 use tokio::signal::unix::SignalKind;
@@ -46,6 +48,20 @@ enum Commands {
         /// Hosts to attach.
         #[arg(long, default_value_t = 100)]
         hosts: u32,
+    },
+    /// Make the one site that survived a disaster a cluster of one, to
+    /// rebuild from (the site must be stopped). Prints what it discards.
+    Recover {
+        /// The surviving site's data dir.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The site's config, to take its name and addresses from (default:
+        /// those it had).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Confirms that every other site is lost and will rejoin afresh.
+        #[arg(long)]
+        yes_discard_other_sites: bool,
     },
     /// Simulate relays, hosts and clients against a cluster.
     Sim {
@@ -108,6 +124,30 @@ async fn main() -> anyhow::Result<()> {
         Commands::Serve { config } => {
             let config = SiteConfig::load(&config)?;
             server::serve(config, terminated()).await?;
+        }
+        Commands::Recover {
+            data_dir,
+            config,
+            yes_discard_other_sites,
+        } => {
+            eprintln!("{}", recover::WARNING);
+            if !yes_discard_other_sites {
+                anyhow::bail!(
+                    "nothing changed: run again with --yes-discard-other-sites to recover {}",
+                    data_dir.display()
+                );
+            }
+            let config = config.map(|path| SiteConfig::load(&path)).transpose()?;
+            let recovered = recover::recover(&data_dir, config.as_ref())?;
+            println!(
+                "recovered {}: a cluster of one at log index {}, {} routes, {} relays, node-info era {}",
+                data_dir.display(),
+                recovered.applied_index,
+                recovered.routes,
+                recovered.relays,
+                recovered.era
+            );
+            println!("start it with switchboard serve, then add the other sites as new members");
         }
         Commands::Sim {
             cluster,

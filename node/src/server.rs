@@ -45,6 +45,7 @@ use crate::error::NodeError;
 use crate::http;
 use crate::lease_keeper;
 use crate::raft_network::PeerNetworkFactory;
+use crate::scheduler;
 
 /// The line a site prints on stdout once it serves, followed by JSON.
 pub const READY_PREFIX: &str = "switchboard-ready ";
@@ -220,6 +221,7 @@ pub async fn serve(
             site.clone(),
             stop_signal.clone(),
         )),
+        tokio::spawn(scheduler::run_scheduler(site.clone(), stop_signal.clone())),
     ];
     let http_state = http::HttpState {
         site: site.clone(),

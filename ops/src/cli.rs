@@ -87,6 +87,88 @@ pub enum Command {
     /// Node-info signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Sites in and out of client service.
+    #[command(subcommand)]
+    Site(SiteCommand),
+    /// Maintenance windows, carried out by the leader.
+    #[command(subcommand)]
+    Maintenance(MaintenanceCommand),
+    /// Backups of the whole state, and restoring one.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Failure domains whose loss would cost quorum or relay capacity.
+    #[command(subcommand)]
+    Topology(TopologyCommand),
+    /// Admin actions: who, what, when, and the result (newest first).
+    Audit {
+        /// Show at most this many records (0: all kept).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SiteCommand {
+    /// Take a site out of client service: leadership moves away, node info
+    /// marks it in maintenance, it redirects clients; it keeps voting.
+    Drain {
+        site_id: u64,
+        /// Drain even if losing the site afterwards would cost quorum.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Put a site back into client service.
+    Undrain { site_id: u64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MaintenanceCommand {
+    /// Schedule a window: at its start the leader drains the target, at its
+    /// end it puts it back.
+    Schedule {
+        /// relay:ID or site:ID.
+        #[arg(long)]
+        target: String,
+        /// RFC 3339 time (2026-11-25T22:00:00Z), "now", or "+DURATION" (+10m).
+        #[arg(long)]
+        start: String,
+        /// As --start, or "+DURATION" after the start.
+        #[arg(long)]
+        end: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// List windows: scheduled, active and the recently finished.
+    List,
+    /// Cancel a window: a scheduled one never starts, an active one ends now.
+    Cancel { window_id: u64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SnapshotCommand {
+    /// Save every acknowledged write to FILE (written whole, then renamed).
+    Save { file: PathBuf },
+    /// Replace the cluster's state with a backup's; node info enters a new era.
+    Restore {
+        file: PathBuf,
+        /// Confirms replacing the current routes, relays and windows.
+        #[arg(long)]
+        yes_replace_state: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TopologyCommand {
+    /// List every single domain (label value) whose loss costs quorum or
+    /// more than --capacity-share of relay capacity; exit 1 if any does.
+    Check {
+        /// Share of in-service relay capacity a domain may hold, 0 to 1.
+        #[arg(long, default_value_t = 0.5)]
+        capacity_share: f64,
+        /// Show every domain, not only the critical ones.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -167,6 +249,22 @@ pub enum RelayCommand {
     },
     /// List relays.
     List,
+    /// Move a relay's hosts to others at a pace; it takes no new hosts.
+    /// Every host keeps a route throughout and is told through its watch.
+    Drain {
+        relay_id: String,
+        /// Hosts moved per second.
+        #[arg(long, default_value_t = 100)]
+        rate: u32,
+        /// After this long ("30m") or at this RFC 3339 time, what is left moves at once.
+        #[arg(long)]
+        deadline: Option<String>,
+        /// Show progress (hosts left, rate, ETA) until the relay is drained.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Put a relay back into placement.
+    Undrain { relay_id: String },
     /// Forget a relay that holds no route (drain it first); its certificate is refused from then on.
     Remove { relay_id: String },
 }
@@ -227,7 +325,12 @@ pub enum MembersCommand {
         wait_secs: u64,
     },
     /// Make a learner a voter.
-    Promote { site_id: u64 },
+    Promote {
+        site_id: u64,
+        /// Promote even if the quorum would then hang on an unhealthy site.
+        #[arg(long)]
+        force: bool,
+    },
     /// Remove a site from the cluster.
     Remove {
         site_id: u64,
@@ -243,6 +346,9 @@ pub enum LeaderCommand {
         /// The site to lead (default: the most caught-up other voter).
         #[arg(long)]
         to: Option<u64>,
+        /// Hand over even to a site whose loss would then cost quorum.
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -28,10 +28,15 @@ use crate::cli::Command;
 use crate::cli::HostCommand;
 use crate::cli::KeysCommand;
 use crate::cli::LeaderCommand;
+use crate::cli::MaintenanceCommand;
 use crate::cli::MembersCommand;
 use crate::cli::NoticeCommand;
 use crate::cli::RelayCommand;
 use crate::cli::RouteCommand;
+use crate::cli::SiteCommand;
+use crate::cli::SnapshotCommand;
+use crate::cli::TopologyCommand;
+use crate::operations;
 use crate::table::Table;
 
 /// Why a command failed. The message is for the operator.
@@ -45,6 +50,9 @@ pub enum CliError {
     NoSiteAnswered(String),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    /// The command ran and found something critical (exit 1).
+    #[error("{0}")]
+    Critical(String),
 }
 
 fn client(cli: &Cli) -> Result<ClusterClient, CliError> {
@@ -120,7 +128,7 @@ fn credentials(cli: &Cli, file: Option<&ClusterFile>) -> Result<Credentials, Cli
     )?)
 }
 
-fn emit<T: Serialize>(
+pub(crate) fn emit<T: Serialize>(
     out: &mut dyn Write,
     json: bool,
     value: &T,
@@ -242,6 +250,11 @@ struct MemberView {
     api: String,
     http: String,
     matched_index: Option<u64>,
+    /// The leader's view: acknowledged it recently.
+    healthy: Option<bool>,
+    /// Out of client service.
+    draining: bool,
+    labels: std::collections::BTreeMap<String, String>,
 }
 
 fn members_output(out: &mut dyn Write, json: bool, members: &[pb::Member]) -> Result<(), CliError> {
@@ -255,10 +268,15 @@ fn members_output(out: &mut dyn Write, json: bool, members: &[pb::Member]) -> Re
             api: m.api_addr.clone(),
             http: m.http_addr.clone(),
             matched_index: m.matched_index,
+            healthy: m.healthy,
+            draining: m.draining,
+            labels: m.labels.clone().into_iter().collect(),
         })
         .collect();
     emit(out, json, &views, || {
-        let mut table = Table::new(&["SITE", "NAME", "VOTER", "RAFT", "API", "HTTP", "MATCHED"]);
+        let mut table = Table::new(&[
+            "SITE", "NAME", "VOTER", "HEALTHY", "SERVICE", "RAFT", "API", "MATCHED", "LABELS",
+        ]);
         for m in &views {
             table.row(vec![
                 m.site_id.to_string(),
@@ -268,11 +286,25 @@ fn members_output(out: &mut dyn Write, json: bool, members: &[pb::Member]) -> Re
                 } else {
                     "learner".into()
                 },
+                match m.healthy {
+                    Some(true) => "yes".into(),
+                    Some(false) => "NO".into(),
+                    None => "-".into(),
+                },
+                if m.draining {
+                    "drained".into()
+                } else {
+                    "serving".into()
+                },
                 m.raft.clone(),
                 m.api.clone(),
-                m.http.clone(),
                 m.matched_index
                     .map_or_else(|| "-".into(), |i| i.to_string()),
+                m.labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
             ]);
         }
         table.render()
@@ -323,6 +355,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 notice: String,
                 sites: Vec<(u64, String, String, bool)>,
                 relays: Vec<(String, String, String)>,
+                maintenance: Vec<(u64, String, u64, u64, String, String)>,
             }
             let view = View {
                 cluster_id: document.cluster_id.clone(),
@@ -344,6 +377,20 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
                             r.relay_id.clone(),
                             r.endpoint.clone(),
                             r.admin_state.clone(),
+                        )
+                    })
+                    .collect(),
+                maintenance: document
+                    .maintenance
+                    .iter()
+                    .map(|w| {
+                        (
+                            w.window_id,
+                            w.target.clone(),
+                            w.start_ms,
+                            w.end_ms,
+                            w.status.clone(),
+                            w.reason.clone(),
                         )
                     })
                     .collect(),
@@ -369,7 +416,26 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 for (id, endpoint, state) in &view.relays {
                     relays.row(vec![id.clone(), endpoint.clone(), state.clone()]);
                 }
-                format!("{text}{}{}", sites.render(), relays.render())
+                let mut text = format!("{text}{}{}", sites.render(), relays.render());
+                if !view.maintenance.is_empty() {
+                    let windows: Vec<pb::MaintenanceWindow> = view
+                        .maintenance
+                        .iter()
+                        .map(
+                            |(id, target, start, end, status, reason)| pb::MaintenanceWindow {
+                                id: *id,
+                                target: target.clone(),
+                                start_unix_ms: *start,
+                                end_unix_ms: *end,
+                                reason: reason.clone(),
+                                status: status.clone(),
+                                created_by: String::new(),
+                            },
+                        )
+                        .collect();
+                    text.push_str(&operations::windows_table(&windows));
+                }
+                text
             })?;
         }
         Command::Notice(command) => {
@@ -416,6 +482,13 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Status => {
             let statuses = client.status_all().await;
+            // Windows and the notice as the most caught-up site knows them.
+            let freshest = statuses
+                .iter()
+                .filter_map(|(_, s)| s.as_ref().ok())
+                .max_by_key(|s| s.applied_index);
+            let windows = freshest.map(|s| s.maintenance.clone()).unwrap_or_default();
+            let notice = freshest.map(|s| s.notice.clone()).unwrap_or_default();
             let views: Vec<SiteStatusView> = statuses
                 .into_iter()
                 .map(|(endpoint, result)| match result {
@@ -485,7 +558,15 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
                         number(v.routes),
                     ]);
                 }
-                table.render()
+                let mut text = table.render();
+                if !windows.is_empty() {
+                    text.push_str("\nmaintenance:\n");
+                    text.push_str(&operations::windows_table(&windows));
+                }
+                if !notice.is_empty() {
+                    text.push_str(&format!("\nnotice: {notice}\n"));
+                }
+                text
             })?;
             if !any_reachable {
                 let errors: Vec<String> = views.iter().filter_map(|v| v.error.clone()).collect();
@@ -525,6 +606,67 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 applied_index: response.applied_index,
             };
             emit(out, json, &view, || format!("removed relay {relay_id}\n"))?;
+        }
+        Command::Relay(RelayCommand::Drain {
+            relay_id,
+            rate,
+            deadline,
+            wait,
+        }) => {
+            operations::drain_relay(
+                &client,
+                out,
+                json,
+                relay_id,
+                *rate,
+                deadline.as_deref(),
+                *wait,
+            )
+            .await?;
+        }
+        Command::Relay(RelayCommand::Undrain { relay_id }) => {
+            let response = client.undrain_relay(relay_id).await?;
+            let relays: Vec<RelayView> = response.relay.iter().map(relay_view).collect();
+            emit(out, json, &relays, || relays_table(&relays))?;
+        }
+        Command::Site(SiteCommand::Drain { site_id, force }) => {
+            operations::site_drain(&client, out, json, *site_id, Some(*force)).await?;
+        }
+        Command::Site(SiteCommand::Undrain { site_id }) => {
+            operations::site_drain(&client, out, json, *site_id, None).await?;
+        }
+        Command::Maintenance(MaintenanceCommand::Schedule {
+            target,
+            start,
+            end,
+            reason,
+        }) => {
+            operations::schedule_maintenance(&client, out, json, target, start, end, reason)
+                .await?;
+        }
+        Command::Maintenance(MaintenanceCommand::List) => {
+            operations::list_or_cancel_maintenance(&client, out, json, None).await?;
+        }
+        Command::Maintenance(MaintenanceCommand::Cancel { window_id }) => {
+            operations::list_or_cancel_maintenance(&client, out, json, Some(*window_id)).await?;
+        }
+        Command::Snapshot(SnapshotCommand::Save { file }) => {
+            operations::save_snapshot(&client, out, json, file).await?;
+        }
+        Command::Snapshot(SnapshotCommand::Restore {
+            file,
+            yes_replace_state,
+        }) => {
+            operations::restore_snapshot(&client, out, json, file, *yes_replace_state).await?;
+        }
+        Command::Topology(TopologyCommand::Check {
+            capacity_share,
+            all,
+        }) => {
+            operations::topology_check(&client, out, json, *capacity_share, *all).await?;
+        }
+        Command::Audit { limit } => {
+            operations::audit(&client, out, json, *limit).await?;
         }
         Command::Relay(RelayCommand::List) => {
             let response = client.list_relays().await?;
@@ -632,16 +774,16 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             }
             members_output(out, json, &response.members)?;
         }
-        Command::Members(MembersCommand::Promote { site_id }) => {
-            let response = client.promote_voter(*site_id).await?;
+        Command::Members(MembersCommand::Promote { site_id, force }) => {
+            let response = client.promote_voter(*site_id, *force).await?;
             members_output(out, json, &response.members)?;
         }
         Command::Members(MembersCommand::Remove { site_id, force }) => {
             let response = client.remove_member(*site_id, *force).await?;
             members_output(out, json, &response.members)?;
         }
-        Command::Leader(LeaderCommand::Transfer { to }) => {
-            let response = client.transfer_leader(to.unwrap_or(0)).await?;
+        Command::Leader(LeaderCommand::Transfer { to, force }) => {
+            let response = client.transfer_leader(to.unwrap_or(0), *force).await?;
             #[derive(Serialize)]
             struct Transferred {
                 new_leader_id: u64,

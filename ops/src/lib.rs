@@ -4,6 +4,9 @@
 //! - [`cli`]: the commands and flags (clap).
 //! - [`run`](fn@run): carries a parsed command out against a cluster and
 //!   writes a table for people or JSON for scripts.
+//! - [`operations`]: drains, maintenance windows, backups, the topology
+//!   check and the audit log.
+//! - [`progress`]: progress lines for long operations.
 //! - [`table`]: plain-text tables.
 //!
 //! The deploy files (systemd unit, example configs, Prometheus rules) and
@@ -11,6 +14,8 @@
 
 pub mod cli;
 mod commands;
+pub mod operations;
+pub mod progress;
 pub mod table;
 
 pub use commands::CliError;

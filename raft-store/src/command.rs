@@ -30,6 +30,9 @@ pub const PROPOSAL_FORMAT_VERSION: u8 = 1;
 /// bigger is garbage or abuse, and the bound keeps AppendEntries messages
 /// (`raft_entries_per_message_max` of them) well under the gRPC limit.
 pub const PROPOSAL_BYTES_MAX: usize = 64 * 1024;
+/// Row bytes (keys and values) in one restore step, so the step's proposal
+/// fits `PROPOSAL_BYTES_MAX` with room for its framing and request id.
+pub const RESTORE_STEP_BYTES_MAX: usize = 48 * 1024;
 
 /// Longest actor name in bytes (an admin's certificate name, a relay id, ...).
 pub const ACTOR_NAME_BYTES_MAX: usize = 128;
@@ -146,7 +149,58 @@ pub enum Command {
     AddSigningKey(NewSigningKey),
     /// The service notice carried in node info (empty clears it).
     SetNotice { text: String },
+    /// Start draining a relay at a pace (hosts per second), with an
+    /// optional deadline (state time, 0 for none) after which the rest moves.
+    StartDrain {
+        relay_id: RelayId,
+        hosts_per_second: u32,
+        deadline_ms: u64,
+    },
+    /// Mark a site as draining (clients prefer other sites) or not.
+    SetSiteDraining { site_id: u64, draining: bool },
+    /// Schedule a maintenance window.
+    ScheduleMaintenance {
+        target: crate::state::MaintenanceTarget,
+        start_ms: u64,
+        end_ms: u64,
+        reason: String,
+    },
+    /// Cancel a window: a scheduled one never starts, an active one ends now.
+    CancelMaintenance { window_id: u64 },
+    /// The leader started or ended a window (after draining or undraining).
+    MaintenancePhase {
+        window_id: u64,
+        phase: MaintenancePhase,
+    },
+    /// Records an admin action that is not a command (a membership change).
+    RecordAudit { action: String, result: String },
+    /// Begin restoring a backup: rows follow in chunks, then a commit.
+    RestoreBegin { backup_era: u64, rows_expected: u64 },
+    /// One chunk of a backup's rows.
+    RestoreRows { rows: Vec<(Vec<u8>, Vec<u8>)> },
+    /// Replace the state with the staged backup and raise the era. With
+    /// `keep_backup_keys` the backup's node-info signing keys stay (the
+    /// proposer checked that this cluster's state key opens them), so
+    /// clients that trusted them follow on; without, this cluster's keys sign.
+    RestoreCommit { keep_backup_keys: bool },
+    /// Drop a staged backup.
+    RestoreAbort,
 }
+
+/// A maintenance window's transition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MaintenancePhase {
+    Started,
+    Ended,
+}
+
+/// Slowest and fastest drain pace, hosts per second.
+pub const DRAIN_RATE_MIN: u32 = 1;
+pub const DRAIN_RATE_MAX: u32 = 100_000;
+/// Longest maintenance reason or audit text, in bytes.
+pub const REASON_BYTES_MAX: usize = 256;
+/// Longest maintenance window: a week.
+pub const MAINTENANCE_WINDOW_MS_MAX: u64 = 7 * 24 * 3600 * 1000;
 
 /// A signing key to add. The private key arrives sealed; apply never sees
 /// it in the clear.
@@ -234,6 +288,53 @@ impl Command {
                 }
                 Ok(())
             }
+            Command::StartDrain {
+                relay_id,
+                hosts_per_second,
+                ..
+            } => {
+                relay_id.validate()?;
+                if !(DRAIN_RATE_MIN..=DRAIN_RATE_MAX).contains(hosts_per_second) {
+                    return Err(Error::invalid(
+                        "hosts_per_second",
+                        format!("must be {DRAIN_RATE_MIN} to {DRAIN_RATE_MAX}"),
+                    ));
+                }
+                Ok(())
+            }
+            Command::SetSiteDraining { .. }
+            | Command::CancelMaintenance { .. }
+            | Command::MaintenancePhase { .. }
+            | Command::RestoreBegin { .. }
+            | Command::RestoreCommit { .. }
+            | Command::RestoreAbort => Ok(()),
+            Command::ScheduleMaintenance {
+                target,
+                start_ms,
+                end_ms,
+                reason,
+            } => {
+                if let crate::state::MaintenanceTarget::Relay(relay_id) = target {
+                    relay_id.validate()?;
+                }
+                if end_ms <= start_ms || end_ms - start_ms > MAINTENANCE_WINDOW_MS_MAX {
+                    return Err(Error::invalid(
+                        "end",
+                        "must be after the start and at most a week later",
+                    ));
+                }
+                check_text("reason", reason)
+            }
+            Command::RecordAudit { action, result } => {
+                check_text("action", action)?;
+                check_text("result", result)
+            }
+            Command::RestoreRows { rows } => {
+                if rows.is_empty() {
+                    return Err(Error::invalid("rows", "a chunk holds at least one row"));
+                }
+                Ok(())
+            }
             Command::SetNotice { text } => {
                 if text.len() > NOTICE_BYTES_MAX {
                     return Err(Error::invalid(
@@ -265,7 +366,117 @@ impl Command {
             Command::RelayUp { .. } => "relay_up",
             Command::AddSigningKey(_) => "add_signing_key",
             Command::SetNotice { .. } => "set_notice",
+            Command::StartDrain { .. } => "start_drain",
+            Command::SetSiteDraining { .. } => "set_site_draining",
+            Command::ScheduleMaintenance { .. } => "schedule_maintenance",
+            Command::CancelMaintenance { .. } => "cancel_maintenance",
+            Command::MaintenancePhase { .. } => "maintenance_phase",
+            Command::RecordAudit { .. } => "record_audit",
+            Command::RestoreBegin { .. } => "restore_begin",
+            Command::RestoreRows { .. } => "restore_rows",
+            Command::RestoreCommit { .. } => "restore_commit",
+            Command::RestoreAbort => "restore_abort",
         }
+    }
+}
+
+fn check_text(field: &'static str, text: &str) -> Result<(), Error> {
+    if text.len() > REASON_BYTES_MAX {
+        return Err(Error::invalid(
+            field,
+            format!("at most {REASON_BYTES_MAX} bytes"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "no control characters"));
+    }
+    Ok(())
+}
+
+impl Command {
+    /// What an audit record says was done (the command and its target).
+    pub fn describe(&self) -> String {
+        match self {
+            Command::RegisterRelay(registration) => {
+                format!("register relay {}", registration.relay_id)
+            }
+            Command::SetRelayState { relay_id, target } => {
+                format!("set relay {relay_id} to {target:?}")
+            }
+            Command::RelayDown {
+                relay_id,
+                incarnation,
+            } => format!("relay {relay_id} down (incarnation {incarnation})"),
+            Command::RelayUp {
+                relay_id,
+                incarnation,
+            } => format!("relay {relay_id} up (incarnation {incarnation})"),
+            Command::RemoveRelay { relay_id } => format!("remove relay {relay_id}"),
+            Command::AttachHost { host_id, .. } => format!("attach host {host_id}"),
+            Command::DetachHost { host_id } => format!("detach host {host_id}"),
+            Command::DrainBatch {
+                relay_id,
+                hosts_max,
+            } => format!("drain batch of {hosts_max} off {relay_id}"),
+            Command::AddSigningKey(key) => format!("add signing key {}", key.key_id),
+            Command::SetNotice { text } if text.is_empty() => "clear the notice".to_owned(),
+            Command::SetNotice { .. } => "set the notice".to_owned(),
+            Command::StartDrain {
+                relay_id,
+                hosts_per_second,
+                ..
+            } => {
+                format!("drain relay {relay_id} at {hosts_per_second} hosts/s")
+            }
+            Command::SetSiteDraining {
+                site_id,
+                draining: true,
+            } => format!("drain site {site_id}"),
+            Command::SetSiteDraining {
+                site_id,
+                draining: false,
+            } => format!("undrain site {site_id}"),
+            Command::ScheduleMaintenance {
+                target,
+                start_ms,
+                end_ms,
+                ..
+            } => {
+                format!("schedule maintenance of {target} from {start_ms} to {end_ms}")
+            }
+            Command::CancelMaintenance { window_id } => {
+                format!("cancel maintenance window {window_id}")
+            }
+            Command::MaintenancePhase { window_id, phase } => {
+                format!("maintenance window {window_id} {phase:?}")
+            }
+            Command::RecordAudit { action, .. } => action.clone(),
+            Command::RestoreBegin {
+                backup_era,
+                rows_expected,
+            } => {
+                format!("begin restoring a backup of era {backup_era} ({rows_expected} rows)")
+            }
+            Command::RestoreRows { rows } => format!("restore {} rows", rows.len()),
+            Command::RestoreCommit {
+                keep_backup_keys: true,
+            } => "commit the restore, keeping the backup's signing keys".to_owned(),
+            Command::RestoreCommit {
+                keep_backup_keys: false,
+            } => "commit the restore, signing with this cluster's keys".to_owned(),
+            Command::RestoreAbort => "abort the restore".to_owned(),
+        }
+    }
+
+    /// Whether applying it is an action the audit log keeps.
+    pub fn is_audited(&self) -> bool {
+        !matches!(
+            self,
+            Command::AttachHost { .. }
+                | Command::DetachHost { .. }
+                | Command::DrainBatch { .. }
+                | Command::RestoreRows { .. }
+        )
     }
 }
 

@@ -86,12 +86,17 @@ fn seed_commands() -> Vec<Command> {
     ]
 }
 
-/// Rows other than the clock and remembered answers: what a refused
-/// command must leave alone.
+/// Rows other than the clock, remembered answers and the audit log (which
+/// records refusals too): what a refused command must leave alone.
 fn durable_rows(state: &State) -> BTreeMap<Vec<u8>, Vec<u8>> {
     state
         .rows()
-        .filter(|(key, _)| !matches!(RowKey::decode(key), Ok(RowKey::Meta | RowKey::Request(_))))
+        .filter(|(key, _)| {
+            !matches!(
+                RowKey::decode(key),
+                Ok(RowKey::Meta | RowKey::Request(_) | RowKey::Audit(_))
+            )
+        })
         .collect()
 }
 

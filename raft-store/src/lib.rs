@@ -7,6 +7,11 @@
 //! - [`command`]: `Proposal` and `Command`, with their versioned binary encoding.
 //! - [`reply`]: what applying a command answers.
 //! - [`node_info`]: the node-info document, built from the state.
+//! - [`safety`]: the rule that keeps admin steps from costing quorum.
+//! - [`drain_plan`], [`maintenance_plan`]: the pace of drains and the steps
+//!   of maintenance windows, for the leader to propose.
+//! - [`topology`]: single failure domains that would cost quorum or capacity.
+//! - [`snapshot_file`]: the snapshot (and backup) file format.
 //! - [`state`]: the pure state machine (`State::apply`), placement, rows.
 //! - [`types`]: the openraft type configuration and the site node record.
 //! - [`wire`]: versioned binary encoding of openraft's messages for the network.
@@ -14,11 +19,16 @@
 //!   the group-commit writer thread and the data-dir identity.
 
 pub mod command;
+pub mod drain_plan;
 pub mod error;
 pub mod ids;
+pub mod maintenance_plan;
 pub mod node_info;
 pub mod reply;
+pub mod safety;
+pub mod snapshot_file;
 pub mod state;
+pub mod topology;
 pub mod types;
 pub mod wire;
 

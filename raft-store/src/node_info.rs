@@ -14,6 +14,7 @@ use crate::command::decode_exact;
 use crate::error::Error;
 use crate::state::Endorsement;
 use crate::state::State;
+use crate::state::WindowStatus;
 
 /// First byte of an encoded document: tells it apart from a ticket, so a
 /// signature over one can never pass for the other.
@@ -45,6 +46,20 @@ pub struct NodeInfoRelay {
     pub admin_state: String,
 }
 
+/// A maintenance window that is scheduled or under way, so clients can
+/// tell their users ahead of time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfoWindow {
+    pub window_id: u64,
+    /// `relay:ID` or `site:ID`.
+    pub target: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    /// scheduled or active.
+    pub status: String,
+    pub reason: String,
+}
+
 /// A public key and who vouched for it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfoKey {
@@ -71,6 +86,8 @@ pub struct NodeInfoDocument {
     /// Public keys, oldest first, each endorsed by the one before: a client
     /// that trusts any of them can follow the chain to the signing key.
     pub keys: Vec<NodeInfoKey>,
+    /// Maintenance windows scheduled or under way, by id.
+    pub maintenance: Vec<NodeInfoWindow>,
 }
 
 impl NodeInfoDocument {
@@ -112,6 +129,23 @@ impl NodeInfoDocument {
                     key_id: key.key_id,
                     public_key: key.public_key.clone(),
                     endorsement: key.endorsement.clone(),
+                })
+                .collect(),
+            maintenance: state
+                .windows()
+                .filter(|window| {
+                    matches!(
+                        window.status,
+                        WindowStatus::Scheduled | WindowStatus::Active
+                    )
+                })
+                .map(|window| NodeInfoWindow {
+                    window_id: window.id,
+                    target: window.target.to_string(),
+                    start_ms: window.start_ms,
+                    end_ms: window.end_ms,
+                    status: window.status.as_str().to_owned(),
+                    reason: window.reason.clone(),
                 })
                 .collect(),
         })
@@ -199,6 +233,7 @@ mod tests {
                 public_key: vec![0; 32],
                 endorsement: None,
             }],
+            maintenance: vec![],
         }
     }
 

@@ -41,6 +41,19 @@ pub enum Outcome {
     },
     /// Node info changed (a key, the notice); its version now.
     NodeInfo { era: u64, epoch: u64 },
+    /// A site's drain flag.
+    Site { site_id: u64, draining: bool },
+    /// A maintenance window as it is now.
+    Window(crate::state::MaintenanceWindow),
+    /// An action was recorded in the audit log.
+    Audited { result: String },
+    /// A restore's progress.
+    Restore {
+        rows_received: u64,
+        rows_expected: u64,
+    },
+    /// The state was replaced by a backup, in a new node-info era.
+    Restored { era: u64, routes: u64 },
     /// The command was refused and changed nothing.
     Refused(Refusal),
 }

@@ -6,6 +6,7 @@ mod dev;
 mod durability;
 mod failover;
 mod membership;
+mod operations;
 mod reads;
 mod relays;
 mod sbctl;

@@ -82,7 +82,10 @@ async fn a_fourth_site_joins_as_a_learner_through_a_snapshot() {
     assert_all_readable(&cluster.site_client(new_site), new_site, &acked).await;
 
     // Promoted, it votes; the cluster keeps working with it as a voter.
-    let promoted = client.promote_voter(new_site).await.expect("promote");
+    let promoted = client
+        .promote_voter(new_site, false)
+        .await
+        .expect("promote");
     assert!(
         promoted
             .members

@@ -447,7 +447,7 @@ async fn a_client_whose_cache_names_only_retired_sites_heals_through_a_seed_in_o
             .wait_caught_up(id, Duration::from_secs(30), |_, _| {})
             .await
             .expect("caught up");
-        admin.promote_voter(id).await.expect("promote");
+        admin.promote_voter(id, false).await.expect("promote");
     }
     let admin = ClusterClient::new(
         vec![cluster.api(4), cluster.api(5), cluster.api(6)],

@@ -1,36 +1,19 @@
 //! sbctl against a real cluster: tables, JSON, and clear failures.
 
 use std::process::Command;
-use std::process::Output;
 
 use switchboard_tests::TestCluster;
 use switchboard_tests::binary;
-
-fn sbctl(cluster_json: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(binary("sbctl"))
-        .arg("--cluster")
-        .arg(cluster_json)
-        .args(args)
-        .output()
-        .expect("run sbctl")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use switchboard_tests::sbctl;
+use switchboard_tests::text;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sbctl_shows_status_manages_relays_and_fails_clearly() {
     let cluster = TestCluster::start().await;
     let leader = cluster.leader().await;
-    let cluster_json = cluster.cluster.dir().join("cluster.json");
-    cluster
-        .cluster
-        .cluster_file()
-        .save(&cluster_json)
-        .expect("cluster.json");
+    let cluster_json = cluster.cluster_json();
 
-    let status = sbctl(&cluster_json, &["status"]);
+    let status = sbctl(&cluster_json, &["status"]).await;
     assert!(status.status.success(), "{}", text(&status.stderr));
     let table = text(&status.stdout);
     assert_eq!(
@@ -40,7 +23,7 @@ async fn sbctl_shows_status_manages_relays_and_fails_clearly() {
     );
     assert_eq!(table.matches(" leader ").count(), 1, "one leader:\n{table}");
 
-    let status = sbctl(&cluster_json, &["status", "--json"]);
+    let status = sbctl(&cluster_json, &["status", "--json"]).await;
     let sites: serde_json::Value =
         serde_json::from_slice(&status.stdout).expect("status --json is JSON");
     let sites = sites.as_array().expect("an array of sites");
@@ -65,33 +48,35 @@ async fn sbctl_shows_status_manages_relays_and_fails_clearly() {
             "--label",
             "power-feed=a",
         ],
-    );
+    )
+    .await;
     assert!(register.status.success(), "{}", text(&register.stderr));
-    let attach = sbctl(&cluster_json, &["host", "attach", "h1", "--json"]);
+    let attach = sbctl(&cluster_json, &["host", "attach", "h1", "--json"]).await;
     assert!(attach.status.success(), "{}", text(&attach.stderr));
     let route: serde_json::Value = serde_json::from_slice(&attach.stdout).expect("JSON route");
     assert_eq!(route["relay_id"], "relay-a");
     let get = sbctl(
         &cluster_json,
         &["route", "get", "h1", "--linearizable", "--json"],
-    );
+    )
+    .await;
     let read: serde_json::Value = serde_json::from_slice(&get.stdout).expect("JSON route");
     assert_eq!(read["generation"], route["generation"]);
-    let list = sbctl(&cluster_json, &["relay", "list"]);
+    let list = sbctl(&cluster_json, &["relay", "list"]).await;
     assert!(
         text(&list.stdout).contains("relay-a"),
         "{}",
         text(&list.stdout)
     );
 
-    let missing = sbctl(&cluster_json, &["route", "get", "nobody"]);
+    let missing = sbctl(&cluster_json, &["route", "get", "nobody"]).await;
     assert_eq!(missing.status.code(), Some(1));
     assert!(
         text(&missing.stderr).contains("has no route"),
         "{}",
         text(&missing.stderr)
     );
-    let invalid = sbctl(&cluster_json, &["host", "attach", "bad host"]);
+    let invalid = sbctl(&cluster_json, &["host", "attach", "bad host"]).await;
     assert_eq!(invalid.status.code(), Some(1));
     assert!(
         text(&invalid.stderr).contains("invalid host_id"),

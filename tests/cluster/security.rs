@@ -19,6 +19,7 @@ use switchboard_tests::Role;
 use switchboard_tests::TestCluster;
 use switchboard_tests::TestSpec;
 use switchboard_tests::Validity;
+use switchboard_tests::http_get;
 use switchboard_tests::load::register_relays;
 use switchboard_tests::wait_until;
 use tonic::Code;
@@ -239,20 +240,6 @@ fn rcgen_date(year: i32) -> time::OffsetDateTime {
     )
 }
 
-async fn http_get(addr: &str, path: &str) -> String {
-    use tokio::io::AsyncReadExt;
-    use tokio::io::AsyncWriteExt;
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut response = String::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response))
-        .await
-        .expect("answer within 5 s")
-        .expect("read");
-    response
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn identities_act_only_as_themselves() {
     let cluster = TestCluster::start().await;
@@ -285,7 +272,7 @@ async fn identities_act_only_as_themselves() {
         Some(Code::PermissionDenied)
     );
     assert_eq!(
-        code(relay_a.transfer_leader(0).await),
+        code(relay_a.transfer_leader(0, false).await),
         Some(Code::PermissionDenied)
     );
 

@@ -82,6 +82,8 @@ pub struct TestSpec {
     pub tls_reload_interval_ms: u64,
     /// Relay leases and tickets.
     pub relays: RelayTiming,
+    /// Failure-domain labels per site id.
+    pub site_labels: std::collections::BTreeMap<u64, std::collections::BTreeMap<String, String>>,
 }
 
 impl Default for TestSpec {
@@ -98,6 +100,7 @@ impl Default for TestSpec {
                 lease_ttl_ms: 600_000,
                 ..RelayTiming::default()
             },
+            site_labels: Default::default(),
         }
     }
 }
@@ -122,6 +125,7 @@ impl TestCluster {
         launch.bootstrap = spec.bootstrap;
         launch.tls_reload_interval_ms = spec.tls_reload_interval_ms;
         launch.relays = spec.relays;
+        launch.site_labels = spec.site_labels;
         launch.log_filter = "info,openraft=warn".into();
         let cluster = LocalCluster::start(launch)
             .await
@@ -281,6 +285,70 @@ impl TestCluster {
         )
         .await;
     }
+}
+
+impl TestCluster {
+    /// Writes the cluster's cluster.json (sites, TLS files) for sbctl and
+    /// returns its path; call again after sites change.
+    pub fn cluster_json(&self) -> PathBuf {
+        let path = self.cluster.dir().join("cluster.json");
+        self.cluster
+            .cluster_file()
+            .save(&path)
+            .expect("write cluster.json");
+        path
+    }
+}
+
+/// Runs sbctl against the cluster in `cluster_json`, without blocking the
+/// test's runtime (other tasks keep sampling meanwhile).
+pub async fn sbctl(cluster_json: &std::path::Path, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(binary("sbctl"))
+        .arg("--cluster")
+        .arg(cluster_json)
+        .args(args)
+        .output()
+        .await
+        .expect("run sbctl")
+}
+
+/// sbctl's output as text, for assertion messages.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs sbctl with `--json`, insists it succeeded, and parses its output.
+pub async fn sbctl_json(cluster_json: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let mut with_json = args.to_vec();
+    with_json.push("--json");
+    let output = sbctl(cluster_json, &with_json).await;
+    assert!(
+        output.status.success(),
+        "sbctl {args:?} failed: {}{}",
+        text(&output.stderr),
+        text(&output.stdout)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "sbctl {args:?} printed no JSON ({e}): {}",
+            text(&output.stdout)
+        )
+    })
+}
+
+/// GETs `path` from a site's HTTP plane; the whole response, status line first.
+pub async fn http_get(addr: &str, path: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response))
+        .await
+        .expect("answer within 5 s")
+        .expect("read");
+    response
 }
 
 /// Polls `condition` every 20 ms until it holds; panics after `deadline`.

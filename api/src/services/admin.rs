@@ -25,6 +25,7 @@ use tonic::Response;
 use tonic::Status;
 use tonic::metadata::MetadataValue;
 
+use crate::auth::Principal;
 use crate::convert;
 use crate::error::ApiError;
 use crate::services::request_id;
@@ -33,7 +34,13 @@ use crate::site::role_name;
 use crate::token::TOKEN_TTL_MAX_SECS;
 use crate::token::TokenRole;
 use switchboard_raft_store::Command;
+use switchboard_raft_store::Outcome;
 use switchboard_raft_store::Proposal;
+use switchboard_raft_store::safety::Step;
+use switchboard_raft_store::safety::check_step;
+use switchboard_raft_store::state::WindowStatus;
+use switchboard_raft_store::store::read_chunk;
+use tokio_stream::wrappers::ReceiverStream;
 
 /// Metadata key on a follower's UNAVAILABLE: the leader's API address.
 pub const LEADER_HINT_HEADER: &str = "x-switchboard-leader";
@@ -84,8 +91,42 @@ impl AdminApi {
                 voter: member.voter,
                 labels: member.node.labels.into_iter().collect(),
                 matched_index: member.matched_index,
+                draining: member.draining,
+                healthy: member.healthy,
             })
             .collect()
+    }
+
+    /// Refuses an unsafe step (see `safety`) unless forced.
+    fn check_safety(&self, step: Step, force: bool) -> Result<(), Status> {
+        if force {
+            return Ok(());
+        }
+        let (voters, healthy) = self.site.voter_health();
+        check_step(&voters, &healthy, step).map_err(Status::failed_precondition)
+    }
+
+    /// Records an admin action that is not a command (best effort: the
+    /// action happened whether or not its record does).
+    async fn audit<T, E: std::fmt::Display>(
+        &self,
+        principal: &Principal,
+        action: String,
+        result: &Result<T, E>,
+    ) {
+        let result = match result {
+            Ok(_) => "ok".to_owned(),
+            Err(error) => format!("failed: {error}").chars().take(200).collect(),
+        };
+        let command = Command::RecordAudit { action, result };
+        let proposal = Proposal::new(
+            switchboard_raft_store::ids::RequestId::NONE,
+            principal.actor(),
+            command,
+        );
+        if let Err(error) = self.site.propose(proposal).await {
+            tracing::warn!(%error, "could not record an admin action in the audit log");
+        }
     }
 
     fn node_info_response(&self, reply: &switchboard_raft_store::Reply) -> pb::NodeInfoResponse {
@@ -150,15 +191,30 @@ impl AdminService for AdminApi {
                 purged_index: metrics.purged.as_ref().map_or(0, |id| id.index),
                 members: Vec::new(),
                 staleness_ms: 0,
+                maintenance: Vec::new(),
+                node_info_era: 0,
+                node_info_epoch: 0,
+                notice: String::new(),
                 relay_count: applied.state.relays().count() as u64,
                 route_count: applied.state.routes().len() as u64,
                 version: env!("CARGO_PKG_VERSION").into(),
             }
         };
         let staleness_ms = self.site.staleness_ms().unwrap_or(u64::MAX);
+        let node_info = applied.state.node_info();
         Ok(Response::new(pb::StatusResponse {
             members: self.members(),
             staleness_ms,
+            // Open windows only; `ListMaintenance` shows the finished ones.
+            maintenance: applied
+                .state
+                .windows()
+                .filter(|w| matches!(w.status, WindowStatus::Scheduled | WindowStatus::Active))
+                .map(window)
+                .collect(),
+            node_info_era: node_info.era,
+            node_info_epoch: node_info.epoch,
+            notice: node_info.notice.clone(),
             ..response
         }))
     }
@@ -240,18 +296,22 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::PromoteVoterRequest>,
     ) -> Result<Response<pb::MembershipResponse>, Status> {
-        self.site.auth.admin(&request)?;
+        let principal = self.site.auth.admin(&request)?;
         self.require_leader()?;
-        let id = request.get_ref().site_id;
+        let message = request.get_ref();
+        let id = message.site_id;
+        self.check_safety(Step::PromoteLearner(id), message.force)?;
         let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
-        let response = self
+        let result = self
             .site
             .raft
             .change_membership(change, false)
             .await
-            .map_err(membership_error)?;
+            .map_err(membership_error);
+        self.audit(&principal, format!("promote site {id} to voter"), &result)
+            .await;
         Ok(Response::new(
-            self.membership_response(response.log_id.index),
+            self.membership_response(result?.log_id.index),
         ))
     }
 
@@ -259,9 +319,10 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::RemoveMemberRequest>,
     ) -> Result<Response<pb::MembershipResponse>, Status> {
-        self.site.auth.admin(&request)?;
+        let principal = self.site.auth.admin(&request)?;
         self.require_leader()?;
         let id = request.get_ref().site_id;
+        let force = request.get_ref().force;
         let (is_voter, is_member) = {
             let metrics = self.site.raft.metrics();
             let metrics = metrics.borrow_watched();
@@ -275,18 +336,21 @@ impl AdminService for AdminApi {
             return Err(ApiError::NotFound(format!("site {id} is not a member")).into());
         }
         let change = if is_voter {
+            self.check_safety(Step::RemoveVoter(id), force)?;
             ChangeMembers::RemoveVoters(BTreeSet::from([id]))
         } else {
             ChangeMembers::RemoveNodes(BTreeSet::from([id]))
         };
-        let response = self
+        let result = self
             .site
             .raft
             .change_membership(change, false)
             .await
-            .map_err(membership_error)?;
+            .map_err(membership_error);
+        self.audit(&principal, format!("remove site {id}"), &result)
+            .await;
         Ok(Response::new(
-            self.membership_response(response.log_id.index),
+            self.membership_response(result?.log_id.index),
         ))
     }
 
@@ -294,9 +358,10 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::TransferLeaderRequest>,
     ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
-        self.site.auth.admin(&request)?;
+        let principal = self.site.auth.admin(&request)?;
         self.require_leader()?;
         let requested = request.get_ref().to_site_id;
+        let force = request.get_ref().force;
         let target = if requested != 0 {
             requested
         } else {
@@ -304,7 +369,19 @@ impl AdminService for AdminApi {
                 ApiError::FailedPrecondition("no other voter to hand leadership to".into())
             })?
         };
-        transfer_leadership(&self.site, target, TRANSFER_LEADER_DEADLINE).await?;
+        self.check_safety(Step::TransferLeader(target), force)?;
+        let result = transfer_leadership(&self.site, target, TRANSFER_LEADER_DEADLINE).await;
+        let recorded = result
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| Status::from(ApiError::Internal(e.to_string())));
+        self.audit(
+            &principal,
+            format!("hand leadership to site {target}"),
+            &recorded,
+        )
+        .await;
+        result?;
         Ok(Response::new(pb::TransferLeaderResponse {
             new_leader_id: target,
         }))
@@ -390,10 +467,323 @@ impl AdminService for AdminApi {
         let reply = self.site.propose(proposal).await?;
         Ok(Response::new(self.node_info_response(&reply)))
     }
+
+    async fn drain_relay(
+        &self,
+        request: Request<pb::DrainRelayRequest>,
+    ) -> Result<Response<pb::RelayResponse>, Status> {
+        let principal = self.site.auth.admin(&request)?;
+        let message = request.get_ref();
+        let command = Command::StartDrain {
+            relay_id: convert::relay_id(&message.relay_id)?,
+            hosts_per_second: message.hosts_per_second,
+            deadline_ms: message.deadline_unix_ms,
+        };
+        self.relay_command(principal, &message.request_id, command)
+            .await
+    }
+
+    async fn undrain_relay(
+        &self,
+        request: Request<pb::UndrainRelayRequest>,
+    ) -> Result<Response<pb::RelayResponse>, Status> {
+        let principal = self.site.auth.admin(&request)?;
+        let message = request.get_ref();
+        let command = Command::SetRelayState {
+            relay_id: convert::relay_id(&message.relay_id)?,
+            target: switchboard_raft_store::command::RelayAdminTarget::Active,
+        };
+        self.relay_command(principal, &message.request_id, command)
+            .await
+    }
+
+    async fn drain_site(
+        &self,
+        request: Request<pb::DrainSiteRequest>,
+    ) -> Result<Response<pb::SiteDrainResponse>, Status> {
+        let principal = self.site.auth.admin(&request)?;
+        self.require_leader()?;
+        let message = request.get_ref();
+        let site_id = message.site_id;
+        if !self.site.members().iter().any(|m| m.site_id == site_id) {
+            return Err(ApiError::NotFound(format!("site {site_id} is not a member")).into());
+        }
+        self.check_safety(Step::DrainSite(site_id), message.force)?;
+        let command = Command::SetSiteDraining {
+            site_id,
+            draining: true,
+        };
+        let proposal = Proposal::new(request_id(&message.request_id)?, principal.actor(), command);
+        self.site.propose(proposal).await?;
+        // A drained site does not lead.
+        if site_id == self.site.id {
+            let target = most_caught_up_voter(&self.site).ok_or_else(|| {
+                ApiError::FailedPrecondition("no other voter to hand leadership to".into())
+            })?;
+            transfer_leadership(&self.site, target, TRANSFER_LEADER_DEADLINE).await?;
+        }
+        Ok(Response::new(pb::SiteDrainResponse {
+            site_id,
+            draining: true,
+            leader_id: self.site.leader().map_or(0, |(id, _)| id),
+        }))
+    }
+
+    async fn undrain_site(
+        &self,
+        request: Request<pb::UndrainSiteRequest>,
+    ) -> Result<Response<pb::SiteDrainResponse>, Status> {
+        let principal = self.site.auth.admin(&request)?;
+        let message = request.get_ref();
+        let command = Command::SetSiteDraining {
+            site_id: message.site_id,
+            draining: false,
+        };
+        let proposal = Proposal::new(request_id(&message.request_id)?, principal.actor(), command);
+        self.site.propose(proposal).await?;
+        Ok(Response::new(pb::SiteDrainResponse {
+            site_id: message.site_id,
+            draining: false,
+            leader_id: self.site.leader().map_or(0, |(id, _)| id),
+        }))
+    }
+
+    async fn schedule_maintenance(
+        &self,
+        request: Request<pb::ScheduleMaintenanceRequest>,
+    ) -> Result<Response<pb::MaintenanceWindow>, Status> {
+        let principal = self.site.auth.admin(&request)?;
+        let message = request.get_ref();
+        let target = convert::maintenance_target(&message.target)?;
+        let command = Command::ScheduleMaintenance {
+            target,
+            start_ms: message.start_unix_ms,
+            end_ms: message.end_unix_ms,
+            reason: message.reason.clone(),
+        };
+        let proposal = Proposal::new(request_id(&message.request_id)?, principal.actor(), command);
+        match self.site.propose(proposal).await?.outcome {
+            Outcome::Window(created) => Ok(Response::new(window(&created))),
+            other => Err(ApiError::Internal(format!("unexpected outcome {other:?}")).into()),
+        }
+    }
+
+    async fn list_maintenance(
+        &self,
+        request: Request<pb::ListMaintenanceRequest>,
+    ) -> Result<Response<pb::ListMaintenanceResponse>, Status> {
+        self.site.auth.admin(&request)?;
+        let applied = self.site.reader.load();
+        Ok(Response::new(pb::ListMaintenanceResponse {
+            windows: applied.state.windows().map(window).collect(),
+        }))
+    }
+
+    async fn cancel_maintenance(
+        &self,
+        request: Request<pb::CancelMaintenanceRequest>,
+    ) -> Result<Response<pb::MaintenanceWindow>, Status> {
+        let principal = self.site.auth.admin(&request)?;
+        let message = request.get_ref();
+        let command = Command::CancelMaintenance {
+            window_id: message.window_id,
+        };
+        let proposal = Proposal::new(request_id(&message.request_id)?, principal.actor(), command);
+        match self.site.propose(proposal).await?.outcome {
+            Outcome::Window(cancelled) => Ok(Response::new(window(&cancelled))),
+            other => Err(ApiError::Internal(format!("unexpected outcome {other:?}")).into()),
+        }
+    }
+
+    type SaveSnapshotStream = ReceiverStream<Result<pb::BackupChunk, Status>>;
+
+    async fn save_snapshot(
+        &self,
+        request: Request<pb::SaveSnapshotRequest>,
+    ) -> Result<Response<Self::SaveSnapshotStream>, Status> {
+        self.site.auth.admin(&request)?;
+        // A linearizable read first: the backup holds every acknowledged write.
+        let applied = self.site.read_linearizable(false).await?;
+        let snapshots = self.site.snapshots.clone();
+        let file = tokio::task::spawn_blocking(move || snapshots.write_backup(&applied))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(ApiError::from)?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let file = std::sync::Arc::new(file);
+            let total = file.len;
+            let mut offset = 0u64;
+            loop {
+                let reader = file.clone();
+                let chunk = tokio::task::spawn_blocking(move || {
+                    read_chunk(&reader, offset, crate::limits::SNAPSHOT_CHUNK_BYTES)
+                })
+                .await;
+                let data = match chunk {
+                    Ok(Ok(data)) => data,
+                    Ok(Err(error)) => {
+                        let _ = sender.send(Err(Status::internal(error.to_string()))).await;
+                        return;
+                    }
+                    Err(error) => {
+                        let _ = sender.send(Err(Status::internal(error.to_string()))).await;
+                        return;
+                    }
+                };
+                let next = offset + data.len() as u64;
+                let last = next >= total;
+                if sender
+                    .send(Ok(pb::BackupChunk {
+                        offset,
+                        data,
+                        total_bytes: total,
+                        last,
+                    }))
+                    .await
+                    .is_err()
+                    || last
+                {
+                    return;
+                }
+                offset = next;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
+    async fn restore(
+        &self,
+        request: Request<pb::RestoreRequest>,
+    ) -> Result<Response<pb::RestoreResponse>, Status> {
+        let principal = self.site.auth.admin(&request)?;
+        let message = request.get_ref();
+        let command = match &message.step {
+            Some(pb::restore_request::Step::Begin(begin)) => Command::RestoreBegin {
+                backup_era: begin.backup_era,
+                rows_expected: begin.rows_expected,
+            },
+            Some(pb::restore_request::Step::Rows(rows)) => Command::RestoreRows {
+                rows: rows
+                    .rows
+                    .iter()
+                    .map(|row| (row.key.clone(), row.value.clone()))
+                    .collect(),
+            },
+            Some(pb::restore_request::Step::Commit(true)) => {
+                // Keep the backup's signing keys if this cluster can sign with
+                // them (it was rebuilt with the lost cluster's state key).
+                // Read through the leader: every staged row is applied here.
+                let applied = self.site.read_linearizable(false).await?;
+                let staged = applied.state.staged_node_info();
+                let keep_backup_keys = staged
+                    .as_ref()
+                    .and_then(|meta| meta.current_key())
+                    .is_some_and(|key| self.site.signer.can_open(key));
+                Command::RestoreCommit { keep_backup_keys }
+            }
+            Some(pb::restore_request::Step::Abort(true)) => Command::RestoreAbort,
+            _ => {
+                return Err(ApiError::InvalidArgument(
+                    "a restore step is begin, rows, commit or abort".into(),
+                )
+                .into());
+            }
+        };
+        let proposal = Proposal::new(request_id(&message.request_id)?, principal.actor(), command);
+        let reply = self.site.propose(proposal).await?;
+        let response = match reply.outcome {
+            Outcome::Restore {
+                rows_received,
+                rows_expected,
+            } => pb::RestoreResponse {
+                rows_received,
+                rows_expected,
+                era: 0,
+                routes: 0,
+            },
+            Outcome::Restored { era, routes } => pb::RestoreResponse {
+                rows_received: 0,
+                rows_expected: 0,
+                era,
+                routes,
+            },
+            _ => pb::RestoreResponse::default(),
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn list_audit(
+        &self,
+        request: Request<pb::ListAuditRequest>,
+    ) -> Result<Response<pb::ListAuditResponse>, Status> {
+        self.site.auth.admin(&request)?;
+        let applied = self.site.reader.load();
+        let limit = match request.get_ref().limit {
+            0 => usize::MAX,
+            limit => limit as usize,
+        };
+        let records = applied
+            .state
+            .audit()
+            .rev()
+            .take(limit)
+            .map(|record| pb::AuditRecord {
+                seq: record.seq,
+                at_unix_ms: record.at_ms,
+                log_index: record.log_index,
+                actor: record.actor.clone(),
+                action: record.action.clone(),
+                result: record.result.clone(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListAuditResponse { records }))
+    }
 }
 
-/// The other voter with the longest replicated log, as the leader sees it.
+impl AdminApi {
+    async fn relay_command(
+        &self,
+        principal: Principal,
+        request_id_bytes: &[u8],
+        command: Command,
+    ) -> Result<Response<pb::RelayResponse>, Status> {
+        let proposal = Proposal::new(request_id(request_id_bytes)?, principal.actor(), command);
+        let reply = self.site.propose(proposal).await?;
+        match reply.outcome {
+            Outcome::Relay(record) => Ok(Response::new(pb::RelayResponse {
+                relay: Some(convert::relay(&record)),
+                applied_index: reply.log_index,
+            })),
+            other => Err(ApiError::Internal(format!("unexpected outcome {other:?}")).into()),
+        }
+    }
+}
+
+/// A maintenance window in the API.
+pub fn window(window: &switchboard_raft_store::state::MaintenanceWindow) -> pb::MaintenanceWindow {
+    pb::MaintenanceWindow {
+        id: window.id,
+        target: window.target.to_string(),
+        start_unix_ms: window.start_ms,
+        end_unix_ms: window.end_ms,
+        reason: window.reason.clone(),
+        status: window.status.as_str().to_owned(),
+        created_by: window.created_by.clone(),
+    }
+}
+
+/// The other voter to hand leadership to, as the leader sees it: one in
+/// client service before a drained one, then the longest replicated log.
 pub fn most_caught_up_voter(site: &Site) -> Option<u64> {
+    let drained: BTreeSet<u64> = site
+        .reader
+        .load()
+        .state
+        .sites()
+        .filter(|(_, record)| record.draining)
+        .map(|(id, _)| *id)
+        .collect();
     let metrics = site.raft.metrics();
     let metrics = metrics.borrow_watched();
     let voters: Vec<u64> = metrics
@@ -408,7 +798,7 @@ pub fn most_caught_up_voter(site: &Site) -> Option<u64> {
             .and_then(|r| r.get(id).cloned())
             .flatten()
             .map_or(0, |log_id| log_id.index);
-        (matched, std::cmp::Reverse(*id))
+        (!drained.contains(id), matched, std::cmp::Reverse(*id))
     })
 }
 

@@ -33,6 +33,7 @@ impl ClientService for ClientApi {
         &self,
         request: Request<pb::NodeInfoRequest>,
     ) -> Result<Response<pb::NodeInfoResponse>, Status> {
+        self.site.refuse_if_draining()?;
         self.site.auth.reader(&request)?;
         let applied = self.site.reader.load();
         let (era, epoch) = applied.state.node_info().version();
@@ -54,6 +55,7 @@ impl ClientService for ClientApi {
         &self,
         request: Request<pb::WatchRouteRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        self.site.refuse_if_draining()?;
         let principal = self.site.auth.reader(&request)?;
         self.site.refuse_removed_relay(&principal)?;
         let message = request.get_ref();
@@ -71,6 +73,7 @@ impl ClientService for ClientApi {
         &self,
         request: Request<pb::ResolveRequest>,
     ) -> Result<Response<pb::ResolveResponse>, Status> {
+        self.site.refuse_if_draining()?;
         let principal = self.site.auth.reader(&request)?;
         self.site.refuse_removed_relay(&principal)?;
         let message = request.get_ref();

@@ -37,6 +37,7 @@ impl HostService for HostApi {
         &self,
         request: Request<pb::WatchRouteRequest>,
     ) -> Result<Response<Self::WatchRouteStream>, Status> {
+        self.site.refuse_if_draining()?;
         let message = request.get_ref();
         let host_id = convert::host_id(&message.host_id)?;
         self.site.auth.host(&request, &host_id)?;
@@ -53,6 +54,7 @@ impl HostService for HostApi {
         &self,
         request: Request<pb::AttachRequest>,
     ) -> Result<Response<pb::AttachResponse>, Status> {
+        self.site.refuse_if_draining()?;
         let message = request.get_ref();
         let host_id = convert::host_id(&message.host_id)?;
         let actor = self.site.auth.host(&request, &host_id)?.actor();
@@ -84,6 +86,7 @@ impl HostService for HostApi {
         &self,
         request: Request<pb::DetachRequest>,
     ) -> Result<Response<pb::DetachResponse>, Status> {
+        self.site.refuse_if_draining()?;
         let message = request.get_ref();
         let host_id = convert::host_id(&message.host_id)?;
         let actor = self.site.auth.host(&request, &host_id)?.actor();

@@ -7,6 +7,7 @@ mod relay;
 
 pub use admin::AdminApi;
 pub use admin::LEADER_HINT_HEADER;
+pub use admin::TRANSFER_LEADER_DEADLINE;
 pub use admin::most_caught_up_voter;
 pub use admin::transfer_leadership;
 pub use client::ClientApi;

@@ -37,6 +37,7 @@ impl RelayService for RelayApi {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        self.site.refuse_if_draining()?;
         let message = request.get_ref();
         let relay_id = convert::relay_id(&message.relay_id)?;
         let principal = self.site.auth.relay(&request, &relay_id)?;
@@ -99,6 +100,7 @@ impl RelayService for RelayApi {
         &self,
         request: Request<pb::WatchRoutesRequest>,
     ) -> Result<Response<Self::WatchRoutesStream>, Status> {
+        self.site.refuse_if_draining()?;
         let message = request.get_ref();
         let relay_id = convert::relay_id(&message.relay_id)?;
         let principal = self.site.auth.relay(&request, &relay_id)?;
@@ -116,6 +118,7 @@ impl RelayService for RelayApi {
         &self,
         request: Request<pb::RegisterRelayRequest>,
     ) -> Result<Response<pb::RegisterRelayResponse>, Status> {
+        self.site.refuse_if_draining()?;
         let message = request.get_ref();
         let relay_id = convert::relay_id(&message.relay_id)?;
         let principal = self.site.auth.relay(&request, &relay_id)?;
@@ -140,6 +143,7 @@ impl RelayService for RelayApi {
         &self,
         request: Request<pb::ListRelaysRequest>,
     ) -> Result<Response<pb::ListRelaysResponse>, Status> {
+        self.site.refuse_if_draining()?;
         let principal = self.site.auth.reader(&request)?;
         self.site.refuse_removed_relay(&principal)?;
         let (applied, _) = self.site.read_local(0)?;

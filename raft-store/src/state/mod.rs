@@ -5,6 +5,7 @@
 //! rows it touched are noted in a [`ChangeSet`] for the store to write. The
 //! same log therefore gives the same state, byte for byte, on every site.
 
+mod operations;
 mod placement;
 mod records;
 mod request_log;
@@ -13,18 +14,25 @@ mod rows;
 
 use imbl::OrdMap;
 
+pub use self::operations::AUDIT_RECORDS_MAX;
 pub use self::placement::choose_relay;
 pub use self::records::AdminState;
+pub use self::records::AuditRecord;
+pub use self::records::DrainPlan;
 pub use self::records::Endorsement;
+pub use self::records::MaintenanceTarget;
+pub use self::records::MaintenanceWindow;
 pub use self::records::Meta;
 pub use self::records::NodeInfoMeta;
 pub use self::records::RelayRecord;
 pub use self::records::RelayState;
 pub use self::records::RequestRecord;
+pub use self::records::RestoreStaging;
 pub use self::records::RouteRecord;
 pub use self::records::RouteView;
 pub use self::records::SigningKeyRecord;
 pub use self::records::SiteRecord;
+pub use self::records::WindowStatus;
 pub use self::request_log::REQUEST_RETENTION_MS;
 pub use self::request_log::REQUESTS_RETAINED_MAX;
 pub use self::request_log::RequestLog;
@@ -65,6 +73,10 @@ pub struct State {
     node_info: NodeInfoMeta,
     /// The sites, mirrored from Raft membership for node info.
     sites: OrdMap<SiteId, SiteRecord>,
+    windows: OrdMap<u64, MaintenanceWindow>,
+    audit: OrdMap<u64, AuditRecord>,
+    restore: Option<RestoreStaging>,
+    restore_rows: OrdMap<Vec<u8>, Vec<u8>>,
 }
 
 impl State {
@@ -172,7 +184,7 @@ impl State {
         }
 
         let outcome = match proposal.command.validate() {
-            Ok(()) => self.execute(&proposal.command, &proposal.actor, changes),
+            Ok(()) => self.execute(log_index, &proposal.command, &proposal.actor, changes),
             Err(error) => Outcome::Refused(Refusal::new(
                 RefusalCode::InvalidArgument,
                 error.to_string(),
@@ -195,7 +207,45 @@ impl State {
         reply
     }
 
-    fn execute(&mut self, command: &Command, actor: &Actor, changes: &mut ChangeSet) -> Outcome {
+    fn execute(
+        &mut self,
+        log_index: u64,
+        command: &Command,
+        actor: &Actor,
+        changes: &mut ChangeSet,
+    ) -> Outcome {
+        let admin_only = matches!(
+            command,
+            Command::RestoreBegin { .. }
+                | Command::RestoreRows { .. }
+                | Command::RestoreCommit { .. }
+                | Command::RestoreAbort
+        );
+        if admin_only && !matches!(actor.kind, ActorKind::Admin | ActorKind::Anonymous) {
+            return refused(
+                RefusalCode::PermissionDenied,
+                "only an operator may restore a backup".into(),
+            );
+        }
+        let outcome = self.execute_command(command, actor, changes);
+        if command.is_audited()
+            && !matches!(outcome, Outcome::Refused(_) if actor.kind == ActorKind::System)
+        {
+            let result = match &outcome {
+                Outcome::Refused(refusal) => format!("refused: {}", refusal.message),
+                _ => "ok".to_owned(),
+            };
+            self.record_audit(log_index, actor, command.describe(), result, changes);
+        }
+        outcome
+    }
+
+    fn execute_command(
+        &mut self,
+        command: &Command,
+        actor: &Actor,
+        changes: &mut ChangeSet,
+    ) -> Outcome {
         match command {
             Command::RegisterRelay(registration) => {
                 self.register_relay(registration, actor, changes)
@@ -229,6 +279,38 @@ impl State {
                 }
                 self.node_info_outcome()
             }
+            Command::StartDrain {
+                relay_id,
+                hosts_per_second,
+                deadline_ms,
+            } => self.start_drain(relay_id, *hosts_per_second, *deadline_ms, changes),
+            Command::SetSiteDraining { site_id, draining } => {
+                self.set_site_draining(*site_id, *draining, changes)
+            }
+            Command::ScheduleMaintenance {
+                target,
+                start_ms,
+                end_ms,
+                reason,
+            } => self.schedule_maintenance(target, *start_ms, *end_ms, reason, actor, changes),
+            Command::CancelMaintenance { window_id } => {
+                self.cancel_maintenance(*window_id, changes)
+            }
+            Command::MaintenancePhase { window_id, phase } => {
+                self.maintenance_phase(*window_id, *phase, changes)
+            }
+            Command::RecordAudit { result, .. } => Outcome::Audited {
+                result: result.clone(),
+            },
+            Command::RestoreBegin {
+                backup_era,
+                rows_expected,
+            } => self.restore_begin(*backup_era, *rows_expected, actor, changes),
+            Command::RestoreRows { rows } => self.restore_rows(rows, changes),
+            Command::RestoreCommit { keep_backup_keys } => {
+                self.restore_commit(*keep_backup_keys, changes)
+            }
+            Command::RestoreAbort => self.restore_abort(changes),
         }
     }
 
@@ -260,6 +342,13 @@ impl State {
             changes.touch(RowKey::Site(*id));
         }
         self.sites = next;
+        self.bump_epoch(changes);
+    }
+
+    /// Starts a new node-info era (a recovery or restore lost history):
+    /// documents of the old era never outrank the new ones.
+    pub fn start_new_era(&mut self, changes: &mut ChangeSet) {
+        self.node_info.era += 1;
         self.bump_epoch(changes);
     }
 
@@ -358,6 +447,7 @@ impl State {
                 warm_until_ms: now.saturating_add(RELAY_WARMUP_MS),
                 held_out_until_ms: 0,
                 recent_downs_ms: Vec::new(),
+                drain: None,
             },
             Some(existing) => {
                 if registration.incarnation < existing.incarnation {
@@ -440,6 +530,9 @@ impl State {
         if relay.admin_state != next {
             relay.admin_state = next;
             relay.state_since_ms = now;
+            if next != AdminState::Draining {
+                relay.drain = None;
+            }
             changes.touch(RowKey::Relay(relay_id.clone()));
             self.bump_epoch(changes);
         }
@@ -741,6 +834,10 @@ impl State {
             RowKey::RemovedRelay(id) => self.removed_relays.get(id).map(encode_value),
             RowKey::Route(id) => self.routes.get(id).map(encode_value),
             RowKey::Request(id) => self.requests.get(*id).map(encode_value),
+            RowKey::Window(id) => self.windows.get(id).map(encode_value),
+            RowKey::Audit(seq) => self.audit.get(seq).map(encode_value),
+            RowKey::RestoreMeta => self.restore.as_ref().map(encode_value),
+            RowKey::RestoreRow(key) => self.restore_rows.get(key).cloned(),
         }
     }
 
@@ -771,11 +868,31 @@ impl State {
             .requests
             .iter()
             .map(|(id, r)| (RowKey::Request(*id).encode(), encode_value(r)));
+        let windows = self
+            .windows
+            .iter()
+            .map(|(id, w)| (RowKey::Window(*id).encode(), encode_value(w)));
+        let audit = self
+            .audit
+            .iter()
+            .map(|(seq, a)| (RowKey::Audit(*seq).encode(), encode_value(a)));
+        let restore_meta = self
+            .restore
+            .iter()
+            .map(|r| (RowKey::RestoreMeta.encode(), encode_value(r)));
+        let restore_rows = self
+            .restore_rows
+            .iter()
+            .map(|(k, v)| (RowKey::RestoreRow(k.clone()).encode(), v.clone()));
         meta.chain(sites)
             .chain(relays)
             .chain(removed)
             .chain(routes)
             .chain(requests)
+            .chain(windows)
+            .chain(audit)
+            .chain(restore_meta)
+            .chain(restore_rows)
     }
 
     /// Rebuilds a state from its rows (any order) and checks it.
@@ -814,6 +931,18 @@ impl State {
                 RowKey::Request(id) => state
                     .requests
                     .insert(id, decode_value("request row", value)?),
+                RowKey::Window(id) => {
+                    state
+                        .windows
+                        .insert(id, decode_value("maintenance window row", value)?);
+                }
+                RowKey::Audit(seq) => {
+                    state.audit.insert(seq, decode_value("audit row", value)?);
+                }
+                RowKey::RestoreMeta => state.restore = Some(decode_value("restore row", value)?),
+                RowKey::RestoreRow(key) => {
+                    state.restore_rows.insert(key, value.to_vec());
+                }
             }
         }
         state.check_invariants().map_err(|reason| Error::Corrupt {

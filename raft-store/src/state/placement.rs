@@ -69,6 +69,7 @@ mod tests {
             warm_until_ms: 0,
             held_out_until_ms: 0,
             recent_downs_ms: Vec::new(),
+            drain: None,
         }
     }
 

@@ -18,6 +18,10 @@ pub struct Meta {
     /// next one, so a host's generation strictly increases and no two routes
     /// ever share one.
     pub last_generation: u64,
+    /// The last maintenance window id handed out.
+    pub last_window_id: u64,
+    /// The last audit record number.
+    pub last_audit_seq: u64,
 }
 
 /// What an operator decided about a relay, apart from whether it is alive.
@@ -81,6 +85,88 @@ pub struct RelayRecord {
     pub held_out_until_ms: u64,
     /// When its lease last ran out, newest last, at most `FLAP_DOWNS_MAX`.
     pub recent_downs_ms: Vec<u64>,
+    /// How a drain moves its hosts off, while it is draining.
+    pub drain: Option<DrainPlan>,
+}
+
+/// The pace of a relay's drain, kept in the state so a new leader goes on
+/// at the same pace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainPlan {
+    pub hosts_per_second: u32,
+    pub started_ms: u64,
+    /// After this state time, whatever is left moves at once.
+    pub deadline_ms: Option<u64>,
+}
+
+/// What a maintenance window takes out of service.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum MaintenanceTarget {
+    Relay(RelayId),
+    Site(u64),
+}
+
+impl std::fmt::Display for MaintenanceTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaintenanceTarget::Relay(id) => write!(f, "relay:{id}"),
+            MaintenanceTarget::Site(id) => write!(f, "site:{id}"),
+        }
+    }
+}
+
+/// Where a maintenance window is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WindowStatus {
+    Scheduled,
+    /// Started: the target is drained (or draining) until the end.
+    Active,
+    Done,
+    Cancelled,
+}
+
+impl WindowStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WindowStatus::Scheduled => "scheduled",
+            WindowStatus::Active => "active",
+            WindowStatus::Done => "done",
+            WindowStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A scheduled drain with a start and an end, carried out by the leader.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceWindow {
+    pub id: u64,
+    pub target: MaintenanceTarget,
+    /// Unix milliseconds.
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub reason: String,
+    pub status: WindowStatus,
+    pub created_by: String,
+}
+
+/// One admin action: who, what, when, and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub seq: u64,
+    pub at_ms: u64,
+    pub log_index: u64,
+    pub actor: String,
+    pub action: String,
+    pub result: String,
+}
+
+/// A restore from a backup, being received.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreStaging {
+    pub backup_era: u64,
+    pub rows_expected: u64,
+    pub rows_received: u64,
+    pub started_by: String,
 }
 
 impl RelayRecord {

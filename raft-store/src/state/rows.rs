@@ -24,6 +24,10 @@ const PREFIX_RELAY: u8 = 0x10;
 const PREFIX_REMOVED_RELAY: u8 = 0x11;
 const PREFIX_ROUTE: u8 = 0x20;
 const PREFIX_REQUEST: u8 = 0x30;
+const PREFIX_WINDOW: u8 = 0x50;
+const PREFIX_AUDIT: u8 = 0x60;
+const PREFIX_RESTORE_META: u8 = 0x70;
+const PREFIX_RESTORE_ROW: u8 = 0x71;
 
 /// A row's key. The derived order equals the order of the encoded bytes.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -38,6 +42,14 @@ pub enum RowKey {
     RemovedRelay(RelayId),
     Route(HostId),
     Request(RequestId),
+    /// A maintenance window.
+    Window(u64),
+    /// An audit record.
+    Audit(u64),
+    /// A restore in progress.
+    RestoreMeta,
+    /// A row of a backup being restored (the row's own key follows the prefix).
+    RestoreRow(Vec<u8>),
 }
 
 impl RowKey {
@@ -51,6 +63,10 @@ impl RowKey {
             RowKey::RemovedRelay(id) => prefixed(PREFIX_REMOVED_RELAY, id.as_str().as_bytes()),
             RowKey::Route(id) => prefixed(PREFIX_ROUTE, id.as_str().as_bytes()),
             RowKey::Request(id) => prefixed(PREFIX_REQUEST, &id.to_bytes()),
+            RowKey::Window(id) => prefixed(PREFIX_WINDOW, &id.to_be_bytes()),
+            RowKey::Audit(seq) => prefixed(PREFIX_AUDIT, &seq.to_be_bytes()),
+            RowKey::RestoreMeta => vec![PREFIX_RESTORE_META],
+            RowKey::RestoreRow(key) => prefixed(PREFIX_RESTORE_ROW, key),
         }
     }
 
@@ -90,6 +106,17 @@ impl RowKey {
                     .map_err(|_| corrupt("request id is not 16 bytes"))?;
                 Ok(RowKey::Request(RequestId(u128::from_be_bytes(id))))
             }
+            PREFIX_WINDOW | PREFIX_AUDIT => {
+                let id: [u8; 8] = rest.try_into().map_err(|_| corrupt("id is not 8 bytes"))?;
+                let id = u64::from_be_bytes(id);
+                Ok(if prefix == PREFIX_WINDOW {
+                    RowKey::Window(id)
+                } else {
+                    RowKey::Audit(id)
+                })
+            }
+            PREFIX_RESTORE_META if rest.is_empty() => Ok(RowKey::RestoreMeta),
+            PREFIX_RESTORE_ROW if !rest.is_empty() => Ok(RowKey::RestoreRow(rest.to_vec())),
             _ => Err(corrupt(&format!("unknown prefix {prefix:#04x}"))),
         }
     }
@@ -119,6 +146,8 @@ pub fn decode_value<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Re
 pub struct ChangeSet {
     keys: BTreeSet<RowKey>,
     route_changes: Vec<RouteChange>,
+    /// The whole state was replaced (a restore): rewrite every row.
+    replaced: bool,
 }
 
 /// A host's route moved: from where, to where (relay and generation).
@@ -154,6 +183,17 @@ impl ChangeSet {
     pub fn clear(&mut self) {
         self.keys.clear();
         self.route_changes.clear();
+        self.replaced = false;
+    }
+
+    /// Notes that the whole state was replaced.
+    pub fn replace_all(&mut self) {
+        self.replaced = true;
+    }
+
+    /// Whether the whole state was replaced since the last clear.
+    pub fn replaced(&self) -> bool {
+        self.replaced
     }
 
     /// Notes a route move.
@@ -185,6 +225,10 @@ mod tests {
             RowKey::Route(HostId::new("a").unwrap()),
             RowKey::Request(RequestId(5)),
             RowKey::Request(RequestId(u128::MAX)),
+            RowKey::Window(1),
+            RowKey::Audit(7),
+            RowKey::RestoreMeta,
+            RowKey::RestoreRow(vec![0x20, b'h']),
         ];
         let mut sorted = keys.clone();
         sorted.sort();

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::command::Actor;
 use crate::command::ActorKind;
+use crate::command::MaintenancePhase;
 use crate::ids::RequestId;
 
 fn relay_id(name: &str) -> RelayId {
@@ -79,6 +80,12 @@ impl Harness {
     }
 
     fn flush(&mut self) {
+        if self.changes.replaced() {
+            // A restore: the store rewrites every row.
+            self.mirror = self.state.rows().collect();
+            self.changes.clear();
+            return;
+        }
         for key in self.changes.keys() {
             match self.state.row_value(key) {
                 Some(value) => self.mirror.insert(key.encode(), value),
@@ -756,4 +763,405 @@ fn signing_keys_follow_each_other_by_endorsement() {
         h.apply(Command::AddSigningKey(key(id, Some(id - 1))));
     }
     assert_eq!(h.state.node_info().keys.len(), SIGNING_KEYS_KEPT_MAX);
+}
+
+fn refused_code(reply: &Reply) -> Option<RefusalCode> {
+    match &reply.outcome {
+        Outcome::Refused(refusal) => Some(refusal.code),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_drain_keeps_its_pace_in_the_state_until_undrained() {
+    let mut h = Harness::new();
+    h.apply(registration("a", "", 10, 1));
+    h.apply(attach("h1"));
+    h.apply(registration("b", "", 10, 1));
+    let reply = h.apply(Command::StartDrain {
+        relay_id: relay_id("a"),
+        hosts_per_second: 250,
+        deadline_ms: 99_000,
+    });
+    let Outcome::Relay(relay) = reply.outcome else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(relay.state(), RelayState::Draining);
+    let plan = relay.drain.expect("a draining relay has a plan");
+    assert_eq!(plan.hosts_per_second, 250);
+    assert_eq!(plan.deadline_ms, Some(99_000));
+    assert_eq!(plan.started_ms, h.now_ms);
+
+    let empty = h.apply(Command::StartDrain {
+        relay_id: relay_id("b"),
+        hosts_per_second: 10,
+        deadline_ms: 0,
+    });
+    assert!(
+        matches!(empty.outcome, Outcome::Relay(ref r) if r.state() == RelayState::Drained && r.drain.is_none()),
+        "a relay without routes is drained at once: {empty:?}"
+    );
+    let too_fast = h.apply(Command::StartDrain {
+        relay_id: relay_id("a"),
+        hosts_per_second: 0,
+        deadline_ms: 0,
+    });
+    assert_eq!(refused_code(&too_fast), Some(RefusalCode::InvalidArgument));
+
+    h.apply(Command::SetRelayState {
+        relay_id: relay_id("a"),
+        target: RelayAdminTarget::Active,
+    });
+    assert!(h.state.relay(&relay_id("a")).unwrap().drain.is_none());
+    assert_eq!(
+        h.route_relay("h1").as_deref(),
+        Some("a"),
+        "an undrained relay keeps what it still held"
+    );
+}
+
+#[test]
+fn maintenance_windows_refuse_overlaps_and_move_only_forwards() {
+    let mut h = Harness::new();
+    h.apply(registration("a", "", 10, 1));
+    let window = |start_ms, end_ms| Command::ScheduleMaintenance {
+        target: MaintenanceTarget::Relay(relay_id("a")),
+        start_ms,
+        end_ms,
+        reason: "firmware".into(),
+    };
+    let epoch_before = h.state.node_info().epoch;
+    let first = h.apply(window(10_000, 20_000));
+    let Outcome::Window(first) = first.outcome else {
+        panic!("{first:?}")
+    };
+    assert_eq!((first.id, first.status), (1, WindowStatus::Scheduled));
+    assert_eq!(first.created_by, "admin:test");
+    assert!(
+        h.state.node_info().epoch > epoch_before,
+        "node info lists windows"
+    );
+
+    let overlap = h.apply(window(15_000, 25_000));
+    assert_eq!(
+        refused_code(&overlap),
+        Some(RefusalCode::FailedPrecondition)
+    );
+    let past = h.apply(window(100, 200));
+    assert_eq!(refused_code(&past), Some(RefusalCode::InvalidArgument));
+    let backwards = h.apply(window(30_000, 30_000));
+    assert_eq!(refused_code(&backwards), Some(RefusalCode::InvalidArgument));
+    let unknown = h.apply(Command::ScheduleMaintenance {
+        target: MaintenanceTarget::Site(9),
+        start_ms: 10_000,
+        end_ms: 20_000,
+        reason: String::new(),
+    });
+    assert_eq!(refused_code(&unknown), Some(RefusalCode::NotFound));
+
+    let phase = |window_id, phase| Command::MaintenancePhase { window_id, phase };
+    let early_end = h.apply(phase(1, MaintenancePhase::Ended));
+    assert_eq!(
+        refused_code(&early_end),
+        Some(RefusalCode::FailedPrecondition)
+    );
+    h.apply(phase(1, MaintenancePhase::Started));
+    assert_eq!(
+        h.state.windows().next().unwrap().status,
+        WindowStatus::Active
+    );
+    // Cancelling an active window ends it now; the leader then undrains.
+    let cancelled = h.apply(Command::CancelMaintenance { window_id: 1 });
+    assert!(matches!(cancelled.outcome, Outcome::Window(ref w) if w.end_ms == h.now_ms));
+    h.apply(phase(1, MaintenancePhase::Ended));
+    assert_eq!(h.state.windows().next().unwrap().status, WindowStatus::Done);
+    let again = h.apply(Command::CancelMaintenance { window_id: 1 });
+    assert_eq!(refused_code(&again), Some(RefusalCode::FailedPrecondition));
+
+    let second = h.apply(window(40_000, 50_000));
+    assert!(matches!(second.outcome, Outcome::Window(ref w) if w.id == 2));
+    h.apply(Command::CancelMaintenance { window_id: 2 });
+    assert_eq!(
+        h.state.windows().last().unwrap().status,
+        WindowStatus::Cancelled
+    );
+    let document = crate::node_info::NodeInfoDocument::from_state(&h.state);
+    assert!(
+        document.is_none_or(|d| d.maintenance.is_empty()),
+        "finished windows leave node info"
+    );
+}
+
+#[test]
+fn a_site_drain_is_node_info_news() {
+    let mut h = Harness::new();
+    h.state.apply_membership(
+        vec![
+            (1, "one".into(), "a:1".into(), true),
+            (2, "two".into(), "b:1".into(), true),
+        ],
+        &mut h.changes,
+    );
+    h.flush();
+    let before = h.state.node_info().epoch;
+    h.apply(Command::SetSiteDraining {
+        site_id: 2,
+        draining: true,
+    });
+    assert!(h.state.sites().any(|(id, site)| *id == 2 && site.draining));
+    assert_eq!(h.state.node_info().epoch, before + 1);
+    h.apply(Command::SetSiteDraining {
+        site_id: 2,
+        draining: true,
+    });
+    assert_eq!(
+        h.state.node_info().epoch,
+        before + 1,
+        "no change, no new epoch"
+    );
+    // A drained site stays drained across membership changes.
+    h.state.apply_membership(
+        vec![
+            (1, "one".into(), "a:1".into(), true),
+            (2, "two".into(), "b:2".into(), true),
+        ],
+        &mut h.changes,
+    );
+    assert!(h.state.sites().any(|(id, site)| *id == 2 && site.draining));
+    let unknown = h.apply(Command::SetSiteDraining {
+        site_id: 7,
+        draining: true,
+    });
+    assert_eq!(refused_code(&unknown), Some(RefusalCode::NotFound));
+}
+
+#[test]
+fn the_audit_log_keeps_who_did_what_and_is_bounded() {
+    let mut h = Harness::new();
+    h.apply(registration("a", "", 10, 1));
+    h.apply(attach("h1"));
+    let records: Vec<&AuditRecord> = h.state.audit().collect();
+    assert_eq!(
+        records.len(),
+        1,
+        "attaches are not admin actions: {records:?}"
+    );
+    assert_eq!(records[0].actor, "admin:test");
+    assert_eq!(records[0].action, "register relay a");
+    assert_eq!(records[0].result, "ok");
+    let refused = h.apply(Command::RemoveRelay {
+        relay_id: relay_id("a"),
+    });
+    assert!(refused_code(&refused).is_some());
+    let last = h.state.audit().next_back().unwrap();
+    assert!(last.result.starts_with("refused"), "{last:?}");
+
+    for i in 0..AUDIT_RECORDS_MAX + 5 {
+        h.apply(Command::RecordAudit {
+            action: format!("action {i}"),
+            result: "ok".into(),
+        });
+    }
+    assert_eq!(h.state.audit().count(), AUDIT_RECORDS_MAX);
+    assert_eq!(
+        h.state.audit().next_back().unwrap().action,
+        format!("action {}", AUDIT_RECORDS_MAX + 4)
+    );
+    assert_eq!(
+        h.state.audit().next().unwrap().action,
+        "action 5",
+        "the oldest went first"
+    );
+    assert_eq!(
+        State::from_rows(h.mirror.iter()).unwrap().audit().count(),
+        AUDIT_RECORDS_MAX,
+        "trimmed records leave the store too"
+    );
+}
+
+/// A backup of `h` as rows, as `snapshot save` writes them.
+fn backup_rows(h: &Harness) -> Vec<(Vec<u8>, Vec<u8>)> {
+    h.state.rows().collect()
+}
+
+#[test]
+fn a_restore_replaces_the_state_keeps_the_membership_and_raises_the_era() {
+    use crate::command::NewSigningKey;
+    let key = |cluster: &str, id: u64| NewSigningKey {
+        cluster_id: cluster.into(),
+        key_id: id,
+        public_key: vec![id as u8; 32],
+        sealed_private_key: vec![1; 40],
+        endorsement: None,
+    };
+    let mut lost = Harness::new();
+    lost.apply(Command::AddSigningKey(key("lost", 1)));
+    lost.apply(registration("a", "", 100, 1));
+    for i in 0..50 {
+        lost.apply(attach(&format!("h{i}")));
+    }
+    let backup = backup_rows(&lost);
+
+    let mut h = Harness::new();
+    h.state
+        .apply_membership(vec![(5, "new".into(), "n:1".into(), true)], &mut h.changes);
+    h.flush();
+    h.apply(Command::AddSigningKey(key("rebuilt", 1)));
+    h.apply(registration("z", "", 10, 1));
+    let early = h.apply(Command::RestoreRows {
+        rows: backup[..1].to_vec(),
+    });
+    assert_eq!(refused_code(&early), Some(RefusalCode::FailedPrecondition));
+
+    h.apply(Command::RestoreBegin {
+        backup_era: 0,
+        rows_expected: backup.len() as u64,
+    });
+    for chunk in backup.chunks(7) {
+        let reply = h.apply(Command::RestoreRows {
+            rows: chunk.to_vec(),
+        });
+        assert!(
+            matches!(reply.outcome, Outcome::Restore { .. }),
+            "{reply:?}"
+        );
+    }
+    assert_eq!(
+        h.state.relay(&relay_id("z")).map(|r| r.route_count),
+        Some(0),
+        "staged rows change nothing yet"
+    );
+    assert!(h.route_relay("h0").is_none());
+    let replayed = h.apply(Command::RestoreRows {
+        rows: backup[..3].to_vec(),
+    });
+    assert!(
+        matches!(replayed.outcome, Outcome::Restore { rows_received, .. } if rows_received == backup.len() as u64)
+    );
+
+    let reply = h.apply(Command::RestoreCommit {
+        keep_backup_keys: false,
+    });
+    let Outcome::Restored { era, routes } = reply.outcome else {
+        panic!("{reply:?}")
+    };
+    assert_eq!((era, routes), (1, 50));
+    for i in 0..50 {
+        assert_eq!(h.route_relay(&format!("h{i}")).as_deref(), Some("a"));
+        assert_eq!(
+            h.state
+                .route(&host_id(&format!("h{i}")))
+                .unwrap()
+                .generation,
+            lost.state
+                .route(&host_id(&format!("h{i}")))
+                .unwrap()
+                .generation
+        );
+    }
+    assert!(
+        h.state.relay(&relay_id("z")).is_none(),
+        "the backup's relays only"
+    );
+    assert_eq!(
+        h.state.sites().map(|(id, _)| *id).collect::<Vec<_>>(),
+        vec![5],
+        "this cluster's sites"
+    );
+    assert_eq!(h.state.node_info().cluster_id, "rebuilt");
+    assert_eq!(h.state.node_info().keys[0].public_key, vec![1; 32]);
+    assert!(h.state.restore().is_none());
+    assert_eq!(
+        h.state.audit().next_back().unwrap().action,
+        "commit the restore, signing with this cluster's keys"
+    );
+    assert_eq!(
+        State::from_rows(h.mirror.iter())
+            .unwrap()
+            .rows()
+            .collect::<Vec<_>>(),
+        h.state.rows().collect::<Vec<_>>()
+    );
+
+    // A second restore of the same backup raises the era again, and may keep its keys.
+    h.apply(Command::RestoreBegin {
+        backup_era: 0,
+        rows_expected: backup.len() as u64,
+    });
+    let incomplete = h.apply(Command::RestoreCommit {
+        keep_backup_keys: true,
+    });
+    assert_eq!(
+        refused_code(&incomplete),
+        Some(RefusalCode::FailedPrecondition)
+    );
+    h.apply(Command::RestoreRows {
+        rows: backup.clone(),
+    });
+    let reply = h.apply(Command::RestoreCommit {
+        keep_backup_keys: true,
+    });
+    assert!(
+        matches!(reply.outcome, Outcome::Restored { era: 2, .. }),
+        "{reply:?}"
+    );
+    assert_eq!(h.state.node_info().cluster_id, "rebuilt");
+    assert_eq!(h.state.node_info().keys.len(), 1);
+}
+
+#[test]
+fn a_restore_refuses_foreign_rows_and_only_operators_restore() {
+    let mut h = Harness::new();
+    h.apply(Command::RestoreBegin {
+        backup_era: 0,
+        rows_expected: 2,
+    });
+    let garbage = h.apply(Command::RestoreRows {
+        rows: vec![(vec![0xEE, 1], vec![1])],
+    });
+    assert_eq!(refused_code(&garbage), Some(RefusalCode::InvalidArgument));
+    let too_many = h.apply(Command::RestoreRows {
+        rows: vec![
+            (RowKey::Meta.encode(), vec![]),
+            (RowKey::NodeInfo.encode(), vec![]),
+            (RowKey::Relay(relay_id("x")).encode(), vec![]),
+        ],
+    });
+    assert_eq!(refused_code(&too_many), Some(RefusalCode::InvalidArgument));
+    h.apply(Command::RestoreRows {
+        rows: vec![
+            (RowKey::Meta.encode(), vec![0xFF]),
+            (RowKey::NodeInfo.encode(), vec![0xFF]),
+        ],
+    });
+    let unsound = h.apply(Command::RestoreCommit {
+        keep_backup_keys: false,
+    });
+    assert_eq!(
+        refused_code(&unsound),
+        Some(RefusalCode::InvalidArgument),
+        "rows that do not decode are refused at commit"
+    );
+    h.apply(Command::RestoreAbort);
+    assert!(h.state.restore().is_none());
+    assert_eq!(
+        State::from_rows(h.mirror.iter())
+            .unwrap()
+            .restore()
+            .map(|r| r.rows_received),
+        None
+    );
+
+    h.index += 1;
+    let proposal = Proposal {
+        request_id: RequestId::NONE,
+        actor: Actor::new(ActorKind::Relay, "r1"),
+        issued_at_ms: h.now_ms,
+        command: Command::RestoreBegin {
+            backup_era: 0,
+            rows_expected: 1,
+        },
+    };
+    let reply = h.state.apply(h.index, &proposal, &mut h.changes);
+    assert_eq!(refused_code(&reply), Some(RefusalCode::PermissionDenied));
 }

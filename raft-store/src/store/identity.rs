@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::error::Error;
-use crate::store::snapshot_file::sync_dir;
+use crate::snapshot_file::sync_dir;
 
 const FILE_NAME: &str = "IDENTITY";
 

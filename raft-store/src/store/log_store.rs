@@ -34,8 +34,8 @@ use crate::types::Vote;
 use crate::wire;
 
 const KEY_VOTE: &[u8] = b"vote";
-const KEY_COMMITTED: &[u8] = b"committed";
-const KEY_PURGED: &[u8] = b"purged";
+pub(crate) const KEY_COMMITTED: &[u8] = b"committed";
+pub(crate) const KEY_PURGED: &[u8] = b"purged";
 
 /// Most entries one read returns; openraft asks for at most
 /// `max_payload_entries` per message, so this only guards a runaway range.

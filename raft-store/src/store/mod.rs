@@ -11,8 +11,8 @@
 mod change_feed;
 mod identity;
 mod log_store;
+mod recover;
 mod snapshot_dir;
-mod snapshot_file;
 mod state_machine;
 mod writer;
 
@@ -34,11 +34,10 @@ pub use self::change_feed::Compacted;
 pub use self::change_feed::IndexedEvent;
 pub use self::identity::Identity;
 pub use self::log_store::LogStore;
+pub use self::recover::Recovered;
+pub use self::recover::recover_single_site;
 pub use self::snapshot_dir::SnapshotDir;
 pub use self::snapshot_dir::SnapshotRecord;
-pub use self::snapshot_file::SnapshotFile;
-pub use self::snapshot_file::read_chunk;
-pub use self::snapshot_file::read_snapshot;
 pub use self::state_machine::AppliedState;
 pub use self::state_machine::SnapshotBuilder;
 pub use self::state_machine::StateMachineStore;
@@ -47,6 +46,9 @@ pub use self::writer::Durability;
 pub use self::writer::Stopped;
 pub use self::writer::Writer;
 use crate::error::Error;
+pub use crate::snapshot_file::SnapshotFile;
+pub use crate::snapshot_file::read_chunk;
+pub use crate::snapshot_file::read_snapshot;
 
 pub(crate) const CF_LOG: &str = "log";
 pub(crate) const CF_RAFT: &str = "raft";

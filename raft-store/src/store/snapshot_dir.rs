@@ -12,10 +12,10 @@ use std::sync::atomic::Ordering;
 use openraft::type_config::alias::SnapshotOf;
 
 use crate::error::Error;
-use crate::store::snapshot_file::SnapshotFile;
-use crate::store::snapshot_file::read_meta;
-use crate::store::snapshot_file::sync_dir;
-use crate::store::snapshot_file::write_snapshot;
+use crate::snapshot_file::SnapshotFile;
+use crate::snapshot_file::read_meta;
+use crate::snapshot_file::sync_dir;
+use crate::snapshot_file::write_snapshot;
 use crate::store::state_machine::AppliedState;
 use crate::types::SnapshotMeta;
 use crate::types::TypeConfig;
@@ -153,6 +153,21 @@ impl SnapshotDir {
             meta,
             snapshot: file,
         })
+    }
+
+    /// Writes a backup of `applied` (the snapshot format) to a fresh file
+    /// that never becomes current; the caller removes it when done (an open
+    /// handle keeps it readable). Blocking: run it off the async workers.
+    pub fn write_backup(&self, applied: &AppliedState) -> Result<SnapshotFile, Error> {
+        let meta = SnapshotMeta {
+            last_log_id: applied.last_applied,
+            last_membership: applied.membership.clone(),
+        };
+        let path = self.unique_name("backup-", applied.applied_index(), "backup");
+        write_snapshot(&path, &meta, applied.state.rows())?;
+        let file = SnapshotFile::open(&path)?;
+        remove_quietly(&path);
+        Ok(file)
     }
 
     /// Makes a received, installed snapshot current.

@@ -28,6 +28,8 @@ use tokio::sync::watch;
 use crate::error::Error;
 use crate::reply::Outcome;
 use crate::reply::Reply;
+use crate::snapshot_file::SnapshotFile;
+use crate::snapshot_file::read_snapshot;
 use crate::state::ChangeSet;
 use crate::state::State;
 use crate::store::CF_APPLIED;
@@ -37,8 +39,6 @@ use crate::store::change_feed::ChangeEvent;
 use crate::store::change_feed::ChangeFeed;
 use crate::store::change_feed::IndexedEvent;
 use crate::store::snapshot_dir::SnapshotDir;
-use crate::store::snapshot_file::SnapshotFile;
-use crate::store::snapshot_file::read_snapshot;
 use crate::store::writer::Durability;
 use crate::store::writer::Writer;
 use crate::types::LogId;
@@ -194,10 +194,18 @@ impl StateMachineStore {
     async fn persist(&mut self) -> Result<(), Error> {
         let mut batch = self.applied_rows_batch();
         let state_cf = cf(&self.db, CF_STATE);
-        for key in self.changes.keys() {
-            match self.applied.state.row_value(key) {
-                Some(value) => batch.put_cf(state_cf, key.encode(), value),
-                None => batch.delete_cf(state_cf, key.encode()),
+        if self.changes.replaced() {
+            // A restore replaced the whole state: rewrite every row.
+            batch.delete_range_cf(state_cf, STATE_KEYS_START, STATE_KEYS_END);
+            for (key, value) in self.applied.state.rows() {
+                batch.put_cf(state_cf, key, value);
+            }
+        } else {
+            for key in self.changes.keys() {
+                match self.applied.state.row_value(key) {
+                    Some(value) => batch.put_cf(state_cf, key.encode(), value),
+                    None => batch.delete_cf(state_cf, key.encode()),
+                }
             }
         }
         self.changes.clear();
@@ -227,6 +235,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let log_id = entry.log_id();
             let index = log_id.index;
             let node_info_before = self.applied.state.node_info().version();
+            let replaced_before = self.changes.replaced();
             let reply = match entry.payload {
                 EntryPayload::Blank => Reply {
                     log_index: index,
@@ -269,6 +278,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     event: ChangeEvent::Route(change),
                 }
             }));
+            if self.changes.replaced() && !replaced_before {
+                events.push(IndexedEvent {
+                    index,
+                    event: ChangeEvent::Reset,
+                });
+            }
             let (era, epoch) = self.applied.state.node_info().version();
             if (era, epoch) != node_info_before {
                 events.push(IndexedEvent {

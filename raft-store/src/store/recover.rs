@@ -1,0 +1,151 @@
+//! Rebuilding a cluster from the one site that survived a disaster (as
+//! etcd's `--force-new-cluster`): offline, on the survivor's data dir.
+//!
+//! The survivor keeps its applied state; its Raft membership becomes itself
+//! alone; its log is emptied behind the applied index (which becomes the
+//! purged index); node info enters a new era, because writes other sites
+//! acknowledged but this one never applied may be lost and cached documents
+//! of the old era must not outrank the recovered cluster's. Other sites then
+//! join as new members with empty data dirs.
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use openraft::Membership;
+
+use rocksdb::WriteBatch;
+use rocksdb::WriteOptions;
+
+use crate::error::Error;
+use crate::state::ChangeSet;
+use crate::store::AppliedState;
+use crate::store::CF_APPLIED;
+use crate::store::CF_LOG;
+use crate::store::CF_RAFT;
+use crate::store::CF_STATE;
+use crate::store::Identity;
+use crate::store::cf;
+use crate::store::log_store::KEY_COMMITTED;
+use crate::store::log_store::KEY_PURGED;
+use crate::store::open;
+use crate::store::state_machine::KEY_LAST_APPLIED;
+use crate::store::state_machine::KEY_MEMBERSHIP;
+use crate::types::SiteNode;
+use crate::types::StoredMembership;
+use crate::wire;
+
+/// What a recovery kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovered {
+    pub applied_index: u64,
+    pub routes: usize,
+    pub relays: usize,
+    pub era: u64,
+}
+
+/// Makes the data dir a one-site cluster of `identity.site_id` at `node`
+/// (default: the addresses the membership holds for it).
+///
+/// Offline: the site must not be running. Every write here is synced in one
+/// batch, so a crash during recovery leaves the old or the new data dir,
+/// never a mix.
+pub fn recover_single_site(
+    data_dir: &Path,
+    identity: &Identity,
+    node: Option<SiteNode>,
+) -> Result<Recovered, Error> {
+    let opened = open(data_dir, identity)?;
+    let applied = opened.reader.load();
+    let last_applied = applied.last_applied.ok_or_else(|| Error::Corrupt {
+        what: "data dir",
+        reason: "nothing was ever applied here; there is nothing to recover".into(),
+    })?;
+    let site_id = identity.site_id;
+    let node = match node {
+        Some(node) => node,
+        None => applied
+            .membership
+            .membership()
+            .get_node(&site_id)
+            .cloned()
+            .ok_or_else(|| Error::Corrupt {
+                what: "membership",
+                reason: format!("site {site_id} is not in its own membership; give its addresses"),
+            })?,
+    };
+    let mut state = applied.state.clone();
+    let mut changes = ChangeSet::default();
+    state.apply_membership(
+        vec![(site_id, node.name.clone(), node.api_addr.clone(), true)],
+        &mut changes,
+    );
+    state.start_new_era(&mut changes);
+    let membership = Membership::new(
+        vec![BTreeSet::from([site_id])],
+        BTreeMap::from([(site_id, node)]),
+    )
+    .map_err(|e| Error::Corrupt {
+        what: "membership",
+        reason: e.to_string(),
+    })?;
+    let stored = StoredMembership::new(Some(last_applied), membership);
+
+    let db = &opened.db;
+    let mut batch = WriteBatch::default();
+    for key in changes.keys() {
+        match state.row_value(key) {
+            Some(value) => batch.put_cf(cf(db, CF_STATE), key.encode(), value),
+            None => batch.delete_cf(cf(db, CF_STATE), key.encode()),
+        }
+    }
+    batch.put_cf(cf(db, CF_APPLIED), KEY_MEMBERSHIP, wire::encode(&stored));
+    batch.put_cf(
+        cf(db, CF_APPLIED),
+        KEY_LAST_APPLIED,
+        wire::encode(&Some(last_applied)),
+    );
+    // The log is dropped: its entries after the applied index may never have
+    // been committed, and the ones before are in the state. The applied index
+    // becomes the purged index, so the log continues from there.
+    batch.delete_range_cf(cf(db, CF_LOG), 0u64.to_be_bytes(), u64::MAX.to_be_bytes());
+    batch.delete_cf(cf(db, CF_LOG), u64::MAX.to_be_bytes());
+    batch.put_cf(cf(db, CF_RAFT), KEY_PURGED, wire::encode(&last_applied));
+    batch.put_cf(
+        cf(db, CF_RAFT),
+        KEY_COMMITTED,
+        wire::encode(&Some(last_applied)),
+    );
+    let mut options = WriteOptions::default();
+    // Synced: the site must not come back half recovered.
+    options.set_sync(true);
+    db.write_opt(batch, &options)
+        .map_err(|source| Error::Rocks {
+            context: "writing the recovery",
+            source,
+        })?;
+
+    // The purged log can only reach new sites through a snapshot, and the
+    // old one names the old membership: build one of the recovered state.
+    let recovered_state = AppliedState {
+        state,
+        last_applied: Some(last_applied),
+        membership: stored,
+    };
+    opened.snapshots.build(&recovered_state)?;
+    let recovered = Recovered {
+        applied_index: last_applied.index,
+        routes: recovered_state.state.routes().len(),
+        relays: recovered_state.state.relays().count(),
+        era: recovered_state.state.node_info().era,
+    };
+    let stopped = opened.stopped.clone();
+    drop(applied);
+    drop(opened);
+    stopped.wait(CLOSE_WAIT);
+    Ok(recovered)
+}
+
+/// How long recovery waits for the database to close before returning.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
