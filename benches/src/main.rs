@@ -156,13 +156,6 @@ async fn catch_up(routes: u64, workers: usize) -> anyhow::Result<()> {
     .map(|m| m.len())
     .sum();
 
-    println!();
-    println!(
-        "catch-up benchmark ({} binaries, {} cores)",
-        profile(),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    println!("{:<44} {:>14}", "measure", "value");
     let rows = [
         ("routes", routes.to_string()),
         ("attach workers", workers.to_string()),
@@ -199,9 +192,11 @@ async fn catch_up(routes: u64, workers: usize) -> anyhow::Result<()> {
             learner.snapshot_index.to_string(),
         ),
     ];
-    for (name, value) in rows {
-        println!("{name:<44} {value:>14}");
-    }
+    let rows: Vec<(String, String)> = rows
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+    print_table("catch-up benchmark", &rows);
     Ok(())
 }
 

@@ -456,22 +456,7 @@ async fn a_site_drain_moves_leadership_and_the_drained_site_stops_without_a_fail
     .await;
     // With the drained site down (once the leader notices), draining a
     // second would cost quorum.
-    wait_until(
-        cluster.timing().failover_bound() * 4,
-        "the leader sees the stopped site as unhealthy",
-        || {
-            let cluster = &cluster;
-            async move {
-                cluster
-                    .status(leader)
-                    .await
-                    .members
-                    .iter()
-                    .any(|m| m.site_id == drained && m.healthy == Some(false))
-            }
-        },
-    )
-    .await;
+    cluster.wait_unhealthy(leader, drained).await;
     let other = (1..=3)
         .find(|id| *id != drained && *id != leader)
         .expect("a third site");
@@ -798,22 +783,7 @@ async fn membership_steps_follow_the_safety_rule_unless_forced() {
         )
     };
     cluster.cluster.kill(down).expect("kill");
-    wait_until(
-        cluster.timing().failover_bound() * 4,
-        "the leader sees the killed site as unhealthy",
-        || {
-            let cluster = &cluster;
-            async move {
-                cluster
-                    .status(next)
-                    .await
-                    .members
-                    .iter()
-                    .any(|m| m.site_id == down && m.healthy == Some(false))
-            }
-        },
-    )
-    .await;
+    cluster.wait_unhealthy(next, down).await;
     let listed = sbctl(&cluster_json, &["members", "list"]).await;
     assert!(
         text(&listed.stdout).contains("NO"),

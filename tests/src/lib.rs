@@ -265,6 +265,23 @@ impl TestCluster {
             .unwrap_or_else(|e| panic!("status of site {id}: {e}"))
     }
 
+    /// Waits until the leader `leader` reports site `site` unhealthy (it
+    /// stopped acknowledging), within a bound from the configured timing.
+    pub async fn wait_unhealthy(&self, leader: u64, site: u64) {
+        wait_until(
+            self.timing().failover_bound() * 4,
+            &format!("leader {leader} sees site {site} as unhealthy"),
+            || async move {
+                self.status(leader)
+                    .await
+                    .members
+                    .iter()
+                    .any(|m| m.site_id == site && m.healthy == Some(false))
+            },
+        )
+        .await;
+    }
+
     /// Waits until site `id` has applied at least `index`.
     pub async fn wait_applied(&self, id: u64, index: u64, deadline: Duration) {
         let client = self.site_client(id);
