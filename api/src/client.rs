@@ -883,12 +883,14 @@ impl ClusterClient {
         relay_id: &str,
         hosts_per_second: u32,
         deadline_unix_ms: u64,
+        force: bool,
     ) -> Result<pb::RelayResponse, ClientError> {
         let message = pb::DrainRelayRequest {
             request_id: new_request_id(),
             relay_id: relay_id.to_owned(),
             hosts_per_second,
             deadline_unix_ms,
+            force,
         };
         self.call(|channel| {
             let request = self.request(message.clone());

@@ -330,7 +330,7 @@ async fn drain(hosts: u64, rates: &[u32]) -> anyhow::Result<()> {
     let (mut from, mut to) = ("relay-a", "relay-b");
     for &rate in rates {
         let started = Instant::now();
-        client.drain_relay(from, rate, 0).await?;
+        client.drain_relay(from, rate, 0, false).await?;
         loop {
             let relays = client.list_relays().await?.relays;
             let source = relays

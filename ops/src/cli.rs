@@ -262,6 +262,9 @@ pub enum RelayCommand {
         /// Show progress (hosts left, rate, ETA) until the relay is drained.
         #[arg(long)]
         wait: bool,
+        /// Drain even if the other relays lack room for every host.
+        #[arg(long)]
+        force: bool,
     },
     /// Put a relay back into placement.
     Undrain { relay_id: String },

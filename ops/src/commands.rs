@@ -612,17 +612,16 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             rate,
             deadline,
             wait,
+            force,
         }) => {
-            operations::drain_relay(
-                &client,
-                out,
-                json,
+            let request = operations::DrainRequest {
                 relay_id,
-                *rate,
-                deadline.as_deref(),
-                *wait,
-            )
-            .await?;
+                rate: *rate,
+                deadline: deadline.as_deref(),
+                wait: *wait,
+                force: *force,
+            };
+            operations::drain_relay(&client, out, json, request).await?;
         }
         Command::Relay(RelayCommand::Undrain { relay_id }) => {
             let response = client.undrain_relay(relay_id).await?;

@@ -93,22 +93,39 @@ struct DrainView {
     hosts_per_second: f64,
 }
 
+/// What `sbctl relay drain` was asked.
+pub struct DrainRequest<'a> {
+    pub relay_id: &'a str,
+    /// Hosts per second.
+    pub rate: u32,
+    /// A duration from now ("30m") or an RFC 3339 time.
+    pub deadline: Option<&'a str>,
+    pub wait: bool,
+    pub force: bool,
+}
+
 /// `sbctl relay drain`.
 pub async fn drain_relay(
     client: &ClusterClient,
     out: &mut dyn Write,
     json: bool,
-    relay_id: &str,
-    rate: u32,
-    deadline: Option<&str>,
-    wait: bool,
+    request: DrainRequest<'_>,
 ) -> Result<(), CliError> {
+    let DrainRequest {
+        relay_id,
+        rate,
+        deadline,
+        wait,
+        force,
+    } = request;
     let deadline_ms = deadline
         .map(|text| parse_time(&format!("+{text}"), now_ms()).or_else(|_| parse_time(text, 0)))
         .transpose()?
         .unwrap_or(0);
     let started = Instant::now();
-    let response = client.drain_relay(relay_id, rate, deadline_ms).await?;
+    let response = client
+        .drain_relay(relay_id, rate, deadline_ms, force)
+        .await?;
     let relay = response
         .relay
         .ok_or_else(|| CliError::Usage("the site answered without the relay".into()))?;

@@ -151,10 +151,13 @@ pub enum Command {
     SetNotice { text: String },
     /// Start draining a relay at a pace (hosts per second), with an
     /// optional deadline (state time, 0 for none) after which the rest moves.
+    /// Refused when the other relays lack room for its hosts, unless `force`
+    /// (then what has no room stays until room frees).
     StartDrain {
         relay_id: RelayId,
         hosts_per_second: u32,
         deadline_ms: u64,
+        force: bool,
     },
     /// Mark a site as draining (clients prefer other sites) or not.
     SetSiteDraining { site_id: u64, draining: bool },

@@ -94,6 +94,8 @@ fn start(
                 relay_id: relay_id.clone(),
                 hosts_per_second: drain_hosts_per_second,
                 deadline_ms: 0,
+                // The window was decided ahead: drain what has room.
+                force: true,
             })
             .into_iter()
             .collect()),
@@ -252,7 +254,8 @@ mod tests {
                 Command::StartDrain {
                     relay_id: relay("r1"),
                     hosts_per_second: 50,
-                    deadline_ms: 0
+                    deadline_ms: 0,
+                    force: true,
                 },
                 Command::MaintenancePhase {
                     window_id: 1,

@@ -90,6 +90,14 @@ async fn a_relay_drain_of_10000_hosts_re_places_every_host_and_none_is_ever_with
     register(&client, "relay-big", HOSTS as u32, &[]).await;
     let acked = attach_hosts(&client, "drained-host", HOSTS).await;
     assert!(acked.iter().all(|a| a.relay_id == "relay-big"));
+    let cluster_json = cluster.cluster_json();
+    let no_room = sbctl(&cluster_json, &["relay", "drain", "relay-big"]).await;
+    assert_eq!(no_room.status.code(), Some(1));
+    assert!(
+        text(&no_room.stderr).contains("room for 0"),
+        "{}",
+        text(&no_room.stderr)
+    );
     for n in 1..=4 {
         register(&client, &format!("relay-{n}"), 3_000, &[]).await;
     }
@@ -148,7 +156,6 @@ async fn a_relay_drain_of_10000_hosts_re_places_every_host_and_none_is_ever_with
         })
     };
 
-    let cluster_json = cluster.cluster_json();
     let started = Instant::now();
     let drained = sbctl_json(
         &cluster_json,

@@ -478,6 +478,7 @@ impl AdminService for AdminApi {
             relay_id: convert::relay_id(&message.relay_id)?,
             hosts_per_second: message.hosts_per_second,
             deadline_ms: message.deadline_unix_ms,
+            force: message.force,
         };
         self.relay_command(principal, &message.request_id, command)
             .await

@@ -283,7 +283,8 @@ impl State {
                 relay_id,
                 hosts_per_second,
                 deadline_ms,
-            } => self.start_drain(relay_id, *hosts_per_second, *deadline_ms, changes),
+                force,
+            } => self.start_drain(relay_id, *hosts_per_second, *deadline_ms, *force, changes),
             Command::SetSiteDraining { site_id, draining } => {
                 self.set_site_draining(*site_id, *draining, changes)
             }

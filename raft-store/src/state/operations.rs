@@ -21,6 +21,7 @@ use crate::ids::RelayId;
 use crate::reply::Outcome;
 use crate::reply::RefusalCode;
 use crate::state::AdminState;
+use crate::state::placement::room_elsewhere;
 
 /// Audit records kept; past this the oldest go first.
 pub const AUDIT_RECORDS_MAX: usize = 10_000;
@@ -59,12 +60,23 @@ impl State {
         relay_id: &RelayId,
         hosts_per_second: u32,
         deadline_ms: u64,
+        force: bool,
         changes: &mut ChangeSet,
     ) -> Outcome {
         let now = self.meta.clock_ms;
         let Some(relay) = self.relays.get(relay_id) else {
             return refused(RefusalCode::NotFound, format!("no relay {relay_id}"));
         };
+        let room = room_elsewhere(self.relays.values(), relay_id, now);
+        if !force && room < u64::from(relay.route_count) {
+            return refused(
+                RefusalCode::FailedPrecondition,
+                format!(
+                    "relay {relay_id} holds {} hosts and the other relays have room for {room}; add capacity first, or force it (the rest stay until room frees)",
+                    relay.route_count
+                ),
+            );
+        }
         if relay.admin_state == AdminState::Maintenance {
             return refused(
                 RefusalCode::FailedPrecondition,

@@ -24,6 +24,19 @@ pub fn choose_relay<'a>(
         .min_by(|a, b| compare_candidates(a, b, preferred_region, now_ms))
 }
 
+/// Hosts the relays other than `exclude` could take now.
+pub fn room_elsewhere<'a>(
+    relays: impl IntoIterator<Item = &'a RelayRecord>,
+    exclude: &RelayId,
+    now_ms: u64,
+) -> u64 {
+    relays
+        .into_iter()
+        .filter(|relay| relay.has_room(now_ms) && &relay.relay_id != exclude)
+        .map(|relay| u64::from(relay.capacity.saturating_sub(relay.route_count)))
+        .sum()
+}
+
 /// Orders two candidates; the smaller one is placed first.
 fn compare_candidates(
     a: &RelayRecord,

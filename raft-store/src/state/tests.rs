@@ -782,6 +782,7 @@ fn a_drain_keeps_its_pace_in_the_state_until_undrained() {
         relay_id: relay_id("a"),
         hosts_per_second: 250,
         deadline_ms: 99_000,
+        force: false,
     });
     let Outcome::Relay(relay) = reply.outcome else {
         panic!("{reply:?}")
@@ -796,6 +797,7 @@ fn a_drain_keeps_its_pace_in_the_state_until_undrained() {
         relay_id: relay_id("b"),
         hosts_per_second: 10,
         deadline_ms: 0,
+        force: false,
     });
     assert!(
         matches!(empty.outcome, Outcome::Relay(ref r) if r.state() == RelayState::Drained && r.drain.is_none()),
@@ -805,6 +807,7 @@ fn a_drain_keeps_its_pace_in_the_state_until_undrained() {
         relay_id: relay_id("a"),
         hosts_per_second: 0,
         deadline_ms: 0,
+        force: false,
     });
     assert_eq!(refused_code(&too_fast), Some(RefusalCode::InvalidArgument));
 
@@ -1164,4 +1167,61 @@ fn a_restore_refuses_foreign_rows_and_only_operators_restore() {
     };
     let reply = h.state.apply(h.index, &proposal, &mut h.changes);
     assert_eq!(refused_code(&reply), Some(RefusalCode::PermissionDenied));
+}
+
+#[test]
+fn a_drain_without_room_elsewhere_is_refused_unless_forced() {
+    let mut h = Harness::new();
+    h.apply(registration("a", "", 10, 1));
+    for i in 0..6 {
+        h.apply(attach(&format!("h{i}")));
+    }
+    h.apply(registration("b", "", 4, 1));
+    let drain = |force| Command::StartDrain {
+        relay_id: relay_id("a"),
+        hosts_per_second: 100,
+        deadline_ms: 0,
+        force,
+    };
+    let refused = h.apply(drain(false));
+    assert_eq!(
+        refused_code(&refused),
+        Some(RefusalCode::FailedPrecondition)
+    );
+    let Outcome::Refused(refusal) = &refused.outcome else {
+        unreachable!()
+    };
+    assert!(
+        refusal.message.contains("room for 4"),
+        "{}",
+        refusal.message
+    );
+    assert_eq!(
+        h.state.relay(&relay_id("a")).unwrap().state(),
+        RelayState::Active,
+        "nothing changed"
+    );
+
+    h.apply(drain(true));
+    let moved = h.apply(Command::DrainBatch {
+        relay_id: relay_id("a"),
+        hosts_max: 6,
+    });
+    assert!(
+        matches!(
+            moved.outcome,
+            Outcome::RelayMoved {
+                hosts_moved: 4,
+                hosts_unplaced: 2,
+                ..
+            }
+        ),
+        "{moved:?}"
+    );
+    for i in 0..6 {
+        assert!(
+            h.route_relay(&format!("h{i}")).is_some(),
+            "a host without room keeps its route"
+        );
+    }
 }
