@@ -193,6 +193,20 @@ pub struct ClusterClient {
     directory: Option<Arc<Directory>>,
 }
 
+/// One unary call through `call` (retries, leader hints, deadlines):
+/// `message` is cloned into a fresh request for every attempt.
+macro_rules! unary {
+    ($client:ident, $stub:ident, $message:expr, $method:ident) => {{
+        let message = $message;
+        $client
+            .call(|channel| {
+                let request = $client.request(message.clone());
+                async move { Ok(Self::$stub(channel).$method(request).await?.into_inner()) }
+            })
+            .await
+    }};
+}
+
 impl ClusterClient {
     /// A client for the sites at `endpoints` (`host:port` of their API ports).
     pub fn new(
@@ -444,16 +458,7 @@ impl ClusterClient {
             request_id: request_id.to_vec(),
             host_id: host_id.to_owned(),
         };
-        self.call(|channel| {
-            let request = self.request(message.clone());
-            async move {
-                Ok(Self::host_client(channel)
-                    .detach(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(self, host_client, message, detach)
     }
 
     /// Registers (or re-registers) a relay.
@@ -461,30 +466,12 @@ impl ClusterClient {
         &self,
         message: pb::RegisterRelayRequest,
     ) -> Result<pb::RegisterRelayResponse, ClientError> {
-        self.call(|channel| {
-            let request = self.request(message.clone());
-            async move {
-                Ok(Self::relay_client(channel)
-                    .register(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(self, relay_client, message, register)
     }
 
     /// Lists relays as one site knows them.
     pub async fn list_relays(&self) -> Result<pb::ListRelaysResponse, ClientError> {
-        self.call(|channel| {
-            let request = self.request(pb::ListRelaysRequest {});
-            async move {
-                Ok(Self::relay_client(channel)
-                    .list(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(self, relay_client, pb::ListRelaysRequest {}, list)
     }
 
     /// Resolves a host to its relay.
@@ -679,16 +666,7 @@ impl ClusterClient {
         site: pb::SiteEndpoints,
     ) -> Result<pb::MembershipResponse, ClientError> {
         let message = pb::AddLearnerRequest { site: Some(site) };
-        self.call(|channel| {
-            let request = self.request(message.clone());
-            async move {
-                Ok(Self::admin_client(channel)
-                    .add_learner(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(self, admin_client, message, add_learner)
     }
 
     /// Waits until the leader has replicated to `site_id` everything it had
@@ -746,16 +724,7 @@ impl ClusterClient {
             subject: subject.to_owned(),
             ttl_secs,
         };
-        self.call(|channel| {
-            let request = self.request(message.clone());
-            async move {
-                Ok(Self::admin_client(channel)
-                    .issue_token(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(self, admin_client, message, issue_token)
     }
 
     /// Sets (or with empty text clears) the service notice.
@@ -768,16 +737,7 @@ impl ClusterClient {
             request_id: request_id.to_vec(),
             text: text.to_owned(),
         };
-        self.call(|channel| {
-            let request = self.request(message.clone());
-            async move {
-                Ok(Self::admin_client(channel)
-                    .set_notice(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(self, admin_client, message, set_notice)
     }
 
     /// Makes a new node-info signing key, endorsed by the current one.
@@ -788,16 +748,7 @@ impl ClusterClient {
         let message = pb::RotateSigningKeyRequest {
             request_id: request_id.to_vec(),
         };
-        self.call(|channel| {
-            let request = self.request(message.clone());
-            async move {
-                Ok(Self::admin_client(channel)
-                    .rotate_signing_key(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(self, admin_client, message, rotate_signing_key)
     }
 
     /// Removes a relay that holds no route.
@@ -810,16 +761,7 @@ impl ClusterClient {
             request_id: request_id.to_vec(),
             relay_id: relay_id.to_owned(),
         };
-        self.call(|channel| {
-            let request = self.request(message.clone());
-            async move {
-                Ok(Self::admin_client(channel)
-                    .remove_relay(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(self, admin_client, message, remove_relay)
     }
 
     /// Makes a learner a voter (`force` skips the safety rule).
@@ -828,16 +770,12 @@ impl ClusterClient {
         site_id: u64,
         force: bool,
     ) -> Result<pb::MembershipResponse, ClientError> {
-        self.call(|channel| {
-            let request = self.request(pb::PromoteVoterRequest { site_id, force });
-            async move {
-                Ok(Self::admin_client(channel)
-                    .promote_voter(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(
+            self,
+            admin_client,
+            pb::PromoteVoterRequest { site_id, force },
+            promote_voter
+        )
     }
 
     /// Removes a site from the cluster.
@@ -846,16 +784,12 @@ impl ClusterClient {
         site_id: u64,
         force: bool,
     ) -> Result<pb::MembershipResponse, ClientError> {
-        self.call(|channel| {
-            let request = self.request(pb::RemoveMemberRequest { site_id, force });
-            async move {
-                Ok(Self::admin_client(channel)
-                    .remove_member(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(
+            self,
+            admin_client,
+            pb::RemoveMemberRequest { site_id, force },
+            remove_member
+        )
     }
 
     /// Hands leadership to `to_site_id` (0: the most caught-up other voter).
@@ -864,16 +798,12 @@ impl ClusterClient {
         to_site_id: u64,
         force: bool,
     ) -> Result<pb::TransferLeaderResponse, ClientError> {
-        self.call(|channel| {
-            let request = self.request(pb::TransferLeaderRequest { to_site_id, force });
-            async move {
-                Ok(Self::admin_client(channel)
-                    .transfer_leader(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(
+            self,
+            admin_client,
+            pb::TransferLeaderRequest { to_site_id, force },
+            transfer_leader
+        )
     }
 
     /// Drains a relay at `hosts_per_second`, everything left going at once
@@ -892,16 +822,7 @@ impl ClusterClient {
             deadline_unix_ms,
             force,
         };
-        self.call(|channel| {
-            let request = self.request(message.clone());
-            async move {
-                Ok(Self::admin_client(channel)
-                    .drain_relay(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(self, admin_client, message, drain_relay)
     }
 
     /// Puts a relay back into placement.
@@ -910,16 +831,7 @@ impl ClusterClient {
             request_id: new_request_id(),
             relay_id: relay_id.to_owned(),
         };
-        self.call(|channel| {
-            let request = self.request(message.clone());
-            async move {
-                Ok(Self::admin_client(channel)
-                    .undrain_relay(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(self, admin_client, message, undrain_relay)
     }
 
     /// Takes a site out of client service.
@@ -933,16 +845,7 @@ impl ClusterClient {
             site_id,
             force,
         };
-        self.call(|channel| {
-            let request = self.request(message.clone());
-            async move {
-                Ok(Self::admin_client(channel)
-                    .drain_site(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(self, admin_client, message, drain_site)
     }
 
     /// Puts a site back into client service.
@@ -951,16 +854,7 @@ impl ClusterClient {
             request_id: new_request_id(),
             site_id,
         };
-        self.call(|channel| {
-            let request = self.request(message.clone());
-            async move {
-                Ok(Self::admin_client(channel)
-                    .undrain_site(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(self, admin_client, message, undrain_site)
     }
 
     /// Schedules a maintenance window of `target` (`relay:ID` or `site:ID`).
@@ -978,30 +872,17 @@ impl ClusterClient {
             end_unix_ms,
             reason: reason.to_owned(),
         };
-        self.call(|channel| {
-            let request = self.request(message.clone());
-            async move {
-                Ok(Self::admin_client(channel)
-                    .schedule_maintenance(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(self, admin_client, message, schedule_maintenance)
     }
 
     /// Lists maintenance windows.
     pub async fn list_maintenance(&self) -> Result<pb::ListMaintenanceResponse, ClientError> {
-        self.call(|channel| {
-            let request = self.request(pb::ListMaintenanceRequest {});
-            async move {
-                Ok(Self::admin_client(channel)
-                    .list_maintenance(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(
+            self,
+            admin_client,
+            pb::ListMaintenanceRequest {},
+            list_maintenance
+        )
     }
 
     /// Cancels a maintenance window.
@@ -1013,30 +894,17 @@ impl ClusterClient {
             request_id: new_request_id(),
             window_id,
         };
-        self.call(|channel| {
-            let request = self.request(message.clone());
-            async move {
-                Ok(Self::admin_client(channel)
-                    .cancel_maintenance(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(self, admin_client, message, cancel_maintenance)
     }
 
     /// The audit log, newest first (0: all kept).
     pub async fn list_audit(&self, limit: u32) -> Result<pb::ListAuditResponse, ClientError> {
-        self.call(|channel| {
-            let request = self.request(pb::ListAuditRequest { limit });
-            async move {
-                Ok(Self::admin_client(channel)
-                    .list_audit(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(
+            self,
+            admin_client,
+            pb::ListAuditRequest { limit },
+            list_audit
+        )
     }
 
     /// Opens a backup stream (the state in the snapshot format).
@@ -1064,15 +932,6 @@ impl ClusterClient {
             request_id: request_id.to_vec(),
             step: Some(step),
         };
-        self.call(|channel| {
-            let request = self.request(message.clone());
-            async move {
-                Ok(Self::admin_client(channel)
-                    .restore(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(self, admin_client, message, restore)
     }
 }

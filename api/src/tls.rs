@@ -41,6 +41,10 @@ use tonic::transport::Identity;
 
 use crate::error::ApiError;
 
+/// Pause after a failed accept (out of file descriptors, say), so the
+/// loop does not spin while the cause lasts.
+const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(50);
+
 /// Longest a TLS handshake may take before the connection is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once per port; more wait in the accept queue.
@@ -315,7 +319,7 @@ pub fn incoming(
                     Ok(connection) => connection,
                     Err(error) => {
                         tracing::warn!(port, %error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tokio::time::sleep(ACCEPT_RETRY_PAUSE).await;
                         continue;
                     }
                 },
