@@ -279,6 +279,23 @@ async fn resolve(samples: usize, hosts: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Attaches `hosts-00000`.. with `workers` in parallel; every one must succeed.
+async fn attach_all(
+    client: &Arc<switchboard_api::client::ClusterClient>,
+    hosts: u64,
+    workers: usize,
+) -> anyhow::Result<()> {
+    let (_, failures) = AttachLoad::start(client.clone(), "host", hosts, workers)
+        .finish()
+        .await;
+    anyhow::ensure!(
+        failures.is_empty(),
+        "attaches failed: {:?}",
+        &failures[..failures.len().min(5)]
+    );
+    Ok(())
+}
+
 fn print_table(title: &str, rows: &[(String, String)]) {
     println!();
     println!(
@@ -317,14 +334,7 @@ async fn drain(hosts: u64, rates: &[u32]) -> anyhow::Result<()> {
     let cluster = TestCluster::start_with(TestSpec::default()).await;
     let client = Arc::new(cluster.client());
     register(&client, "relay-a", hosts as u32).await?;
-    let (_, failures) = AttachLoad::start(client.clone(), "host", hosts, 64)
-        .finish()
-        .await;
-    anyhow::ensure!(
-        failures.is_empty(),
-        "attaches failed: {:?}",
-        &failures[..failures.len().min(5)]
-    );
+    attach_all(&client, hosts, 64).await?;
     register(&client, "relay-b", hosts as u32).await?;
     let mut rows = vec![("hosts per drain".to_owned(), hosts.to_string())];
     let (mut from, mut to) = ("relay-a", "relay-b");
@@ -374,14 +384,7 @@ async fn restore(routes: u64, workers: usize) -> anyhow::Result<()> {
         let cluster = TestCluster::start_with(TestSpec::default()).await;
         let client = Arc::new(cluster.client());
         register_relays(&client, 100, (routes / 100 * 2 + 10) as u32).await;
-        let (_, failures) = AttachLoad::start(client.clone(), "host", routes, workers)
-            .finish()
-            .await;
-        anyhow::ensure!(
-            failures.is_empty(),
-            "attaches failed: {:?}",
-            &failures[..failures.len().min(5)]
-        );
+        attach_all(&client, routes, workers).await?;
         switchboard_tests::sbctl_json(&cluster.cluster_json(), &["snapshot", "save", backup_path])
             .await
     };

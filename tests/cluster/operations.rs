@@ -74,6 +74,14 @@ async fn windows(client: &ClusterClient) -> Vec<pb::MaintenanceWindow> {
         .windows
 }
 
+/// Whether the first maintenance window has `status`.
+async fn first_window_is(client: &ClusterClient, status: &str) -> bool {
+    windows(client)
+        .await
+        .first()
+        .is_some_and(|w| w.status == status)
+}
+
 fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -277,15 +285,7 @@ async fn a_maintenance_window_spanning_leader_kills_still_starts_and_ends() {
     wait_until(
         lead + failover * 2,
         "the window starts under the new leader",
-        || {
-            let client = &client;
-            async move {
-                windows(client)
-                    .await
-                    .first()
-                    .is_some_and(|w| w.status == "active")
-            }
-        },
+        || first_window_is(&client, "active"),
     )
     .await;
     let second_leader = cluster.leader().await;
@@ -317,15 +317,7 @@ async fn a_maintenance_window_spanning_leader_kills_still_starts_and_ends() {
     wait_until(
         Duration::from_millis(ended_bound_ms.saturating_sub(unix_ms())) + Duration::from_secs(5),
         "the window ends",
-        || {
-            let client = &client;
-            async move {
-                windows(client)
-                    .await
-                    .first()
-                    .is_some_and(|w| w.status == "done")
-            }
-        },
+        || first_window_is(&client, "done"),
     )
     .await;
     assert_eq!(
