@@ -196,6 +196,17 @@ pub struct ClusterClient {
 /// One unary call through `call` (retries, leader hints, deadlines):
 /// `message` is cloned into a fresh request for every attempt.
 macro_rules! unary {
+    // A stream lives on: only opening it has a deadline.
+    ($client:ident, $stub:ident, $message:expr, $method:ident, stream) => {{
+        let message = $message;
+        $client
+            .call(|channel| {
+                let mut request = $client.request(message.clone());
+                request.metadata_mut().remove("grpc-timeout");
+                async move { Ok(Self::$stub(channel).$method(request).await?.into_inner()) }
+            })
+            .await
+    }};
     ($client:ident, $stub:ident, $message:expr, $method:ident) => {{
         let message = $message;
         $client
@@ -579,18 +590,7 @@ impl ClusterClient {
             after_index,
             known_node_info: self.known_node_info(),
         };
-        self.call(|channel| {
-            let mut request = self.request(message.clone());
-            // A watch lives on; only opening it has a deadline.
-            request.metadata_mut().remove("grpc-timeout");
-            async move {
-                Ok(Self::host_client(channel)
-                    .watch_route(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(self, host_client, message.clone(), watch_route, stream)
     }
 
     /// Opens a watch of the hosts on a relay.
@@ -604,17 +604,7 @@ impl ClusterClient {
             after_index,
             known_node_info: self.known_node_info(),
         };
-        self.call(|channel| {
-            let mut request = self.request(message.clone());
-            request.metadata_mut().remove("grpc-timeout");
-            async move {
-                Ok(Self::relay_client(channel)
-                    .watch_routes(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(self, relay_client, message.clone(), watch_routes, stream)
     }
 
     /// Asks one site for its own status, without retrying elsewhere.
@@ -909,17 +899,13 @@ impl ClusterClient {
 
     /// Opens a backup stream (the state in the snapshot format).
     pub async fn save_snapshot(&self) -> Result<tonic::Streaming<pb::BackupChunk>, ClientError> {
-        self.call(|channel| {
-            let mut request = self.request(pb::SaveSnapshotRequest {});
-            request.metadata_mut().remove("grpc-timeout");
-            async move {
-                Ok(Self::admin_client(channel)
-                    .save_snapshot(request)
-                    .await?
-                    .into_inner())
-            }
-        })
-        .await
+        unary!(
+            self,
+            admin_client,
+            pb::SaveSnapshotRequest {},
+            save_snapshot,
+            stream
+        )
     }
 
     /// One step of a restore.

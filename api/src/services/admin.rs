@@ -140,6 +140,26 @@ impl AdminApi {
         }
     }
 
+    /// Changes the membership, records it in the audit log, and answers
+    /// with the members as they are now.
+    async fn change_membership(
+        &self,
+        principal: &Principal,
+        action: String,
+        change: ChangeMembers<u64, switchboard_raft_store::SiteNode>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
+        let result = self
+            .site
+            .raft
+            .change_membership(change, false)
+            .await
+            .map_err(membership_error);
+        self.audit(principal, action, &result).await;
+        Ok(Response::new(
+            self.membership_response(result?.log_id.index),
+        ))
+    }
+
     fn membership_response(&self, log_index: u64) -> pb::MembershipResponse {
         pb::MembershipResponse {
             members: self.members(),
@@ -302,17 +322,8 @@ impl AdminService for AdminApi {
         let id = message.site_id;
         self.check_safety(Step::PromoteLearner(id), message.force)?;
         let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
-        let result = self
-            .site
-            .raft
-            .change_membership(change, false)
+        self.change_membership(&principal, format!("promote site {id} to voter"), change)
             .await
-            .map_err(membership_error);
-        self.audit(&principal, format!("promote site {id} to voter"), &result)
-            .await;
-        Ok(Response::new(
-            self.membership_response(result?.log_id.index),
-        ))
     }
 
     async fn remove_member(
@@ -341,17 +352,8 @@ impl AdminService for AdminApi {
         } else {
             ChangeMembers::RemoveNodes(BTreeSet::from([id]))
         };
-        let result = self
-            .site
-            .raft
-            .change_membership(change, false)
+        self.change_membership(&principal, format!("remove site {id}"), change)
             .await
-            .map_err(membership_error);
-        self.audit(&principal, format!("remove site {id}"), &result)
-            .await;
-        Ok(Response::new(
-            self.membership_response(result?.log_id.index),
-        ))
     }
 
     async fn transfer_leader(

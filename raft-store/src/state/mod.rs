@@ -549,14 +549,8 @@ impl State {
         let Some(relay) = self.relays.get_mut(relay_id) else {
             return refused(RefusalCode::NotFound, format!("no relay {relay_id}"));
         };
-        if relay.incarnation != incarnation {
-            return refused(
-                RefusalCode::FailedPrecondition,
-                format!(
-                    "relay {relay_id} is at incarnation {}, not {incarnation}",
-                    relay.incarnation
-                ),
-            );
+        if let Some(refusal) = stale_incarnation(relay, incarnation) {
+            return refusal;
         }
         if !relay.live {
             mark_live(relay, now);
@@ -574,14 +568,8 @@ impl State {
         let Some(relay) = self.relays.get(relay_id) else {
             return refused(RefusalCode::NotFound, format!("no relay {relay_id}"));
         };
-        if relay.incarnation != incarnation {
-            return refused(
-                RefusalCode::FailedPrecondition,
-                format!(
-                    "relay {relay_id} is at incarnation {}, not {incarnation}",
-                    relay.incarnation
-                ),
-            );
+        if let Some(refusal) = stale_incarnation(relay, incarnation) {
+            return refusal;
         }
         if relay.live {
             let now = self.meta.clock_ms;
@@ -1034,6 +1022,19 @@ fn mark_live(relay: &mut RelayRecord, now: u64) {
 
 fn refused(code: RefusalCode, message: String) -> Outcome {
     Outcome::Refused(Refusal::new(code, message))
+}
+
+/// The refusal of a verdict about an incarnation the relay has left behind.
+fn stale_incarnation(relay: &RelayRecord, incarnation: u64) -> Option<Outcome> {
+    (relay.incarnation != incarnation).then(|| {
+        refused(
+            RefusalCode::FailedPrecondition,
+            format!(
+                "relay {} is at incarnation {}, not {incarnation}",
+                relay.relay_id, relay.incarnation
+            ),
+        )
+    })
 }
 
 #[cfg(test)]
