@@ -27,7 +27,7 @@ use tonic::transport::Endpoint;
 
 use crate::directory::Directory;
 use crate::limits;
-use crate::services::LEADER_HINT_HEADER;
+use crate::headers::LEADER_HINT_HEADER;
 
 /// How often `wait_caught_up` asks the leader for progress.
 pub const CATCH_UP_POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -120,7 +120,7 @@ fn retry_after(status: &Status) -> Option<Duration> {
     }
     let millis: u64 = status
         .metadata()
-        .get(crate::auth::RETRY_AFTER_HEADER)?
+        .get(crate::headers::RETRY_AFTER_HEADER)?
         .to_str()
         .ok()?
         .parse()
@@ -376,7 +376,7 @@ impl ClusterClient {
                         let hint = status
                             .metadata()
                             .get(LEADER_HINT_HEADER)
-                            .or_else(|| status.metadata().get(crate::site::REDIRECT_HEADER));
+                            .or_else(|| status.metadata().get(crate::headers::REDIRECT_HEADER));
                         if let Some(leader) = hint.and_then(|v| v.to_str().ok()) {
                             hinted = Some(leader.to_owned());
                             self.learn_endpoint(leader);

@@ -392,8 +392,8 @@ impl SiteConfig {
     }
 
     /// Request deadlines and lease for the API.
-    pub fn site_settings(&self) -> switchboard_api::SiteSettings {
-        switchboard_api::SiteSettings {
+    pub fn site_settings(&self) -> crate::site::SiteSettings {
+        crate::site::SiteSettings {
             write_deadline: Duration::from_millis(self.timing.write_deadline_ms),
             read_deadline: Duration::from_millis(self.timing.read_deadline_ms),
             leader_lease: Duration::from_millis(self.timing.election_max_ms),

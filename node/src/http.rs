@@ -20,7 +20,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use openraft::ServerState;
 use openraft::async_runtime::watch::WatchReceiver;
 use serde::Serialize;
-use switchboard_api::Site;
+use crate::site::Site;
 use switchboard_raft_store::state::WindowStatus;
 use tokio::net::TcpListener;
 
@@ -183,7 +183,7 @@ pub fn status_view(site: &Site) -> StatusView {
         site_id: site.id,
         name: site.name.clone(),
         cluster_id: site.cluster_id.clone(),
-        role: switchboard_api::site::role_name(metrics.state),
+        role: crate::site::role_name(metrics.state),
         leader_id: metrics.current_leader,
         term: metrics.current_term,
         last_log_index: last_log,

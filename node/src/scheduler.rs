@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
-use switchboard_api::Site;
-use switchboard_api::services::most_caught_up_voter;
-use switchboard_api::services::transfer_leadership;
-use switchboard_api::site::unix_ms;
+use crate::site::Site;
+use crate::services::most_caught_up_voter;
+use crate::services::transfer_leadership;
+use crate::site::unix_ms;
 use switchboard_raft_store::Actor;
 use switchboard_raft_store::Command;
 use switchboard_raft_store::Outcome;
@@ -224,7 +224,7 @@ async fn keep_leadership_off_drained_site(
     if let Err(error) = transfer_leadership(
         site,
         target,
-        switchboard_api::services::TRANSFER_LEADER_DEADLINE,
+        crate::services::TRANSFER_LEADER_DEADLINE,
     )
     .await
     {

@@ -8,21 +8,21 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde::Serialize;
-use switchboard_api::Site;
-use switchboard_api::auth::Authenticator;
-use switchboard_api::auth::Principal;
-use switchboard_api::auth::RateLimit;
-use switchboard_api::freshness::LeaderContact;
-use switchboard_api::heartbeats::HeartbeatBatcher;
-use switchboard_api::leases::Leases;
+use crate::site::Site;
+use crate::services::auth::Authenticator;
+use crate::services::auth::Principal;
+use crate::services::auth::RateLimit;
+use crate::site::freshness::LeaderContact;
+use crate::leases::heartbeats::HeartbeatBatcher;
+use crate::leases::table::Leases;
 use switchboard_api::limits;
-use switchboard_api::peer_clients::PeerClients;
-use switchboard_api::peer_service::PeerService;
-use switchboard_api::services::AdminApi;
-use switchboard_api::services::ClientApi;
-use switchboard_api::services::HostApi;
-use switchboard_api::services::RelayApi;
-use switchboard_api::signer::Signer;
+use crate::peer::clients::PeerClients;
+use crate::peer::service::PeerService;
+use crate::services::AdminApi;
+use crate::services::ClientApi;
+use crate::services::HostApi;
+use crate::services::RelayApi;
+use crate::site::signer::Signer;
 use switchboard_api::signing::StateKey;
 use switchboard_api::tls;
 use switchboard_api::tls::ClientAuth;
@@ -43,8 +43,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::config::SiteConfig;
 use crate::error::NodeError;
 use crate::http;
-use crate::lease_keeper;
-use crate::raft_network::PeerNetworkFactory;
+use crate::leases::keeper;
+use crate::peer::network::PeerNetworkFactory;
 use crate::scheduler;
 
 /// The line a site prints on stdout once it serves, followed by JSON.
@@ -209,15 +209,15 @@ pub async fn serve(
     ));
     let reloader = security.spawn_reloader();
     let keepers = [
-        tokio::spawn(lease_keeper::run_lease_keeper(
+        tokio::spawn(keeper::run_lease_keeper(
             site.clone(),
             stop_signal.clone(),
         )),
-        tokio::spawn(lease_keeper::run_heartbeat_forwarder(
+        tokio::spawn(keeper::run_heartbeat_forwarder(
             site.clone(),
             stop_signal.clone(),
         )),
-        tokio::spawn(lease_keeper::run_key_keeper(
+        tokio::spawn(keeper::run_key_keeper(
             site.clone(),
             stop_signal.clone(),
         )),
@@ -479,11 +479,11 @@ async fn hand_over_leadership(site: &Site, config: &SiteConfig) {
     if !site.is_leader() {
         return;
     }
-    let Some(target) = switchboard_api::services::most_caught_up_voter(site) else {
+    let Some(target) = crate::services::most_caught_up_voter(site) else {
         return;
     };
     let deadline = config.timing.failover_bound();
-    match switchboard_api::services::transfer_leadership(site, target, deadline).await {
+    match crate::services::transfer_leadership(site, target, deadline).await {
         Ok(()) => tracing::info!(to = target, "handed leadership over before exit"),
         Err(error) => {
             tracing::warn!(%error, "could not hand leadership over; the cluster will elect a new leader")

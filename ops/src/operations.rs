@@ -353,7 +353,7 @@ fn open_backup(path: &Path) -> Result<(BackupView, Vec<Row>), CliError> {
         rows: rows.len(),
         routes: state.routes().len(),
         relays: state.relays().count(),
-        last_log_index: meta.last_log_id.as_ref().map_or(0, |id| id.index),
+        last_log_index: meta.last_log_index(),
         era: state.node_info().era,
         seconds: 0.0,
     };

@@ -19,7 +19,6 @@ use crate::reply::Outcome;
 use crate::state::ChangeSet;
 use crate::state::RowKey;
 use crate::state::State;
-use crate::types::Entry;
 use crate::wire;
 
 fn seed_state() -> State {
@@ -161,10 +160,14 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic_the_wire_decoders(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-        let _ = wire::decode::<Entry>("entry", &bytes);
-        let _ = wire::decode::<openraft::raft::AppendEntriesRequest<crate::TypeConfig>>("append", &bytes);
-        let _ = wire::decode::<openraft::raft::VoteRequest<crate::TypeConfig>>("vote", &bytes);
-        let _ = wire::decode::<(crate::types::Vote, crate::types::SnapshotMeta)>("snapshot header", &bytes);
+        #[cfg(feature = "raft")]
+        {
+            let _ = wire::decode::<crate::types::Entry>("entry", &bytes);
+            let _ = wire::decode::<openraft::raft::AppendEntriesRequest<crate::TypeConfig>>("append", &bytes);
+            let _ = wire::decode::<openraft::raft::VoteRequest<crate::TypeConfig>>("vote", &bytes);
+            let _ = wire::decode::<(crate::types::Vote, crate::types::SnapshotMeta)>("snapshot header", &bytes);
+        }
+        let _ = wire::decode::<crate::snapshot_meta::SnapshotMetaRecord>("snapshot meta", &bytes);
         let _ = wire::decode::<crate::reply::Reply>("reply", &bytes);
     }
 

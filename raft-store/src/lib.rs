@@ -11,9 +11,11 @@
 //! - [`drain_plan`], [`maintenance_plan`]: the pace of drains and the steps
 //!   of maintenance windows, for the leader to propose.
 //! - [`topology`]: single failure domains that would cost quorum or capacity.
-//! - [`snapshot_file`]: the snapshot (and backup) file format.
+//! - [`snapshot_file`], [`snapshot_meta`]: the snapshot (and backup) file
+//!   format and Switchboard's own record of what a snapshot covers.
+//! - [`site_node`]: a site's membership record.
 //! - [`state`]: the pure state machine (`State::apply`), placement, rows.
-//! - [`types`]: the openraft type configuration and the site node record.
+//! - [`types`] (feature `raft`): the openraft type configuration.
 //! - [`wire`]: versioned binary encoding of openraft's messages for the network.
 //! - [`store`] (feature `rocksdb`): log store, state machine store, snapshots,
 //!   the group-commit writer thread and the data-dir identity.
@@ -26,9 +28,12 @@ pub mod maintenance_plan;
 pub mod node_info;
 pub mod reply;
 pub mod safety;
+pub mod site_node;
 pub mod snapshot_file;
+pub mod snapshot_meta;
 pub mod state;
 pub mod topology;
+#[cfg(feature = "raft")]
 pub mod types;
 pub mod wire;
 
@@ -46,5 +51,6 @@ pub use error::Error;
 pub use reply::Outcome;
 pub use reply::Reply;
 pub use state::State;
-pub use types::SiteNode;
+pub use site_node::SiteNode;
+#[cfg(feature = "raft")]
 pub use types::TypeConfig;

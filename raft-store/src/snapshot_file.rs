@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! magic    b"SBSNAP\0" then the file format version (1 byte)
-//! meta     u32 BE length, then wire-encoded SnapshotMeta
+//! meta     u32 BE length, then the wire-encoded `SnapshotMetaRecord`
 //! rows     repeated: u32 BE key length, key, u32 BE value length, value
 //! trailer  u32 BE 0xFFFF_FFFF, u64 BE row count, u32 BE CRC-32 of all bytes before it
 //! ```
@@ -18,7 +18,7 @@ use std::path::Path;
 use std::path::PathBuf;
 
 use crate::error::Error;
-use crate::types::SnapshotMeta;
+use crate::snapshot_meta::SnapshotMetaRecord as SnapshotMeta;
 use crate::wire;
 
 const MAGIC: &[u8; 7] = b"SBSNAP\0";

@@ -1,27 +1,8 @@
 //! The openraft type configuration.
 
-use std::collections::BTreeMap;
-
-use serde::Deserialize;
-use serde::Serialize;
-
 use crate::command::Proposal;
 use crate::reply::Reply;
-
-/// What Raft membership keeps about each site: where to reach it and the
-/// failure domains it sits in. The state machine keeps only what Raft does not.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SiteNode {
-    pub name: String,
-    /// Raft peer traffic, `host:port`.
-    pub raft_addr: String,
-    /// Relay, host, client and admin APIs, `host:port`.
-    pub api_addr: String,
-    /// Status page, metrics and health, `host:port`.
-    pub http_addr: String,
-    /// Failure-domain labels (region, datacenter, power feed, uplink, ...).
-    pub labels: BTreeMap<String, String>,
-}
+use crate::site_node::SiteNode;
 
 openraft::declare_raft_types!(
     /// Switchboard's openraft types: proposals in, replies out, sites by `u64`.

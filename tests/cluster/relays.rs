@@ -12,9 +12,9 @@ use switchboard_api::directory::Directory;
 use switchboard_api::signing::SigningKey;
 use switchboard_api::signing::TrustError;
 use switchboard_api::signing::generate_signing_key;
-use switchboard_node::sim::RelayBook;
-use switchboard_node::sim::SimHost;
-use switchboard_node::sim::SimRelay;
+use switchboard_node::dev::sim::RelayBook;
+use switchboard_node::dev::sim::SimHost;
+use switchboard_node::dev::sim::SimRelay;
 use switchboard_proto::v1 as pb;
 use switchboard_raft_store::node_info::NodeInfoDocument;
 use switchboard_tests::RelayTiming;
@@ -339,7 +339,7 @@ async fn relays_admit_only_current_tickets_so_hosts_and_clients_agree() {
         .await
         .expect("resolve");
     let ticket = resolved.ticket.expect("a ticket");
-    let now_ms = switchboard_api::site::unix_ms();
+    let now_ms = switchboard_node::site::unix_ms();
     relay_a
         .admission
         .admit_client(&ticket.body, &ticket.signature, Instant::now(), now_ms)
@@ -382,7 +382,7 @@ async fn relays_admit_only_current_tickets_so_hosts_and_clients_agree() {
                     &fresh.body,
                     &fresh.signature,
                     Instant::now(),
-                    switchboard_api::site::unix_ms(),
+                    switchboard_node::site::unix_ms(),
                 )
                 .is_ok();
             async move { ok }
@@ -397,7 +397,7 @@ async fn relays_admit_only_current_tickets_so_hosts_and_clients_agree() {
             .is_err(),
         "a stale generation is refused"
     );
-    let expired_at = switchboard_api::site::unix_ms() + 60 * 60 * 1000;
+    let expired_at = switchboard_node::site::unix_ms() + 60 * 60 * 1000;
     assert!(
         relay_b
             .admission
@@ -452,7 +452,7 @@ async fn a_client_whose_cache_names_only_retired_sites_heals_through_a_seed_in_o
         ClientSettings::default(),
         cluster
             .cluster
-            .credentials(switchboard_node::launcher::LAUNCHER_ADMIN)
+            .credentials(switchboard_node::dev::launcher::LAUNCHER_ADMIN)
             .expect("credentials"),
     )
     .expect("client");
@@ -626,7 +626,7 @@ async fn a_new_leader_gives_every_relay_a_fresh_lease_and_admission_goes_on_thro
                     &ticket.body,
                     &ticket.signature,
                     Instant::now(),
-                    switchboard_api::site::unix_ms(),
+                    switchboard_node::site::unix_ms(),
                 )
                 .is_ok();
             async move { ok }
@@ -643,7 +643,7 @@ async fn a_new_leader_gives_every_relay_a_fresh_lease_and_admission_goes_on_thro
             &ticket.body,
             &ticket.signature,
             Instant::now(),
-            switchboard_api::site::unix_ms(),
+            switchboard_node::site::unix_ms(),
         )
         .expect("admission works while there is no leader");
     cluster.leader().await;

@@ -32,7 +32,7 @@ use crate::store::log_store::KEY_PURGED;
 use crate::store::open;
 use crate::store::state_machine::KEY_LAST_APPLIED;
 use crate::store::state_machine::KEY_MEMBERSHIP;
-use crate::types::SiteNode;
+use crate::site_node::SiteNode;
 use crate::types::StoredMembership;
 use crate::wire;
 

@@ -16,6 +16,7 @@ use crate::snapshot_file::SnapshotFile;
 use crate::snapshot_file::read_meta;
 use crate::snapshot_file::sync_dir;
 use crate::snapshot_file::write_snapshot;
+use crate::snapshot_meta::SnapshotMetaRecord;
 use crate::store::state_machine::AppliedState;
 use crate::types::SnapshotMeta;
 use crate::types::TypeConfig;
@@ -56,7 +57,10 @@ impl SnapshotDir {
                 .extension()
                 .is_some_and(|ext| ext == SNAPSHOT_EXTENSION);
             let meta = if is_snapshot {
-                SnapshotFile::open(&path).and_then(|f| read_meta(&f)).ok()
+                SnapshotFile::open(&path)
+                    .and_then(|f| read_meta(&f))
+                    .and_then(|record| SnapshotMeta::try_from(&record))
+                    .ok()
             } else {
                 None
             };
@@ -133,7 +137,7 @@ impl SnapshotDir {
             last_membership: applied.membership.clone(),
         };
         let path = self.unique_name("snapshot-", applied.applied_index(), SNAPSHOT_EXTENSION);
-        let rows = write_snapshot(&path, &meta, applied.state.rows())?;
+        let rows = write_snapshot(&path, &SnapshotMetaRecord::from(&meta), applied.state.rows())?;
         let file = SnapshotFile::open(&path)?;
         metrics::histogram!("switchboard_snapshot_build_seconds")
             .record(started.elapsed().as_secs_f64());
@@ -164,7 +168,7 @@ impl SnapshotDir {
             last_membership: applied.membership.clone(),
         };
         let path = self.unique_name("backup-", applied.applied_index(), "backup");
-        write_snapshot(&path, &meta, applied.state.rows())?;
+        write_snapshot(&path, &SnapshotMetaRecord::from(&meta), applied.state.rows())?;
         let file = SnapshotFile::open(&path)?;
         remove_quietly(&path);
         Ok(file)

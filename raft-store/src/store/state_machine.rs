@@ -323,7 +323,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let (file_meta, rows) = tokio::task::spawn_blocking(move || read_snapshot(&snapshot))
             .await
             .map_err(io::Error::other)??;
-        if &file_meta != meta {
+        if file_meta != crate::snapshot_meta::SnapshotMetaRecord::from(meta) {
             return Err(Error::Corrupt {
                 what: "snapshot",
                 reason: "file meta differs from the sent meta".into(),

@@ -26,7 +26,7 @@ use serde::Serialize;
 use switchboard_api::admission::Admission;
 use switchboard_api::client::ClusterClient;
 use switchboard_api::client::new_request_id;
-use switchboard_api::site::unix_ms;
+use crate::site::unix_ms;
 use switchboard_proto::v1 as pb;
 use tokio::sync::watch;
 

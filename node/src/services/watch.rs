@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use crate::convert;
+use switchboard_api::convert;
 use crate::site::Site;
 
 /// Messages buffered per watcher before it counts as slow.

@@ -21,15 +21,14 @@ use tonic::Request;
 use tonic::Status;
 use tonic::metadata::MetadataValue;
 
-use crate::pki::Role;
-use crate::pki::cluster_domain;
-use crate::pki::parse_identity_name;
+use switchboard_api::pki::Role;
+use switchboard_api::pki::cluster_domain;
+use switchboard_api::pki::parse_identity_name;
 use crate::site::unix_ms;
-use crate::token::TokenKey;
-use crate::token::TokenRole;
+use switchboard_api::token::TokenKey;
+use switchboard_api::token::TokenRole;
 
-/// Metadata key of a RESOURCE_EXHAUSTED answer: when to try again.
-pub const RETRY_AFTER_HEADER: &str = "retry-after-ms";
+pub use switchboard_api::headers::RETRY_AFTER_HEADER;
 /// Identities whose rate is tracked at once; past this, idle ones are dropped.
 pub const RATE_TRACKED_IDENTITIES_MAX: usize = 100_000;
 
@@ -193,7 +192,7 @@ impl Authenticator {
             ));
         };
         let expires_at_ms = unix_ms().saturating_add(ttl_secs.saturating_mul(1000));
-        let claims = crate::token::TokenClaims {
+        let claims = switchboard_api::token::TokenClaims {
             role,
             subject: subject.to_owned(),
             cluster_id: cluster_id.clone(),

@@ -24,7 +24,7 @@ use openraft::raft::VoteRequest;
 use openraft::raft::VoteResponse;
 use openraft::type_config::alias::SnapshotOf;
 use switchboard_api::limits::SNAPSHOT_CHUNK_BYTES;
-use switchboard_api::peer_clients::PeerClients;
+use crate::peer::clients::PeerClients;
 use switchboard_proto::v1::RaftMessage;
 use switchboard_proto::v1::SnapshotChunk;
 use switchboard_raft_store::SiteNode;

@@ -25,14 +25,14 @@ use tonic::Response;
 use tonic::Status;
 use tonic::metadata::MetadataValue;
 
-use crate::auth::Principal;
-use crate::convert;
-use crate::error::ApiError;
+use crate::services::auth::Principal;
+use switchboard_api::convert;
+use switchboard_api::ApiError;
 use crate::services::request_id;
 use crate::site::Site;
 use crate::site::role_name;
-use crate::token::TOKEN_TTL_MAX_SECS;
-use crate::token::TokenRole;
+use switchboard_api::token::TOKEN_TTL_MAX_SECS;
+use switchboard_api::token::TokenRole;
 use switchboard_raft_store::Command;
 use switchboard_raft_store::Outcome;
 use switchboard_raft_store::Proposal;
@@ -40,10 +40,8 @@ use switchboard_raft_store::safety::Step;
 use switchboard_raft_store::safety::check_step;
 use switchboard_raft_store::state::WindowStatus;
 use switchboard_raft_store::store::read_chunk;
+use switchboard_api::headers::LEADER_HINT_HEADER;
 use tokio_stream::wrappers::ReceiverStream;
-
-/// Metadata key on a follower's UNAVAILABLE: the leader's API address.
-pub const LEADER_HINT_HEADER: &str = "x-switchboard-leader";
 
 /// How long a leader transfer may take: the target must catch up, time out
 /// the old lease and win an election.
@@ -620,7 +618,7 @@ impl AdminService for AdminApi {
             loop {
                 let reader = file.clone();
                 let chunk = tokio::task::spawn_blocking(move || {
-                    read_chunk(&reader, offset, crate::limits::SNAPSHOT_CHUNK_BYTES)
+                    read_chunk(&reader, offset, switchboard_api::limits::SNAPSHOT_CHUNK_BYTES)
                 })
                 .await;
                 let data = match chunk {

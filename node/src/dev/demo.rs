@@ -10,11 +10,11 @@ use std::process::Command;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::sim::SIM_READY;
+use crate::dev::sim::SIM_READY;
 
 use crate::error::NodeError;
-use crate::launcher::LaunchSpec;
-use crate::launcher::LocalCluster;
+use crate::dev::launcher::LaunchSpec;
+use crate::dev::launcher::LocalCluster;
 
 /// What `switchboard dev` starts.
 #[derive(Clone, Debug)]

@@ -1,12 +1,13 @@
 //! The API-port services: relays, hosts, clients and operators.
 
 mod admin;
+pub mod auth;
 mod client;
 mod host;
 mod relay;
+pub mod watch;
 
 pub use admin::AdminApi;
-pub use admin::LEADER_HINT_HEADER;
 pub use admin::TRANSFER_LEADER_DEADLINE;
 pub use admin::most_caught_up_voter;
 pub use admin::transfer_leadership;
@@ -15,7 +16,7 @@ pub use host::HostApi;
 pub use relay::RelayApi;
 use switchboard_raft_store::ids::RequestId;
 
-use crate::error::ApiError;
+use switchboard_api::ApiError;
 
 /// The caller's request id, checked.
 pub fn request_id(bytes: &[u8]) -> Result<RequestId, ApiError> {

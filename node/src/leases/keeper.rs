@@ -15,7 +15,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use openraft::async_runtime::watch::WatchReceiver;
-use switchboard_api::Site;
+use crate::site::Site;
 use switchboard_proto::v1::HeartbeatBatch;
 use switchboard_raft_store::Actor;
 use switchboard_raft_store::Command;

@@ -7,6 +7,9 @@
 //! served from this site's applied state, either as they are (with their
 //! staleness) or after a read index from the leader (linearizable).
 
+pub mod freshness;
+pub mod signer;
+
 use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
@@ -34,13 +37,13 @@ use switchboard_raft_store::types::LogId;
 use switchboard_raft_store::wire;
 use tonic::Code;
 
-use crate::auth::Authenticator;
-use crate::error::ApiError;
-use crate::freshness::LeaderContact;
-use crate::heartbeats::HeartbeatBatcher;
-use crate::leases::Leases;
-use crate::peer_clients::PeerClients;
-use crate::signer::Signer;
+use crate::services::auth::Authenticator;
+use switchboard_api::ApiError;
+use crate::site::freshness::LeaderContact;
+use crate::leases::heartbeats::HeartbeatBatcher;
+use crate::leases::table::Leases;
+use crate::peer::clients::PeerClients;
+use crate::site::signer::Signer;
 use switchboard_raft_store::store::ChangeFeed;
 
 /// The openraft instance of a site.
@@ -127,8 +130,7 @@ pub struct MemberInfo {
     pub draining: bool,
 }
 
-/// Header of an UNAVAILABLE answer from a site out of service: where to go.
-pub const REDIRECT_HEADER: &str = "x-switchboard-redirect";
+pub use switchboard_api::headers::REDIRECT_HEADER;
 
 /// Turns a refusal into an error and passes every other reply through.
 pub fn accepted(reply: Reply) -> Result<Reply, ApiError> {
@@ -252,8 +254,8 @@ impl Site {
 
     /// Refuses a relay that was removed: its certificate stays valid as a
     /// certificate, but the cluster no longer accepts it.
-    pub fn refuse_removed_relay(&self, principal: &crate::auth::Principal) -> Result<(), ApiError> {
-        if let crate::auth::Principal::Relay(relay_id) = principal
+    pub fn refuse_removed_relay(&self, principal: &crate::services::auth::Principal) -> Result<(), ApiError> {
+        if let crate::services::auth::Principal::Relay(relay_id) = principal
             && self.reader.load().state.is_removed_relay(relay_id)
         {
             return Err(ApiError::PermissionDenied(format!(

@@ -30,11 +30,11 @@ use tonic::Response;
 use tonic::Status;
 use tonic::Streaming;
 
-use crate::error::ApiError;
-use crate::heartbeats::HEARTBEATS_PENDING_MAX;
-use crate::limits;
-use crate::peer_clients::CLUSTER_HEADER;
-use crate::peer_clients::TARGET_SITE_HEADER;
+use switchboard_api::ApiError;
+use crate::leases::heartbeats::HEARTBEATS_PENDING_MAX;
+use switchboard_api::limits;
+use crate::peer::clients::CLUSTER_HEADER;
+use crate::peer::clients::TARGET_SITE_HEADER;
 use crate::site::Site;
 
 /// Serves the raft port of one site.

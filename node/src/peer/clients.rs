@@ -19,11 +19,11 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::transport::Endpoint;
 
-use crate::limits;
-use crate::pki::Role;
-use crate::pki::cluster_domain;
-use crate::pki::identity_name;
-use crate::tls::TlsMaterial;
+use switchboard_api::limits;
+use switchboard_api::pki::Role;
+use switchboard_api::pki::cluster_domain;
+use switchboard_api::pki::identity_name;
+use switchboard_api::tls::TlsMaterial;
 
 /// Metadata key: the cluster a peer request belongs to.
 pub const CLUSTER_HEADER: &str = "x-switchboard-cluster";

@@ -18,12 +18,12 @@ use switchboard_raft_store::state::RouteView;
 use switchboard_raft_store::state::SigningKeyRecord;
 use switchboard_raft_store::state::State;
 
-use crate::error::ApiError;
-use crate::signing::SigningKey;
-use crate::signing::StateKey;
-use crate::signing::Ticket;
-use crate::signing::generate_signing_key;
-use crate::signing::seal_context;
+use switchboard_api::ApiError;
+use switchboard_api::signing::SigningKey;
+use switchboard_api::signing::StateKey;
+use switchboard_api::signing::Ticket;
+use switchboard_api::signing::generate_signing_key;
+use switchboard_api::signing::seal_context;
 
 /// A signed document and its (era, epoch).
 type SignedVersion = ((u64, u64), Arc<pb::SignedNodeInfo>);

@@ -11,13 +11,13 @@ use tonic::Request;
 use tonic::Response;
 use tonic::Status;
 
-use crate::convert;
-use crate::error::ApiError;
-use crate::limits::RELAYS_PER_LIST_MAX;
+use switchboard_api::convert;
+use switchboard_api::ApiError;
+use switchboard_api::limits::RELAYS_PER_LIST_MAX;
 use crate::services::request_id;
 use crate::site::Site;
-use crate::watch::WatchStream;
-use crate::watch::watch_relay;
+use crate::services::watch::WatchStream;
+use crate::services::watch::watch_relay;
 
 pub struct RelayApi {
     site: Arc<Site>,

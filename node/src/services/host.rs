@@ -12,12 +12,12 @@ use tonic::Request;
 use tonic::Response;
 use tonic::Status;
 
-use crate::convert;
-use crate::error::ApiError;
+use switchboard_api::convert;
+use switchboard_api::ApiError;
 use crate::services::request_id;
 use crate::site::Site;
-use crate::watch::WatchStream;
-use crate::watch::watch_host;
+use crate::services::watch::WatchStream;
+use crate::services::watch::watch_host;
 
 pub struct HostApi {
     site: Arc<Site>,
