@@ -26,8 +26,8 @@ use tonic::transport::ClientTlsConfig;
 use tonic::transport::Endpoint;
 
 use crate::directory::Directory;
-use crate::limits;
 use crate::headers::LEADER_HINT_HEADER;
+use crate::limits;
 
 /// How often `wait_caught_up` asks the leader for progress.
 pub const CATCH_UP_POLL_INTERVAL: Duration = Duration::from_millis(200);

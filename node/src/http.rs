@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::OnceLock;
 
+use crate::site::Site;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -20,7 +21,6 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use openraft::ServerState;
 use openraft::async_runtime::watch::WatchReceiver;
 use serde::Serialize;
-use crate::site::Site;
 use switchboard_raft_store::state::WindowStatus;
 use tokio::net::TcpListener;
 

@@ -9,9 +9,9 @@ use clap::Subcommand;
 use std::time::Duration;
 use switchboard_node::config::SiteConfig;
 use switchboard_node::dev::demo as dev;
+use switchboard_node::dev::sim;
 use switchboard_node::recover;
 use switchboard_node::server;
-use switchboard_node::dev::sim;
 use tokio::signal::unix::SignalKind;
 use tokio::signal::unix::signal;
 

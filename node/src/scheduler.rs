@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
-use crate::site::Site;
 use crate::services::most_caught_up_voter;
 use crate::services::transfer_leadership;
+use crate::site::Site;
 use crate::site::unix_ms;
 use switchboard_raft_store::Actor;
 use switchboard_raft_store::Command;
@@ -221,12 +221,8 @@ async fn keep_leadership_off_drained_site(
         return;
     }
     tracing::info!(target, "this site is drained: handing leadership over");
-    if let Err(error) = transfer_leadership(
-        site,
-        target,
-        crate::services::TRANSFER_LEADER_DEADLINE,
-    )
-    .await
+    if let Err(error) =
+        transfer_leadership(site, target, crate::services::TRANSFER_LEADER_DEADLINE).await
     {
         tracing::warn!(target, %error, "leadership handover failed; will retry");
     }

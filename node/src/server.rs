@@ -6,23 +6,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde::Serialize;
-use crate::site::Site;
-use crate::services::auth::Authenticator;
-use crate::services::auth::Principal;
-use crate::services::auth::RateLimit;
-use crate::site::freshness::LeaderContact;
 use crate::leases::heartbeats::HeartbeatBatcher;
 use crate::leases::table::Leases;
-use switchboard_api::limits;
 use crate::peer::clients::PeerClients;
 use crate::peer::service::PeerService;
 use crate::services::AdminApi;
 use crate::services::ClientApi;
 use crate::services::HostApi;
 use crate::services::RelayApi;
+use crate::services::auth::Authenticator;
+use crate::services::auth::Principal;
+use crate::services::auth::RateLimit;
+use crate::site::Site;
+use crate::site::freshness::LeaderContact;
 use crate::site::signer::Signer;
+use serde::Deserialize;
+use serde::Serialize;
+use switchboard_api::limits;
 use switchboard_api::signing::StateKey;
 use switchboard_api::tls;
 use switchboard_api::tls::ClientAuth;
@@ -209,18 +209,12 @@ pub async fn serve(
     ));
     let reloader = security.spawn_reloader();
     let keepers = [
-        tokio::spawn(keeper::run_lease_keeper(
-            site.clone(),
-            stop_signal.clone(),
-        )),
+        tokio::spawn(keeper::run_lease_keeper(site.clone(), stop_signal.clone())),
         tokio::spawn(keeper::run_heartbeat_forwarder(
             site.clone(),
             stop_signal.clone(),
         )),
-        tokio::spawn(keeper::run_key_keeper(
-            site.clone(),
-            stop_signal.clone(),
-        )),
+        tokio::spawn(keeper::run_key_keeper(site.clone(), stop_signal.clone())),
         tokio::spawn(scheduler::run_scheduler(site.clone(), stop_signal.clone())),
     ];
     let http_state = http::HttpState {

@@ -44,6 +44,20 @@ if cargo tree --workspace -i aws-lc-sys --locked >/dev/null 2>&1; then
   exit 1
 fi
 
+phase "client library and sbctl without the server"
+# A VPN host, relay or client embeds switchboard-api; neither it nor sbctl
+# may pull in RocksDB or openraft (the server's parts).
+for package in switchboard-api switchboard-ops; do
+  server_parts=$(cargo tree -p "$package" --locked --prefix none -e normal,build \
+    | awk '{print $1}' | grep -xE 'rocksdb|librocksdb-sys|openraft|switchboard-node' | sort -u || true)
+  if [ -n "$server_parts" ]; then
+    echo "$package depends on server parts: $server_parts" >&2
+    exit 1
+  fi
+  echo "$package: no rocksdb, librocksdb-sys, openraft or switchboard-node"
+done
+cargo build -p switchboard-api --examples --locked
+
 phase "unit and property tests"
 run_tests --workspace --locked --exclude switchboard-tests --lib --bins --tests
 

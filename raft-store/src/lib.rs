@@ -50,7 +50,7 @@ pub use command::Proposal;
 pub use error::Error;
 pub use reply::Outcome;
 pub use reply::Reply;
-pub use state::State;
 pub use site_node::SiteNode;
+pub use state::State;
 #[cfg(feature = "raft")]
 pub use types::TypeConfig;

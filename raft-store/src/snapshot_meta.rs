@@ -185,16 +185,33 @@ mod tests {
     fn golden_bytes_of_version_1() {
         let bytes = wire::encode(&sample());
         let expected = concat!(
-            "01",             // wire format version
-            "01", "03", "01", "ac02", // last_log_id: Some, term 3, node 1, index 300
-            "01", "02", "01", "07", // membership log id: Some, term 2, node 1, index 7
-            "01", "01", "01", // one config: {1}
-            "01", "01",       // one node, id 1
-            "07", "7473756b756261", // name
-            "0d", "31302e302e302e313a37303030", // raft_addr
-            "0d", "31302e302e302e313a37303031", // api_addr
-            "0d", "31302e302e302e313a37303032", // http_addr
-            "01", "05", "706f776572", "01", "61", // labels
+            "01", // wire format version
+            "01",
+            "03",
+            "01",
+            "ac02", // last_log_id: Some, term 3, node 1, index 300
+            "01",
+            "02",
+            "01",
+            "07", // membership log id: Some, term 2, node 1, index 7
+            "01",
+            "01",
+            "01", // one config: {1}
+            "01",
+            "01", // one node, id 1
+            "07",
+            "7473756b756261", // name
+            "0d",
+            "31302e302e302e313a37303030", // raft_addr
+            "0d",
+            "31302e302e302e313a37303031", // api_addr
+            "0d",
+            "31302e302e302e313a37303032", // http_addr
+            "01",
+            "05",
+            "706f776572",
+            "01",
+            "61", // labels
             "00", // reserved
         );
         assert_eq!(hex(&bytes), expected);

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use crate::dev::sim::SIM_READY;
 
-use crate::error::NodeError;
 use crate::dev::launcher::LaunchSpec;
 use crate::dev::launcher::LocalCluster;
+use crate::error::NodeError;
 
 /// What `switchboard dev` starts.
 #[derive(Clone, Debug)]

@@ -21,12 +21,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use std::time::Instant;
 
+use crate::site::unix_ms;
 use futures::StreamExt;
 use serde::Serialize;
 use switchboard_api::admission::Admission;
 use switchboard_api::client::ClusterClient;
 use switchboard_api::client::new_request_id;
-use crate::site::unix_ms;
 use switchboard_proto::v1 as pb;
 use tokio::sync::watch;
 

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
-use openraft::async_runtime::watch::WatchReceiver;
 use crate::site::Site;
+use openraft::async_runtime::watch::WatchReceiver;
 use switchboard_proto::v1::HeartbeatBatch;
 use switchboard_raft_store::Actor;
 use switchboard_raft_store::Command;

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::peer::clients::PeerClients;
 use openraft::RaftNetworkFactory;
 use openraft::errors::NetworkError;
 use openraft::errors::RPCError;
@@ -24,7 +25,6 @@ use openraft::raft::VoteRequest;
 use openraft::raft::VoteResponse;
 use openraft::type_config::alias::SnapshotOf;
 use switchboard_api::limits::SNAPSHOT_CHUNK_BYTES;
-use crate::peer::clients::PeerClients;
 use switchboard_proto::v1::RaftMessage;
 use switchboard_proto::v1::SnapshotChunk;
 use switchboard_raft_store::SiteNode;

@@ -30,12 +30,12 @@ use tonic::Response;
 use tonic::Status;
 use tonic::Streaming;
 
-use switchboard_api::ApiError;
 use crate::leases::heartbeats::HEARTBEATS_PENDING_MAX;
-use switchboard_api::limits;
 use crate::peer::clients::CLUSTER_HEADER;
 use crate::peer::clients::TARGET_SITE_HEADER;
 use crate::site::Site;
+use switchboard_api::ApiError;
+use switchboard_api::limits;
 
 /// Serves the raft port of one site.
 pub struct PeerService {

@@ -26,11 +26,12 @@ use tonic::Status;
 use tonic::metadata::MetadataValue;
 
 use crate::services::auth::Principal;
-use switchboard_api::convert;
-use switchboard_api::ApiError;
 use crate::services::request_id;
 use crate::site::Site;
 use crate::site::role_name;
+use switchboard_api::ApiError;
+use switchboard_api::convert;
+use switchboard_api::headers::LEADER_HINT_HEADER;
 use switchboard_api::token::TOKEN_TTL_MAX_SECS;
 use switchboard_api::token::TokenRole;
 use switchboard_raft_store::Command;
@@ -40,7 +41,6 @@ use switchboard_raft_store::safety::Step;
 use switchboard_raft_store::safety::check_step;
 use switchboard_raft_store::state::WindowStatus;
 use switchboard_raft_store::store::read_chunk;
-use switchboard_api::headers::LEADER_HINT_HEADER;
 use tokio_stream::wrappers::ReceiverStream;
 
 /// How long a leader transfer may take: the target must catch up, time out
@@ -618,7 +618,11 @@ impl AdminService for AdminApi {
             loop {
                 let reader = file.clone();
                 let chunk = tokio::task::spawn_blocking(move || {
-                    read_chunk(&reader, offset, switchboard_api::limits::SNAPSHOT_CHUNK_BYTES)
+                    read_chunk(
+                        &reader,
+                        offset,
+                        switchboard_api::limits::SNAPSHOT_CHUNK_BYTES,
+                    )
                 })
                 .await;
                 let data = match chunk {

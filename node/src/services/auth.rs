@@ -21,10 +21,10 @@ use tonic::Request;
 use tonic::Status;
 use tonic::metadata::MetadataValue;
 
+use crate::site::unix_ms;
 use switchboard_api::pki::Role;
 use switchboard_api::pki::cluster_domain;
 use switchboard_api::pki::parse_identity_name;
-use crate::site::unix_ms;
 use switchboard_api::token::TokenKey;
 use switchboard_api::token::TokenRole;
 

@@ -8,12 +8,12 @@ use tonic::Request;
 use tonic::Response;
 use tonic::Status;
 
-use switchboard_api::convert;
-use switchboard_api::ApiError;
-use crate::site::Site;
-use crate::site::unix_ms;
 use crate::services::watch::WatchStream;
 use crate::services::watch::watch_host;
+use crate::site::Site;
+use crate::site::unix_ms;
+use switchboard_api::ApiError;
+use switchboard_api::convert;
 
 pub struct ClientApi {
     site: Arc<Site>,

@@ -12,12 +12,12 @@ use tonic::Request;
 use tonic::Response;
 use tonic::Status;
 
-use switchboard_api::convert;
-use switchboard_api::ApiError;
 use crate::services::request_id;
-use crate::site::Site;
 use crate::services::watch::WatchStream;
 use crate::services::watch::watch_host;
+use crate::site::Site;
+use switchboard_api::ApiError;
+use switchboard_api::convert;
 
 pub struct HostApi {
     site: Arc<Site>,

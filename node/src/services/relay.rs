@@ -11,13 +11,13 @@ use tonic::Request;
 use tonic::Response;
 use tonic::Status;
 
-use switchboard_api::convert;
-use switchboard_api::ApiError;
-use switchboard_api::limits::RELAYS_PER_LIST_MAX;
 use crate::services::request_id;
-use crate::site::Site;
 use crate::services::watch::WatchStream;
 use crate::services::watch::watch_relay;
+use crate::site::Site;
+use switchboard_api::ApiError;
+use switchboard_api::convert;
+use switchboard_api::limits::RELAYS_PER_LIST_MAX;
 
 pub struct RelayApi {
     site: Arc<Site>,

@@ -18,8 +18,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use switchboard_api::convert;
 use crate::site::Site;
+use switchboard_api::convert;
 
 /// Messages buffered per watcher before it counts as slow.
 pub const WATCH_BUFFER_MESSAGES: usize = 256;

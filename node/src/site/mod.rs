@@ -37,13 +37,13 @@ use switchboard_raft_store::types::LogId;
 use switchboard_raft_store::wire;
 use tonic::Code;
 
-use crate::services::auth::Authenticator;
-use switchboard_api::ApiError;
-use crate::site::freshness::LeaderContact;
 use crate::leases::heartbeats::HeartbeatBatcher;
 use crate::leases::table::Leases;
 use crate::peer::clients::PeerClients;
+use crate::services::auth::Authenticator;
+use crate::site::freshness::LeaderContact;
 use crate::site::signer::Signer;
+use switchboard_api::ApiError;
 use switchboard_raft_store::store::ChangeFeed;
 
 /// The openraft instance of a site.
@@ -254,7 +254,10 @@ impl Site {
 
     /// Refuses a relay that was removed: its certificate stays valid as a
     /// certificate, but the cluster no longer accepts it.
-    pub fn refuse_removed_relay(&self, principal: &crate::services::auth::Principal) -> Result<(), ApiError> {
+    pub fn refuse_removed_relay(
+        &self,
+        principal: &crate::services::auth::Principal,
+    ) -> Result<(), ApiError> {
         if let crate::services::auth::Principal::Relay(relay_id) = principal
             && self.reader.load().state.is_removed_relay(relay_id)
         {

@@ -19,6 +19,7 @@ use rocksdb::WriteBatch;
 use rocksdb::WriteOptions;
 
 use crate::error::Error;
+use crate::site_node::SiteNode;
 use crate::state::ChangeSet;
 use crate::store::AppliedState;
 use crate::store::CF_APPLIED;
@@ -32,7 +33,6 @@ use crate::store::log_store::KEY_PURGED;
 use crate::store::open;
 use crate::store::state_machine::KEY_LAST_APPLIED;
 use crate::store::state_machine::KEY_MEMBERSHIP;
-use crate::site_node::SiteNode;
 use crate::types::StoredMembership;
 use crate::wire;
 

@@ -137,7 +137,11 @@ impl SnapshotDir {
             last_membership: applied.membership.clone(),
         };
         let path = self.unique_name("snapshot-", applied.applied_index(), SNAPSHOT_EXTENSION);
-        let rows = write_snapshot(&path, &SnapshotMetaRecord::from(&meta), applied.state.rows())?;
+        let rows = write_snapshot(
+            &path,
+            &SnapshotMetaRecord::from(&meta),
+            applied.state.rows(),
+        )?;
         let file = SnapshotFile::open(&path)?;
         metrics::histogram!("switchboard_snapshot_build_seconds")
             .record(started.elapsed().as_secs_f64());
@@ -168,7 +172,11 @@ impl SnapshotDir {
             last_membership: applied.membership.clone(),
         };
         let path = self.unique_name("backup-", applied.applied_index(), "backup");
-        write_snapshot(&path, &SnapshotMetaRecord::from(&meta), applied.state.rows())?;
+        write_snapshot(
+            &path,
+            &SnapshotMetaRecord::from(&meta),
+            applied.state.rows(),
+        )?;
         let file = SnapshotFile::open(&path)?;
         remove_quietly(&path);
         Ok(file)
