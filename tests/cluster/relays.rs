@@ -193,8 +193,38 @@ async fn heartbeats_from_1000_relays_do_not_grow_the_raft_log() {
             }
         }));
     }
-    // Let every relay heartbeat at least once before measuring.
-    tokio::time::sleep(Duration::from_millis(lease_ttl_ms / 2)).await;
+    // Registering 1,000 relays one by one takes longer than a lease, so the
+    // first ones registered lose theirs before heartbeats start, and their
+    // RelayUp entries follow the first heartbeats. Measure once every relay
+    // is up again and the log has stood still for one lease.
+    let settle_started = Instant::now();
+    let down_at_start = count_down(&admin).await;
+    let still =
+        std::sync::Mutex::new((cluster.status(leader).await.last_log_index, Instant::now()));
+    wait_until(
+        Duration::from_millis(lease_ttl_ms * 10),
+        "every relay is up and the log stands still for one lease",
+        || {
+            let (cluster, admin, still) = (&cluster, &admin, &still);
+            async move {
+                let index = cluster.status(leader).await.last_log_index;
+                let since = {
+                    let mut still = still.lock().expect("test lock");
+                    if index != still.0 {
+                        *still = (index, Instant::now());
+                    }
+                    still.1
+                };
+                since.elapsed() >= Duration::from_millis(lease_ttl_ms)
+                    && count_down(admin).await == 0
+            }
+        },
+    )
+    .await;
+    println!(
+        "settled in {} ms; {down_at_start} relays were down when heartbeats began",
+        settle_started.elapsed().as_millis()
+    );
     let before = cluster.status(leader).await.last_log_index;
     let window = Duration::from_secs(15);
     let started = Instant::now();
@@ -213,12 +243,20 @@ async fn heartbeats_from_1000_relays_do_not_grow_the_raft_log() {
         failures.load(std::sync::atomic::Ordering::Relaxed)
     );
     assert_eq!(after, before, "heartbeats wrote to the Raft log");
+    assert_eq!(
+        count_down(&admin).await,
+        0,
+        "every heartbeating relay kept its lease"
+    );
+}
+
+/// How many relays the cluster holds down.
+async fn count_down(admin: &ClusterClient) -> usize {
     let relays = admin.list_relays().await.expect("relays").relays;
-    let down = relays
+    relays
         .iter()
         .filter(|r| r.state == pb::RelayState::Down as i32)
-        .count();
-    assert_eq!(down, 0, "every heartbeating relay kept its lease");
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
