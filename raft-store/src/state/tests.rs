@@ -8,6 +8,9 @@ use super::*;
 use crate::command::Actor;
 use crate::command::ActorKind;
 use crate::command::MaintenancePhase;
+use crate::command::RelayAdminTarget;
+use crate::command::RelayRegistration;
+use crate::error::Error;
 use crate::ids::RequestId;
 
 fn relay_id(name: &str) -> RelayId {
