@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
-use crate::services::most_caught_up_voter;
-use crate::services::transfer_leadership;
 use crate::site::Site;
+use crate::site::most_caught_up_voter;
+use crate::site::transfer_leadership;
 use crate::site::unix_ms;
 use switchboard_raft_store::Actor;
 use switchboard_raft_store::Command;
@@ -222,7 +222,7 @@ async fn keep_leadership_off_drained_site(
     }
     tracing::info!(target, "this site is drained: handing leadership over");
     if let Err(error) =
-        transfer_leadership(site, target, crate::services::TRANSFER_LEADER_DEADLINE).await
+        transfer_leadership(site, target, crate::site::TRANSFER_LEADER_DEADLINE).await
     {
         tracing::warn!(target, %error, "leadership handover failed; will retry");
     }

@@ -473,11 +473,11 @@ async fn hand_over_leadership(site: &Site, config: &SiteConfig) {
     if !site.is_leader() {
         return;
     }
-    let Some(target) = crate::services::most_caught_up_voter(site) else {
+    let Some(target) = crate::site::most_caught_up_voter(site) else {
         return;
     };
     let deadline = config.timing.failover_bound();
-    match crate::services::transfer_leadership(site, target, deadline).await {
+    match crate::site::transfer_leadership(site, target, deadline).await {
         Ok(()) => tracing::info!(to = target, "handed leadership over before exit"),
         Err(error) => {
             tracing::warn!(%error, "could not hand leadership over; the cluster will elect a new leader")

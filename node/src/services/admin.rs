@@ -9,8 +9,6 @@
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
-use std::time::Instant;
 
 use openraft::ChangeMembers;
 use openraft::async_runtime::watch::WatchReceiver;
@@ -28,7 +26,10 @@ use tonic::metadata::MetadataValue;
 use crate::services::auth::Principal;
 use crate::services::request_id;
 use crate::site::Site;
+use crate::site::TRANSFER_LEADER_DEADLINE;
+use crate::site::most_caught_up_voter;
 use crate::site::role_name;
+use crate::site::transfer_leadership;
 use switchboard_api::ApiError;
 use switchboard_api::convert;
 use switchboard_api::headers::LEADER_HINT_HEADER;
@@ -42,10 +43,6 @@ use switchboard_raft_store::safety::check_step;
 use switchboard_raft_store::state::WindowStatus;
 use switchboard_raft_store::store::read_chunk;
 use tokio_stream::wrappers::ReceiverStream;
-
-/// How long a leader transfer may take: the target must catch up, time out
-/// the old lease and win an election.
-pub const TRANSFER_LEADER_DEADLINE: Duration = Duration::from_secs(10);
 
 pub struct AdminApi {
     site: Arc<Site>,
@@ -775,75 +772,5 @@ pub fn window(window: &switchboard_raft_store::state::MaintenanceWindow) -> pb::
         reason: window.reason.clone(),
         status: window.status.as_str().to_owned(),
         created_by: window.created_by.clone(),
-    }
-}
-
-/// The other voter to hand leadership to, as the leader sees it: one in
-/// client service before a drained one, then the longest replicated log.
-pub fn most_caught_up_voter(site: &Site) -> Option<u64> {
-    let drained: BTreeSet<u64> = site
-        .reader
-        .load()
-        .state
-        .sites()
-        .filter(|(_, record)| record.draining)
-        .map(|(id, _)| *id)
-        .collect();
-    let metrics = site.raft.metrics();
-    let metrics = metrics.borrow_watched();
-    let voters: Vec<u64> = metrics
-        .membership_config
-        .membership()
-        .voter_ids()
-        .filter(|id| *id != site.id)
-        .collect();
-    let replication = metrics.replication.as_ref();
-    voters.into_iter().max_by_key(|id| {
-        let matched = replication
-            .and_then(|r| r.get(id).cloned())
-            .flatten()
-            .map_or(0, |log_id| log_id.index);
-        (!drained.contains(id), matched, std::cmp::Reverse(*id))
-    })
-}
-
-/// Asks openraft to hand leadership to `target` and waits until it leads.
-pub async fn transfer_leadership(
-    site: &Site,
-    target: u64,
-    deadline: Duration,
-) -> Result<(), ApiError> {
-    let voters: BTreeSet<u64> = {
-        let metrics = site.raft.metrics();
-        let metrics = metrics.borrow_watched();
-        metrics.membership_config.membership().voter_ids().collect()
-    };
-    if !voters.contains(&target) {
-        return Err(ApiError::FailedPrecondition(format!(
-            "site {target} is not a voter"
-        )));
-    }
-    if target == site.id {
-        return Ok(());
-    }
-    site.raft
-        .trigger()
-        .transfer_leader(target)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("site stopping: {e}")))?;
-    let until = Instant::now() + deadline;
-    let mut metrics = site.raft.metrics();
-    loop {
-        if metrics.borrow_watched().current_leader == Some(target) {
-            return Ok(());
-        }
-        let remaining = until.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(ApiError::DeadlineExceeded(format!(
-                "site {target} did not take over within {} ms",
-                deadline.as_millis()
-            )));
-        }
-        let _ = tokio::time::timeout(remaining, metrics.changed()).await;
     }
 }

@@ -8,9 +8,6 @@ mod relay;
 pub mod watch;
 
 pub use admin::AdminApi;
-pub use admin::TRANSFER_LEADER_DEADLINE;
-pub use admin::most_caught_up_voter;
-pub use admin::transfer_leadership;
 pub use client::ClientApi;
 pub use host::HostApi;
 pub use relay::RelayApi;

@@ -8,7 +8,12 @@
 //! staleness) or after a read index from the leader (linearizable).
 
 pub mod freshness;
+mod leadership;
 pub mod signer;
+
+pub use leadership::TRANSFER_LEADER_DEADLINE;
+pub use leadership::most_caught_up_voter;
+pub use leadership::transfer_leadership;
 
 use std::sync::Arc;
 use std::time::Duration;
