@@ -114,6 +114,91 @@ pub async fn serve(
         labels: config.labels.clone(),
     };
 
+    let (site, security, stopped) = start_site(&config).await?;
+
+    let (stop, stop_signal) = watch::channel(false);
+    let (peer_router, api_router) = (peer_router(&site), api_router(&site));
+    let peer_task = tokio::spawn(serve_grpc(
+        peer_router,
+        raft_listener,
+        security.raft_tls()?,
+        "raft",
+        wait_stopped(stop_signal.clone()),
+    ));
+    let api_task = tokio::spawn(serve_grpc(
+        api_router,
+        api_listener,
+        security.api_tls()?,
+        "api",
+        wait_stopped(stop_signal.clone()),
+    ));
+    let reloader = security.spawn_reloader();
+    let keepers = [
+        tokio::spawn(keeper::run_lease_keeper(site.clone(), stop_signal.clone())),
+        tokio::spawn(keeper::run_heartbeat_forwarder(
+            site.clone(),
+            stop_signal.clone(),
+        )),
+        tokio::spawn(keeper::run_key_keeper(site.clone(), stop_signal.clone())),
+        tokio::spawn(scheduler::run_scheduler(site.clone(), stop_signal.clone())),
+    ];
+    let http_state = http::HttpState {
+        site: site.clone(),
+        prometheus,
+        timing: config.timing.clone(),
+    };
+    let http_task = tokio::spawn(http::serve(
+        http_listener,
+        http_state,
+        wait_stopped(stop_signal.clone()),
+    ));
+
+    bootstrap(&config, &site).await?;
+
+    report_ready(&config, &node)?;
+
+    shutdown.await;
+    tracing::info!(site = config.id, "shutting down");
+    hand_over_leadership(&site, &config).await;
+    if let Err(error) = site.raft.shutdown().await {
+        tracing::warn!(%error, "raft did not stop cleanly");
+    }
+    let _ = stop.send(true);
+    for (name, task) in [("raft port", peer_task), ("api port", api_task)] {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "{name} server ended with an error"),
+            Err(error) => tracing::warn!(%error, "{name} server task failed"),
+        }
+    }
+    let _ = http_task.await;
+    for keeper in keepers {
+        let _ = keeper.await;
+    }
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
+    drop(security);
+    drop(site);
+    let closed = tokio::task::spawn_blocking(move || stopped.wait(STORE_CLOSE_DEADLINE))
+        .await
+        .unwrap_or(false);
+    if !closed {
+        tracing::warn!(
+            "storage did not close within {} s",
+            STORE_CLOSE_DEADLINE.as_secs()
+        );
+    }
+    tracing::info!(site = config.id, "stopped");
+    Ok(())
+}
+
+/// Opens the storage, sets up TLS and identities, and starts Raft: the site
+/// every service shares, its security (for the servers and the reloader) and
+/// the signal that the storage has closed.
+async fn start_site(
+    config: &SiteConfig,
+) -> Result<(Arc<Site>, Security, switchboard_raft_store::store::Stopped), NodeError> {
     let identity = Identity {
         cluster_id: config.cluster_id.clone(),
         site_id: config.id,
@@ -152,24 +237,31 @@ pub async fn serve(
         peers,
         contact: LeaderContact::default(),
         settings: config.site_settings(),
-        auth: security.authenticator(&config),
+        auth: security.authenticator(config),
         feed: store.feed,
         signer: Signer::new(state_key),
         leases: Leases::default(),
         heartbeats: HeartbeatBatcher::default(),
     });
     drop(store.db);
+    Ok((site, security, stopped))
+}
 
-    let (stop, stop_signal) = watch::channel(false);
-    let peer_router = tonic::transport::Server::builder()
+/// The Raft port's router: the peer service alone.
+fn peer_router(site: &Arc<Site>) -> tonic::transport::server::Router {
+    tonic::transport::Server::builder()
         .concurrency_limit_per_connection(limits::REQUESTS_PER_CONNECTION_MAX)
         .tcp_nodelay(true)
         .add_service(
             RaftPeerServer::new(PeerService::new(site.clone()))
                 .max_decoding_message_size(limits::RAFT_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(limits::RAFT_MESSAGE_BYTES_MAX),
-        );
-    let api_router = tonic::transport::Server::builder()
+        )
+}
+
+/// The API port's router: relay, host, client and admin services.
+fn api_router(site: &Arc<Site>) -> tonic::transport::server::Router {
+    tonic::transport::Server::builder()
         .concurrency_limit_per_connection(limits::REQUESTS_PER_CONNECTION_MAX)
         .max_concurrent_streams(limits::STREAMS_PER_CONNECTION_MAX)
         .tcp_nodelay(true)
@@ -192,44 +284,11 @@ pub async fn serve(
             AdminServiceServer::new(AdminApi::new(site.clone()))
                 .max_decoding_message_size(limits::API_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(limits::API_MESSAGE_BYTES_MAX),
-        );
-    let peer_task = tokio::spawn(serve_grpc(
-        peer_router,
-        raft_listener,
-        security.raft_tls()?,
-        "raft",
-        wait_stopped(stop_signal.clone()),
-    ));
-    let api_task = tokio::spawn(serve_grpc(
-        api_router,
-        api_listener,
-        security.api_tls()?,
-        "api",
-        wait_stopped(stop_signal.clone()),
-    ));
-    let reloader = security.spawn_reloader();
-    let keepers = [
-        tokio::spawn(keeper::run_lease_keeper(site.clone(), stop_signal.clone())),
-        tokio::spawn(keeper::run_heartbeat_forwarder(
-            site.clone(),
-            stop_signal.clone(),
-        )),
-        tokio::spawn(keeper::run_key_keeper(site.clone(), stop_signal.clone())),
-        tokio::spawn(scheduler::run_scheduler(site.clone(), stop_signal.clone())),
-    ];
-    let http_state = http::HttpState {
-        site: site.clone(),
-        prometheus,
-        timing: config.timing.clone(),
-    };
-    let http_task = tokio::spawn(http::serve(
-        http_listener,
-        http_state,
-        wait_stopped(stop_signal.clone()),
-    ));
+        )
+}
 
-    bootstrap(&config, &site).await?;
-
+/// Writes `endpoints.json` and prints the ready line the launcher waits for.
+fn report_ready(config: &SiteConfig, node: &SiteNode) -> Result<(), NodeError> {
     let report = ReadyReport {
         site_id: config.id,
         name: config.name.clone(),
@@ -243,40 +302,6 @@ pub async fn serve(
         .map_err(|e| NodeError::io("writing endpoints.json", e))?;
     println!("{READY_PREFIX}{json}");
     tracing::info!(site = config.id, raft = %node.raft_addr, api = %node.api_addr, http = %node.http_addr, "site ready");
-
-    shutdown.await;
-    tracing::info!(site = config.id, "shutting down");
-    hand_over_leadership(&site, &config).await;
-    if let Err(error) = site.raft.shutdown().await {
-        tracing::warn!(%error, "raft did not stop cleanly");
-    }
-    let _ = stop.send(true);
-    for (name, task) in [("raft port", peer_task), ("api port", api_task)] {
-        match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "{name} server ended with an error"),
-            Err(error) => tracing::warn!(%error, "{name} server task failed"),
-        }
-    }
-    let _ = http_task.await;
-    for keeper in keepers {
-        let _ = keeper.await;
-    }
-    if let Some(reloader) = reloader {
-        reloader.abort();
-    }
-    drop(security);
-    drop(site);
-    let closed = tokio::task::spawn_blocking(move || stopped.wait(STORE_CLOSE_DEADLINE))
-        .await
-        .unwrap_or(false);
-    if !closed {
-        tracing::warn!(
-            "storage did not close within {} s",
-            STORE_CLOSE_DEADLINE.as_secs()
-        );
-    }
-    tracing::info!(site = config.id, "stopped");
     Ok(())
 }
 

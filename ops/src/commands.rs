@@ -18,6 +18,7 @@ use switchboard_api::pki::Validity;
 use switchboard_api::pki::cluster_domain;
 use switchboard_api::pki::identity_name;
 use switchboard_proto::v1 as pb;
+use switchboard_raft_store::node_info::NodeInfoDocument;
 
 use std::path::PathBuf;
 
@@ -320,141 +321,196 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
     let client = client(cli)?;
     match &cli.command {
         Command::Certs(_) => unreachable!("handled above"),
-        Command::Nodeinfo { cache } => {
-            let file_cluster = cli
-                .target
-                .cluster
-                .as_ref()
-                .map(|p| ClusterFile::load(p))
-                .transpose()
-                .map_err(CliError::Usage)?;
-            let cluster_id = cli
-                .target
-                .cluster_id
-                .clone()
-                .or_else(|| file_cluster.map(|f| f.cluster_id))
-                .unwrap_or_default();
-            let directory = Arc::new(Directory::new(
-                &cluster_id,
-                client.endpoints(),
-                Vec::new(),
-                cache.clone(),
-            ));
-            let client = client.with_directory(directory.clone());
-            client.refresh_node_info().await?;
-            let document = directory.document().ok_or_else(|| {
-                CliError::NoSiteAnswered("no site handed out a node-info document".into())
-            })?;
-            #[derive(Serialize)]
-            struct View {
-                cluster_id: String,
-                era: u64,
-                epoch: u64,
-                issued_at_unix_ms: u64,
-                signing_key_id: u64,
-                notice: String,
-                sites: Vec<(u64, String, String, bool)>,
-                relays: Vec<(String, String, String)>,
-                maintenance: Vec<(u64, String, u64, u64, String, String)>,
-            }
-            let view = View {
-                cluster_id: document.cluster_id.clone(),
-                era: document.era,
-                epoch: document.epoch,
-                issued_at_unix_ms: document.issued_at_ms,
-                signing_key_id: document.signing_key_id,
-                notice: document.notice.clone(),
-                sites: document
-                    .sites
-                    .iter()
-                    .map(|s| (s.site_id, s.name.clone(), s.api_addr.clone(), s.draining))
-                    .collect(),
-                relays: document
-                    .relays
-                    .iter()
-                    .map(|r| {
-                        (
-                            r.relay_id.clone(),
-                            r.endpoint.clone(),
-                            r.admin_state.clone(),
-                        )
-                    })
-                    .collect(),
-                maintenance: document
-                    .maintenance
-                    .iter()
-                    .map(|w| {
-                        (
-                            w.window_id,
-                            w.target.clone(),
-                            w.start_ms,
-                            w.end_ms,
-                            w.status.clone(),
-                            w.reason.clone(),
-                        )
-                    })
-                    .collect(),
-            };
-            emit(out, json, &view, || {
-                let mut text = format!(
-                    "cluster {} era {} epoch {} (signed by key {}; signature verified)\n",
-                    view.cluster_id, view.era, view.epoch, view.signing_key_id
-                );
-                if !view.notice.is_empty() {
-                    text.push_str(&format!("notice: {}\n", view.notice));
-                }
-                let mut sites = Table::new(&["SITE", "NAME", "API", "MAINTENANCE"]);
-                for (id, name, api, draining) in &view.sites {
-                    sites.row(vec![
-                        id.to_string(),
-                        name.clone(),
-                        api.clone(),
-                        if *draining { "yes".into() } else { "no".into() },
-                    ]);
-                }
-                let mut relays = Table::new(&["RELAY", "ENDPOINT", "ADMIN STATE"]);
-                for (id, endpoint, state) in &view.relays {
-                    relays.row(vec![id.clone(), endpoint.clone(), state.clone()]);
-                }
-                let mut text = format!("{text}{}{}", sites.render(), relays.render());
-                if !view.maintenance.is_empty() {
-                    let windows: Vec<pb::MaintenanceWindow> = view
-                        .maintenance
-                        .iter()
-                        .map(
-                            |(id, target, start, end, status, reason)| pb::MaintenanceWindow {
-                                id: *id,
-                                target: target.clone(),
-                                start_unix_ms: *start,
-                                end_unix_ms: *end,
-                                reason: reason.clone(),
-                                status: status.clone(),
-                                created_by: String::new(),
-                            },
-                        )
-                        .collect();
-                    text.push_str(&operations::windows_table(&windows));
-                }
-                text
-            })?;
+        Command::Nodeinfo { cache } => nodeinfo(cli, client, cache, out, json).await?,
+        Command::Notice(command) => notice(&client, command, out, json).await?,
+        Command::Keys(command) => keys_command(&client, command, out, json).await?,
+        Command::Host(command) => host_command(&client, command, out, json).await?,
+        Command::Client(command) => client_command(&client, command, out, json).await?,
+        Command::Status => status(&client, out, json).await?,
+        Command::Relay(command) => relay_command(&client, command, out, json).await?,
+        Command::Site(command) => site_command(&client, command, out, json).await?,
+        Command::Maintenance(command) => maintenance_command(&client, command, out, json).await?,
+        Command::Snapshot(command) => snapshot_command(&client, command, out, json).await?,
+        Command::Topology(command) => topology_command(&client, command, out, json).await?,
+        Command::Audit { limit } => audit(&client, limit, out, json).await?,
+        Command::Route(command) => route_command(&client, command, out, json).await?,
+        Command::Members(command) => members_command(&client, command, out, json).await?,
+        Command::Leader(command) => leader_command(&client, command, out, json).await?,
+    }
+    Ok(())
+}
+
+/// `sbctl nodeinfo`.
+async fn nodeinfo(
+    cli: &Cli,
+    client: ClusterClient,
+    cache: &Option<PathBuf>,
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<(), CliError> {
+    let file_cluster = cli
+        .target
+        .cluster
+        .as_ref()
+        .map(|p| ClusterFile::load(p))
+        .transpose()
+        .map_err(CliError::Usage)?;
+    let cluster_id = cli
+        .target
+        .cluster_id
+        .clone()
+        .or_else(|| file_cluster.map(|f| f.cluster_id))
+        .unwrap_or_default();
+    let directory = Arc::new(Directory::new(
+        &cluster_id,
+        client.endpoints(),
+        Vec::new(),
+        cache.clone(),
+    ));
+    let client = client.with_directory(directory.clone());
+    client.refresh_node_info().await?;
+    let document = directory.document().ok_or_else(|| {
+        CliError::NoSiteAnswered("no site handed out a node-info document".into())
+    })?;
+    let view = NodeInfoView::of(&document);
+    emit(out, json, &view, || view.render())?;
+    Ok(())
+}
+
+/// What `sbctl nodeinfo` shows of a verified document.
+#[derive(Serialize)]
+struct NodeInfoView {
+    cluster_id: String,
+    era: u64,
+    epoch: u64,
+    issued_at_unix_ms: u64,
+    signing_key_id: u64,
+    notice: String,
+    sites: Vec<(u64, String, String, bool)>,
+    relays: Vec<(String, String, String)>,
+    maintenance: Vec<(u64, String, u64, u64, String, String)>,
+}
+
+impl NodeInfoView {
+    fn of(document: &NodeInfoDocument) -> Self {
+        NodeInfoView {
+            cluster_id: document.cluster_id.clone(),
+            era: document.era,
+            epoch: document.epoch,
+            issued_at_unix_ms: document.issued_at_ms,
+            signing_key_id: document.signing_key_id,
+            notice: document.notice.clone(),
+            sites: document
+                .sites
+                .iter()
+                .map(|s| (s.site_id, s.name.clone(), s.api_addr.clone(), s.draining))
+                .collect(),
+            relays: document
+                .relays
+                .iter()
+                .map(|r| {
+                    (
+                        r.relay_id.clone(),
+                        r.endpoint.clone(),
+                        r.admin_state.clone(),
+                    )
+                })
+                .collect(),
+            maintenance: document
+                .maintenance
+                .iter()
+                .map(|w| {
+                    (
+                        w.window_id,
+                        w.target.clone(),
+                        w.start_ms,
+                        w.end_ms,
+                        w.status.clone(),
+                        w.reason.clone(),
+                    )
+                })
+                .collect(),
         }
-        Command::Notice(command) => {
-            let text = match command {
-                NoticeCommand::Set { text } => text.clone(),
-                NoticeCommand::Clear => String::new(),
-            };
-            let response = client.set_notice(&new_request_id(), &text).await?;
-            let version = response.current.unwrap_or_default();
-            emit(out, json, &(version.era, version.epoch), || {
-                format!(
-                    "notice {}; node info is now at era {} epoch {}\n",
-                    if text.is_empty() { "cleared" } else { "set" },
-                    version.era,
-                    version.epoch
+    }
+
+    fn render(&self) -> String {
+        let view = self;
+        let mut text = format!(
+            "cluster {} era {} epoch {} (signed by key {}; signature verified)\n",
+            view.cluster_id, view.era, view.epoch, view.signing_key_id
+        );
+        if !view.notice.is_empty() {
+            text.push_str(&format!("notice: {}\n", view.notice));
+        }
+        let mut sites = Table::new(&["SITE", "NAME", "API", "MAINTENANCE"]);
+        for (id, name, api, draining) in &view.sites {
+            sites.row(vec![
+                id.to_string(),
+                name.clone(),
+                api.clone(),
+                if *draining { "yes".into() } else { "no".into() },
+            ]);
+        }
+        let mut relays = Table::new(&["RELAY", "ENDPOINT", "ADMIN STATE"]);
+        for (id, endpoint, state) in &view.relays {
+            relays.row(vec![id.clone(), endpoint.clone(), state.clone()]);
+        }
+        let mut text = format!("{text}{}{}", sites.render(), relays.render());
+        if !view.maintenance.is_empty() {
+            let windows: Vec<pb::MaintenanceWindow> = view
+                .maintenance
+                .iter()
+                .map(
+                    |(id, target, start, end, status, reason)| pb::MaintenanceWindow {
+                        id: *id,
+                        target: target.clone(),
+                        start_unix_ms: *start,
+                        end_unix_ms: *end,
+                        reason: reason.clone(),
+                        status: status.clone(),
+                        created_by: String::new(),
+                    },
                 )
-            })?;
+                .collect();
+            text.push_str(&operations::windows_table(&windows));
         }
-        Command::Keys(KeysCommand::Rotate) => {
+        text
+    }
+}
+
+/// `sbctl notice`.
+async fn notice(
+    client: &ClusterClient,
+    command: &NoticeCommand,
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<(), CliError> {
+    let text = match command {
+        NoticeCommand::Set { text } => text.clone(),
+        NoticeCommand::Clear => String::new(),
+    };
+    let response = client.set_notice(&new_request_id(), &text).await?;
+    let version = response.current.unwrap_or_default();
+    emit(out, json, &(version.era, version.epoch), || {
+        format!(
+            "notice {}; node info is now at era {} epoch {}\n",
+            if text.is_empty() { "cleared" } else { "set" },
+            version.era,
+            version.epoch
+        )
+    })?;
+    Ok(())
+}
+
+/// `sbctl keys`.
+async fn keys_command(
+    client: &ClusterClient,
+    command: &KeysCommand,
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<(), CliError> {
+    match command {
+        KeysCommand::Rotate => {
             let response = client.rotate_signing_key(&new_request_id()).await?;
             let version = response.current.unwrap_or_default();
             emit(out, json, &(version.era, version.epoch), || {
@@ -464,7 +520,19 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 )
             })?;
         }
-        Command::Host(HostCommand::Enroll { host_id, ttl_days }) => {
+    }
+    Ok(())
+}
+
+/// `sbctl host`.
+async fn host_command(
+    client: &ClusterClient,
+    command: &HostCommand,
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<(), CliError> {
+    match command {
+        HostCommand::Enroll { host_id, ttl_days } => {
             let response = client
                 .issue_token(
                     pb::TokenRole::Host,
@@ -474,205 +542,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 .await?;
             emit_token(out, json, host_id, &response)?;
         }
-        Command::Client(ClientCommand::Token { name, ttl_days }) => {
-            let response = client
-                .issue_token(pb::TokenRole::Client, name, ttl_days.saturating_mul(86_400))
-                .await?;
-            emit_token(out, json, name, &response)?;
-        }
-        Command::Status => {
-            let statuses = client.status_all().await;
-            // Windows and the notice as the most caught-up site knows them.
-            let freshest = statuses
-                .iter()
-                .filter_map(|(_, s)| s.as_ref().ok())
-                .max_by_key(|s| s.applied_index);
-            let windows = freshest.map(|s| s.maintenance.clone()).unwrap_or_default();
-            let notice = freshest.map(|s| s.notice.clone()).unwrap_or_default();
-            let views: Vec<SiteStatusView> = statuses
-                .into_iter()
-                .map(|(endpoint, result)| match result {
-                    Ok(s) => SiteStatusView {
-                        endpoint,
-                        reachable: true,
-                        error: None,
-                        site_id: Some(s.site_id),
-                        name: Some(s.name),
-                        role: Some(s.role),
-                        leader_id: (s.leader_id != 0).then_some(s.leader_id),
-                        term: Some(s.term),
-                        last_log_index: Some(s.last_log_index),
-                        commit_index: Some(s.commit_index),
-                        applied_index: Some(s.applied_index),
-                        staleness_ms: (s.staleness_ms != u64::MAX).then_some(s.staleness_ms),
-                        relays: Some(s.relay_count),
-                        routes: Some(s.route_count),
-                    },
-                    Err(error) => SiteStatusView {
-                        endpoint,
-                        reachable: false,
-                        error: Some(error.to_string()),
-                        site_id: None,
-                        name: None,
-                        role: None,
-                        leader_id: None,
-                        term: None,
-                        last_log_index: None,
-                        commit_index: None,
-                        applied_index: None,
-                        staleness_ms: None,
-                        relays: None,
-                        routes: None,
-                    },
-                })
-                .collect();
-            let any_reachable = views.iter().any(|v| v.reachable);
-            emit(out, json, &views, || {
-                let mut table = Table::new(&[
-                    "ENDPOINT",
-                    "SITE",
-                    "NAME",
-                    "ROLE",
-                    "LEADER",
-                    "TERM",
-                    "LOG",
-                    "COMMIT",
-                    "APPLIED",
-                    "STALENESS",
-                    "ROUTES",
-                ]);
-                let dash = || "-".to_owned();
-                for v in &views {
-                    let number = |n: Option<u64>| n.map_or_else(dash, |n| n.to_string());
-                    table.row(vec![
-                        v.endpoint.clone(),
-                        number(v.site_id),
-                        v.name.clone().unwrap_or_else(dash),
-                        v.role.clone().unwrap_or_else(|| "unreachable".into()),
-                        number(v.leader_id),
-                        number(v.term),
-                        number(v.last_log_index),
-                        number(v.commit_index),
-                        number(v.applied_index),
-                        v.staleness_ms.map_or_else(dash, |s| format!("{s} ms")),
-                        number(v.routes),
-                    ]);
-                }
-                let mut text = table.render();
-                if !windows.is_empty() {
-                    text.push_str("\nmaintenance:\n");
-                    text.push_str(&operations::windows_table(&windows));
-                }
-                if !notice.is_empty() {
-                    text.push_str(&format!("\nnotice: {notice}\n"));
-                }
-                text
-            })?;
-            if !any_reachable {
-                let errors: Vec<String> = views.iter().filter_map(|v| v.error.clone()).collect();
-                return Err(CliError::NoSiteAnswered(errors.join("; ")));
-            }
-        }
-        Command::Relay(RelayCommand::Register {
-            relay_id,
-            endpoint,
-            capacity,
-            region,
-            labels,
-            incarnation,
-        }) => {
-            let request = pb::RegisterRelayRequest {
-                request_id: new_request_id(),
-                relay_id: relay_id.clone(),
-                endpoint: endpoint.clone(),
-                region: region.clone(),
-                labels: labels.iter().cloned().collect(),
-                capacity: *capacity,
-                incarnation: *incarnation,
-            };
-            let response = client.register_relay(request).await?;
-            let relays: Vec<RelayView> = response.relay.iter().map(relay_view).collect();
-            emit(out, json, &relays, || relays_table(&relays))?;
-        }
-        Command::Relay(RelayCommand::Remove { relay_id }) => {
-            let response = client.remove_relay(&new_request_id(), relay_id).await?;
-            #[derive(Serialize)]
-            struct Removed<'a> {
-                relay_id: &'a str,
-                applied_index: u64,
-            }
-            let view = Removed {
-                relay_id,
-                applied_index: response.applied_index,
-            };
-            emit(out, json, &view, || format!("removed relay {relay_id}\n"))?;
-        }
-        Command::Relay(RelayCommand::Drain {
-            relay_id,
-            rate,
-            deadline,
-            wait,
-            force,
-        }) => {
-            let request = operations::DrainRequest {
-                relay_id,
-                rate: *rate,
-                deadline: deadline.as_deref(),
-                wait: *wait,
-                force: *force,
-            };
-            operations::drain_relay(&client, out, json, request).await?;
-        }
-        Command::Relay(RelayCommand::Undrain { relay_id }) => {
-            let response = client.undrain_relay(relay_id).await?;
-            let relays: Vec<RelayView> = response.relay.iter().map(relay_view).collect();
-            emit(out, json, &relays, || relays_table(&relays))?;
-        }
-        Command::Site(SiteCommand::Drain { site_id, force }) => {
-            operations::site_drain(&client, out, json, *site_id, Some(*force)).await?;
-        }
-        Command::Site(SiteCommand::Undrain { site_id }) => {
-            operations::site_drain(&client, out, json, *site_id, None).await?;
-        }
-        Command::Maintenance(MaintenanceCommand::Schedule {
-            target,
-            start,
-            end,
-            reason,
-        }) => {
-            operations::schedule_maintenance(&client, out, json, target, start, end, reason)
-                .await?;
-        }
-        Command::Maintenance(MaintenanceCommand::List) => {
-            operations::list_or_cancel_maintenance(&client, out, json, None).await?;
-        }
-        Command::Maintenance(MaintenanceCommand::Cancel { window_id }) => {
-            operations::list_or_cancel_maintenance(&client, out, json, Some(*window_id)).await?;
-        }
-        Command::Snapshot(SnapshotCommand::Save { file }) => {
-            operations::save_snapshot(&client, out, json, file).await?;
-        }
-        Command::Snapshot(SnapshotCommand::Restore {
-            file,
-            yes_replace_state,
-        }) => {
-            operations::restore_snapshot(&client, out, json, file, *yes_replace_state).await?;
-        }
-        Command::Topology(TopologyCommand::Check {
-            capacity_share,
-            all,
-        }) => {
-            operations::topology_check(&client, out, json, *capacity_share, *all).await?;
-        }
-        Command::Audit { limit } => {
-            operations::audit(&client, out, json, *limit).await?;
-        }
-        Command::Relay(RelayCommand::List) => {
-            let response = client.list_relays().await?;
-            let relays: Vec<RelayView> = response.relays.iter().map(relay_view).collect();
-            emit(out, json, &relays, || relays_table(&relays))?;
-        }
-        Command::Host(HostCommand::Attach { host_id, region }) => {
+        HostCommand::Attach { host_id, region } => {
             let response = client.attach(&new_request_id(), host_id, region).await?;
             let route = response
                 .route
@@ -682,7 +552,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 route.ok_or_else(|| CliError::Usage("the site answered without a route".into()))?;
             emit(out, json, &route, || route_table(&route))?;
         }
-        Command::Host(HostCommand::Detach { host_id }) => {
+        HostCommand::Detach { host_id } => {
             let response = client.detach(&new_request_id(), host_id).await?;
             #[derive(Serialize)]
             struct Detached {
@@ -708,11 +578,303 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 }
             })?;
         }
-        Command::Route(RouteCommand::Get {
+    }
+    Ok(())
+}
+
+/// `sbctl client`.
+async fn client_command(
+    client: &ClusterClient,
+    command: &ClientCommand,
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<(), CliError> {
+    match command {
+        ClientCommand::Token { name, ttl_days } => {
+            let response = client
+                .issue_token(pb::TokenRole::Client, name, ttl_days.saturating_mul(86_400))
+                .await?;
+            emit_token(out, json, name, &response)?;
+        }
+    }
+    Ok(())
+}
+
+/// `sbctl status`.
+async fn status(client: &ClusterClient, out: &mut dyn Write, json: bool) -> Result<(), CliError> {
+    let statuses = client.status_all().await;
+    // Windows and the notice as the most caught-up site knows them.
+    let freshest = statuses
+        .iter()
+        .filter_map(|(_, s)| s.as_ref().ok())
+        .max_by_key(|s| s.applied_index);
+    let windows = freshest.map(|s| s.maintenance.clone()).unwrap_or_default();
+    let notice = freshest.map(|s| s.notice.clone()).unwrap_or_default();
+    let views: Vec<SiteStatusView> = statuses
+        .into_iter()
+        .map(|(endpoint, result)| match result {
+            Ok(s) => SiteStatusView {
+                endpoint,
+                reachable: true,
+                error: None,
+                site_id: Some(s.site_id),
+                name: Some(s.name),
+                role: Some(s.role),
+                leader_id: (s.leader_id != 0).then_some(s.leader_id),
+                term: Some(s.term),
+                last_log_index: Some(s.last_log_index),
+                commit_index: Some(s.commit_index),
+                applied_index: Some(s.applied_index),
+                staleness_ms: (s.staleness_ms != u64::MAX).then_some(s.staleness_ms),
+                relays: Some(s.relay_count),
+                routes: Some(s.route_count),
+            },
+            Err(error) => SiteStatusView {
+                endpoint,
+                reachable: false,
+                error: Some(error.to_string()),
+                site_id: None,
+                name: None,
+                role: None,
+                leader_id: None,
+                term: None,
+                last_log_index: None,
+                commit_index: None,
+                applied_index: None,
+                staleness_ms: None,
+                relays: None,
+                routes: None,
+            },
+        })
+        .collect();
+    let any_reachable = views.iter().any(|v| v.reachable);
+    emit(out, json, &views, || {
+        let mut table = Table::new(&[
+            "ENDPOINT",
+            "SITE",
+            "NAME",
+            "ROLE",
+            "LEADER",
+            "TERM",
+            "LOG",
+            "COMMIT",
+            "APPLIED",
+            "STALENESS",
+            "ROUTES",
+        ]);
+        let dash = || "-".to_owned();
+        for v in &views {
+            let number = |n: Option<u64>| n.map_or_else(dash, |n| n.to_string());
+            table.row(vec![
+                v.endpoint.clone(),
+                number(v.site_id),
+                v.name.clone().unwrap_or_else(dash),
+                v.role.clone().unwrap_or_else(|| "unreachable".into()),
+                number(v.leader_id),
+                number(v.term),
+                number(v.last_log_index),
+                number(v.commit_index),
+                number(v.applied_index),
+                v.staleness_ms.map_or_else(dash, |s| format!("{s} ms")),
+                number(v.routes),
+            ]);
+        }
+        let mut text = table.render();
+        if !windows.is_empty() {
+            text.push_str("\nmaintenance:\n");
+            text.push_str(&operations::windows_table(&windows));
+        }
+        if !notice.is_empty() {
+            text.push_str(&format!("\nnotice: {notice}\n"));
+        }
+        text
+    })?;
+    if !any_reachable {
+        let errors: Vec<String> = views.iter().filter_map(|v| v.error.clone()).collect();
+        return Err(CliError::NoSiteAnswered(errors.join("; ")));
+    }
+    Ok(())
+}
+
+/// `sbctl relay`.
+async fn relay_command(
+    client: &ClusterClient,
+    command: &RelayCommand,
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<(), CliError> {
+    match command {
+        RelayCommand::Register {
+            relay_id,
+            endpoint,
+            capacity,
+            region,
+            labels,
+            incarnation,
+        } => {
+            let request = pb::RegisterRelayRequest {
+                request_id: new_request_id(),
+                relay_id: relay_id.clone(),
+                endpoint: endpoint.clone(),
+                region: region.clone(),
+                labels: labels.iter().cloned().collect(),
+                capacity: *capacity,
+                incarnation: *incarnation,
+            };
+            let response = client.register_relay(request).await?;
+            let relays: Vec<RelayView> = response.relay.iter().map(relay_view).collect();
+            emit(out, json, &relays, || relays_table(&relays))?;
+        }
+        RelayCommand::Remove { relay_id } => {
+            let response = client.remove_relay(&new_request_id(), relay_id).await?;
+            #[derive(Serialize)]
+            struct Removed<'a> {
+                relay_id: &'a str,
+                applied_index: u64,
+            }
+            let view = Removed {
+                relay_id,
+                applied_index: response.applied_index,
+            };
+            emit(out, json, &view, || format!("removed relay {relay_id}\n"))?;
+        }
+        RelayCommand::Drain {
+            relay_id,
+            rate,
+            deadline,
+            wait,
+            force,
+        } => {
+            let request = operations::DrainRequest {
+                relay_id,
+                rate: *rate,
+                deadline: deadline.as_deref(),
+                wait: *wait,
+                force: *force,
+            };
+            operations::drain_relay(client, out, json, request).await?;
+        }
+        RelayCommand::Undrain { relay_id } => {
+            let response = client.undrain_relay(relay_id).await?;
+            let relays: Vec<RelayView> = response.relay.iter().map(relay_view).collect();
+            emit(out, json, &relays, || relays_table(&relays))?;
+        }
+        RelayCommand::List => {
+            let response = client.list_relays().await?;
+            let relays: Vec<RelayView> = response.relays.iter().map(relay_view).collect();
+            emit(out, json, &relays, || relays_table(&relays))?;
+        }
+    }
+    Ok(())
+}
+
+/// `sbctl site`.
+async fn site_command(
+    client: &ClusterClient,
+    command: &SiteCommand,
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<(), CliError> {
+    match command {
+        SiteCommand::Drain { site_id, force } => {
+            operations::site_drain(client, out, json, *site_id, Some(*force)).await?;
+        }
+        SiteCommand::Undrain { site_id } => {
+            operations::site_drain(client, out, json, *site_id, None).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `sbctl maintenance`.
+async fn maintenance_command(
+    client: &ClusterClient,
+    command: &MaintenanceCommand,
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<(), CliError> {
+    match command {
+        MaintenanceCommand::Schedule {
+            target,
+            start,
+            end,
+            reason,
+        } => {
+            operations::schedule_maintenance(client, out, json, target, start, end, reason).await?;
+        }
+        MaintenanceCommand::List => {
+            operations::list_or_cancel_maintenance(client, out, json, None).await?;
+        }
+        MaintenanceCommand::Cancel { window_id } => {
+            operations::list_or_cancel_maintenance(client, out, json, Some(*window_id)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `sbctl snapshot`.
+async fn snapshot_command(
+    client: &ClusterClient,
+    command: &SnapshotCommand,
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<(), CliError> {
+    match command {
+        SnapshotCommand::Save { file } => {
+            operations::save_snapshot(client, out, json, file).await?;
+        }
+        SnapshotCommand::Restore {
+            file,
+            yes_replace_state,
+        } => {
+            operations::restore_snapshot(client, out, json, file, *yes_replace_state).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `sbctl topology`.
+async fn topology_command(
+    client: &ClusterClient,
+    command: &TopologyCommand,
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<(), CliError> {
+    match command {
+        TopologyCommand::Check {
+            capacity_share,
+            all,
+        } => {
+            operations::topology_check(client, out, json, *capacity_share, *all).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `sbctl audit`.
+async fn audit(
+    client: &ClusterClient,
+    limit: &u32,
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<(), CliError> {
+    operations::audit(client, out, json, *limit).await?;
+    Ok(())
+}
+
+/// `sbctl route`.
+async fn route_command(
+    client: &ClusterClient,
+    command: &RouteCommand,
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<(), CliError> {
+    match command {
+        RouteCommand::Get {
             host_id,
             linearizable,
             max_stale_ms,
-        }) => {
+        } => {
             let consistency = if *linearizable {
                 pb::Consistency::Linearizable
             } else {
@@ -728,7 +890,19 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             view.served_by_site = Some(response.served_by_site);
             emit(out, json, &view, || route_table(&view))?;
         }
-        Command::Members(MembersCommand::List) => {
+    }
+    Ok(())
+}
+
+/// `sbctl members`.
+async fn members_command(
+    client: &ClusterClient,
+    command: &MembersCommand,
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<(), CliError> {
+    match command {
+        MembersCommand::List => {
             let statuses = client.status_all().await;
             let leader_view = statuses
                 .iter()
@@ -738,7 +912,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 .ok_or_else(|| CliError::NoSiteAnswered("no site answered status".into()))?;
             members_output(out, json, &leader_view.members)?;
         }
-        Command::Members(MembersCommand::AddLearner {
+        MembersCommand::AddLearner {
             id,
             name,
             raft,
@@ -746,7 +920,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             http,
             wait,
             wait_secs,
-        }) => {
+        } => {
             let site = pb::SiteEndpoints {
                 site_id: *id,
                 name: name.clone(),
@@ -773,15 +947,27 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             }
             members_output(out, json, &response.members)?;
         }
-        Command::Members(MembersCommand::Promote { site_id, force }) => {
+        MembersCommand::Promote { site_id, force } => {
             let response = client.promote_voter(*site_id, *force).await?;
             members_output(out, json, &response.members)?;
         }
-        Command::Members(MembersCommand::Remove { site_id, force }) => {
+        MembersCommand::Remove { site_id, force } => {
             let response = client.remove_member(*site_id, *force).await?;
             members_output(out, json, &response.members)?;
         }
-        Command::Leader(LeaderCommand::Transfer { to, force }) => {
+    }
+    Ok(())
+}
+
+/// `sbctl leader`.
+async fn leader_command(
+    client: &ClusterClient,
+    command: &LeaderCommand,
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<(), CliError> {
+    match command {
+        LeaderCommand::Transfer { to, force } => {
             let response = client.transfer_leader(to.unwrap_or(0), *force).await?;
             #[derive(Serialize)]
             struct Transferred {
