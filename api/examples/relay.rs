@@ -20,12 +20,12 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 use futures::StreamExt;
-use switchboard_api::admission::Admission;
-use switchboard_api::client::ClientSettings;
-use switchboard_api::client::ClusterClient;
-use switchboard_api::client::new_request_id;
-use switchboard_api::cluster_file::ClusterFile;
-use switchboard_api::directory::Directory;
+use switchboard_api::Admission;
+use switchboard_api::ClientSettings;
+use switchboard_api::ClusterClient;
+use switchboard_api::ClusterFile;
+use switchboard_api::Directory;
+use switchboard_api::new_request_id;
 use switchboard_proto::v1 as pb;
 
 /// How long the example runs before it stops on its own.

@@ -20,16 +20,23 @@ use crate::signing::TrustStore;
 /// Why a relay refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdmissionError {
+    /// The relay's own lease has lapsed: it may be carrying hosts that moved.
     #[error("this relay's lease is not acknowledged; it admits no new clients")]
     LeaseExpired,
+    /// No route to this relay is known for the host.
     #[error("host {0} is not routed to this relay")]
     UnknownHost(String),
+    /// The host presents an older generation than the relay knows.
     #[error("host {host} is at generation {current} here, not {presented}")]
     StaleGeneration {
+        /// The host.
         host: String,
+        /// The generation the relay knows.
         current: u64,
+        /// The generation presented.
         presented: u64,
     },
+    /// The ticket does not verify.
     #[error("ticket refused: {0}")]
     Ticket(#[from] TrustError),
 }

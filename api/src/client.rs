@@ -41,6 +41,7 @@ pub struct ClientSettings {
     pub call_deadline: Duration,
     /// First pause after every known site failed; doubles up to `backoff_max`.
     pub backoff_initial: Duration,
+    /// Longest pause between rounds of retries.
     pub backoff_max: Duration,
     /// Time to open a connection to a site.
     pub connect_timeout: Duration,
@@ -64,8 +65,11 @@ pub enum ClientError {
     /// A site answered with a final error (bad input, not found, no room...).
     #[error("{endpoint}: {code:?}: {message}")]
     Refused {
+        /// The site that answered.
         endpoint: String,
+        /// Its gRPC code.
         code: Code,
+        /// Its message.
         message: String,
     },
     /// No site gave a final answer before the deadline.
@@ -73,9 +77,13 @@ pub enum ClientError {
         "no site answered within {deadline_ms} ms after {attempts} attempts; last error: {last}"
     )]
     Unreachable {
+        /// The call's deadline.
         deadline_ms: u128,
+        /// How many attempts were made.
         attempts: u32,
+        /// The last failure, as text.
         last: String,
+        /// The last failure's gRPC code, when a site answered.
         last_code: Option<Code>,
     },
     /// An endpoint is not a valid address.

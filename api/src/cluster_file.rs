@@ -8,7 +8,9 @@ use serde::Serialize;
 /// The file `switchboard dev` writes and `sbctl --cluster` reads.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ClusterFile {
+    /// The cluster's id, as in its certificates' names.
     pub cluster_id: String,
+    /// Its sites.
     pub sites: Vec<ClusterSite>,
     /// Certificates to talk to the cluster with (absent: plaintext).
     #[serde(default)]
@@ -23,6 +25,7 @@ pub struct ClusterTls {
     /// An admin certificate and key.
     #[serde(default)]
     pub cert: Option<String>,
+    /// The admin certificate's key.
     #[serde(default)]
     pub key: Option<String>,
 }
@@ -30,7 +33,9 @@ pub struct ClusterTls {
 /// One site of a cluster file.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ClusterSite {
+    /// The site's id.
     pub id: u64,
+    /// The site's name.
     pub name: String,
     /// Process id of the site, when it was started by `switchboard dev`.
     #[serde(default)]
@@ -41,8 +46,10 @@ pub struct ClusterSite {
     pub raft: String,
     /// Status page, metrics and health.
     pub http: String,
+    /// The site's data dir, when the launcher started it.
     #[serde(default)]
     pub data_dir: Option<String>,
+    /// The site's config file, when the launcher wrote it.
     #[serde(default)]
     pub config: Option<String>,
 }

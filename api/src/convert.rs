@@ -20,6 +20,7 @@ use crate::error::ApiError;
 /// Longest site name, in bytes.
 pub const SITE_NAME_BYTES_MAX: usize = 63;
 
+/// A relay state as the API shows it.
 pub fn relay_state(state: RelayState) -> pb::RelayState {
     match state {
         RelayState::Active => pb::RelayState::Active,
@@ -30,6 +31,7 @@ pub fn relay_state(state: RelayState) -> pb::RelayState {
     }
 }
 
+/// A relay record as the API shows it.
 pub fn relay(record: &RelayRecord) -> pb::Relay {
     pb::Relay {
         relay_id: record.relay_id.to_string(),
@@ -44,6 +46,7 @@ pub fn relay(record: &RelayRecord) -> pb::Relay {
     }
 }
 
+/// A route as the API shows it.
 pub fn route(view: &RouteView) -> pb::Route {
     pb::Route {
         host_id: view.host_id.to_string(),
@@ -55,14 +58,17 @@ pub fn route(view: &RouteView) -> pb::Route {
     }
 }
 
+/// A host id from a request, checked.
 pub fn host_id(value: &str) -> Result<HostId, ApiError> {
     Ok(HostId::new(value)?)
 }
 
+/// A relay id from a request, checked.
 pub fn relay_id(value: &str) -> Result<RelayId, ApiError> {
     Ok(RelayId::new(value)?)
 }
 
+/// A relay registration from a request, every field checked.
 pub fn registration(request: &pb::RegisterRelayRequest) -> Result<RelayRegistration, ApiError> {
     let labels: BTreeMap<String, String> = request.labels.clone().into_iter().collect();
     let registration = RelayRegistration {
@@ -123,6 +129,7 @@ pub fn site_node(site: &pb::SiteEndpoints) -> Result<(u64, SiteNode), ApiError> 
     ))
 }
 
+/// Where a site is reached, as node info and status show it.
 pub fn site_endpoints(site_id: u64, node: &SiteNode) -> pb::SiteEndpoints {
     pb::SiteEndpoints {
         site_id,

@@ -35,12 +35,15 @@ pub const CACHE_BYTES_MAX: u64 = 16 * 1024 * 1024;
 /// The on-disk cache: the last accepted document and the keys trusted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheFile {
+    /// The cache format version (`CACHE_FORMAT_VERSION`).
     pub format: u32,
+    /// The cluster the cache belongs to.
     pub cluster_id: String,
     /// Hex of the signed document bytes.
     pub document: String,
     /// Hex of its signature.
     pub signature: String,
+    /// The keys trusted when the cache was written.
     pub trust: TrustStore,
 }
 

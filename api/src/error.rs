@@ -8,12 +8,16 @@ use tonic::Status;
 /// Everything a service call can fail with. Each maps to one gRPC code.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// A field of the request is not acceptable.
     #[error("{0}")]
     InvalidArgument(String),
+    /// The named relay, host, site or window does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// A limit was reached (capacity, rate, size).
     #[error("{0}")]
     ResourceExhausted(String),
+    /// The cluster's state does not allow this now.
     #[error("{0}")]
     FailedPrecondition(String),
     /// The cluster cannot answer now (no leader, no quorum, site stopping).
@@ -23,8 +27,10 @@ pub enum ApiError {
     /// with the same request id is safe.
     #[error("{0}")]
     DeadlineExceeded(String),
+    /// The caller may not do this.
     #[error("{0}")]
     PermissionDenied(String),
+    /// A fault inside the site.
     #[error("internal error: {0}")]
     Internal(String),
     /// Local setup: certificate, key or token files that cannot be used.

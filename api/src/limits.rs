@@ -31,6 +31,7 @@ pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// HTTP/2 keepalive to another site: a dead peer is noticed within
 /// interval + timeout even when no RPC is in flight.
 pub const PEER_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a peer connection's keepalive ping may go unanswered.
 pub const PEER_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most relays one list returns.

@@ -97,14 +97,18 @@ pub fn parse_identity_name<'a>(name: &'a str, domain: &str) -> Option<(Role, &'a
 /// A certificate and its private key, PEM encoded.
 #[derive(Clone, Debug)]
 pub struct IssuedCertificate {
+    /// The certificate, PEM.
     pub cert_pem: String,
+    /// Its private key, PEM.
     pub key_pem: String,
 }
 
 /// The validity window of a certificate.
 #[derive(Clone, Copy, Debug)]
 pub struct Validity {
+    /// Valid from.
     pub not_before: OffsetDateTime,
+    /// Valid until.
     pub not_after: OffsetDateTime,
 }
 
@@ -243,13 +247,17 @@ fn write_public(path: &Path, contents: &str) -> Result<(), ApiError> {
 /// Where a certificate and its key are.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CertificatePaths {
+    /// The certificate file.
     pub cert: PathBuf,
+    /// Its key file.
     pub key: PathBuf,
 }
 
 /// A directory of development certificates.
 pub struct DevPki {
+    /// Where the files are.
     pub dir: PathBuf,
+    /// The cluster the certificates name.
     pub cluster_id: String,
 }
 

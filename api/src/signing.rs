@@ -104,6 +104,7 @@ pub fn generate_signing_key() -> Result<(Vec<u8>, Vec<u8>), String> {
 
 /// A signing key in memory.
 pub struct SigningKey {
+    /// The key's id, as node info and tickets name it.
     pub key_id: u64,
     pair: Ed25519KeyPair,
 }
@@ -142,31 +143,53 @@ pub fn verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
 /// Why a document or ticket was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TrustError {
+    /// The bytes are not a document or ticket of this format.
     #[error("malformed: {0}")]
     Malformed(String),
+    /// The document names another cluster.
     #[error("for cluster {found:?}, not {expected:?}")]
-    WrongCluster { expected: String, found: String },
+    WrongCluster {
+        /// The cluster this store trusts.
+        expected: String,
+        /// The cluster the document names.
+        found: String,
+    },
+    /// Signed by a key this store does not trust.
     #[error("signed by key {0}, which no trusted key vouches for")]
     UnknownKey(u64),
+    /// The signature does not verify.
     #[error("the signature does not verify")]
     BadSignature,
+    /// Not newer (era, epoch) than the document already held.
     #[error("version {found:?} is not newer than {known:?}")]
     NotNewer {
+        /// The (era, epoch) held.
         known: (u64, u64),
+        /// The (era, epoch) offered.
         found: (u64, u64),
     },
+    /// The ticket has expired.
     #[error("expired")]
     Expired,
+    /// The ticket is for another relay.
     #[error("for relay {0}")]
     OtherRelay(String),
+    /// The ticket's generation is older than the relay's route.
     #[error("generation {found} is not the current {current}")]
-    StaleGeneration { current: u64, found: u64 },
+    StaleGeneration {
+        /// The generation the relay knows.
+        current: u64,
+        /// The ticket's generation.
+        found: u64,
+    },
 }
 
 /// Keys a client or relay trusts, by id.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrustStore {
+    /// The cluster whose keys these are.
     pub cluster_id: String,
+    /// Trusted public keys by key id.
     pub keys: BTreeMap<u64, Vec<u8>>,
 }
 
@@ -247,11 +270,17 @@ pub const TICKET_BYTES_MAX: usize = 1024;
 /// Permission for a client to reach one host through one relay.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ticket {
+    /// The cluster that issued the ticket.
     pub cluster_id: String,
+    /// The host the client may reach.
     pub host_id: String,
+    /// The relay that carries it.
     pub relay_id: String,
+    /// The route's generation.
     pub generation: u64,
+    /// When the ticket expires, Unix ms.
     pub expires_at_ms: u64,
+    /// The key that signed it.
     pub key_id: u64,
 }
 

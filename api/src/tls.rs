@@ -71,8 +71,11 @@ pub struct TlsFiles {
 /// The contents of a set of TLS files, parsed and checked.
 #[derive(Clone)]
 pub struct TlsMaterial {
+    /// The CA certificates to trust, PEM.
     pub ca_pem: String,
+    /// This side's certificate chain, PEM.
     pub cert_pem: String,
+    /// Its private key, PEM.
     pub key_pem: String,
     roots: Arc<RootCertStore>,
     certified_key: Arc<CertifiedKey>,

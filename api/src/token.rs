@@ -21,16 +21,20 @@ pub const TOKEN_TTL_MAX_SECS: u64 = 366 * 24 * 3600;
 /// What a token lets its bearer act as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TokenRole {
+    /// A VPN host, acting only as its own host id.
     Host,
+    /// A client that resolves hosts.
     Client,
 }
 
 /// What a token says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenClaims {
+    /// Who the token is for.
     pub role: TokenRole,
     /// The host id or client name.
     pub subject: String,
+    /// The cluster that issued it.
     pub cluster_id: String,
     /// Unix milliseconds after which the token is refused.
     pub expires_at_ms: u64,

@@ -284,7 +284,7 @@ async fn resolve(samples: usize, hosts: u64) -> anyhow::Result<()> {
 
 /// Attaches `hosts-00000`.. with `workers` in parallel; every one must succeed.
 async fn attach_all(
-    client: &Arc<switchboard_api::client::ClusterClient>,
+    client: &Arc<switchboard_api::ClusterClient>,
     hosts: u64,
     workers: usize,
 ) -> anyhow::Result<()> {
@@ -313,13 +313,13 @@ fn print_table(title: &str, rows: &[(String, String)]) {
 }
 
 async fn register(
-    client: &switchboard_api::client::ClusterClient,
+    client: &switchboard_api::ClusterClient,
     relay_id: &str,
     capacity: u32,
 ) -> anyhow::Result<()> {
     client
         .register_relay(switchboard_proto::v1::RegisterRelayRequest {
-            request_id: switchboard_api::client::new_request_id(),
+            request_id: switchboard_api::new_request_id(),
             relay_id: relay_id.to_owned(),
             endpoint: format!("{relay_id}.bench:443"),
             region: String::new(),

@@ -22,13 +22,13 @@ use crate::site::freshness::LeaderContact;
 use crate::site::signer::Signer;
 use serde::Deserialize;
 use serde::Serialize;
+use switchboard_api::StateKey;
+use switchboard_api::TokenKey;
 use switchboard_api::limits;
-use switchboard_api::signing::StateKey;
 use switchboard_api::tls;
 use switchboard_api::tls::ClientAuth;
 use switchboard_api::tls::ReloadableServer;
 use switchboard_api::tls::TlsFiles;
-use switchboard_api::token::TokenKey;
 use switchboard_proto::v1::admin_service_server::AdminServiceServer;
 use switchboard_proto::v1::client_service_server::ClientServiceServer;
 use switchboard_proto::v1::host_service_server::HostServiceServer;
@@ -205,7 +205,7 @@ async fn start_site(
     };
     let store = switchboard_raft_store::store::open(&config.data_dir, &identity)?;
     let stopped = store.stopped.clone();
-    let security = Security::setup(&config)?;
+    let security = Security::setup(config)?;
     let state_key = config
         .state_key_file
         .as_ref()

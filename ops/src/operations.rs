@@ -9,8 +9,8 @@ use std::time::SystemTime;
 
 use futures::StreamExt;
 use serde::Serialize;
-use switchboard_api::client::ClusterClient;
-use switchboard_api::client::new_request_id;
+use switchboard_api::ClusterClient;
+use switchboard_api::new_request_id;
 use switchboard_proto::v1 as pb;
 use switchboard_raft_store::State;
 use switchboard_raft_store::command::RESTORE_STEP_BYTES_MAX;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
-use switchboard_api::client::new_request_id;
+use switchboard_api::new_request_id;
 use switchboard_proto::v1 as pb;
 use switchboard_tests::TestCluster;
 use switchboard_tests::median;

@@ -93,7 +93,7 @@ async fn a_fourth_site_joins_as_a_learner_through_a_snapshot() {
             .any(|m| m.site_id == new_site && m.voter)
     );
     client
-        .attach(&switchboard_api::client::new_request_id(), "after-join", "")
+        .attach(&switchboard_api::new_request_id(), "after-join", "")
         .await
         .expect("attach after join");
 }

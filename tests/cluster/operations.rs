@@ -12,8 +12,8 @@ use std::time::Duration;
 use std::time::Instant;
 
 use rand::seq::IndexedRandom;
-use switchboard_api::client::ClusterClient;
-use switchboard_api::client::new_request_id;
+use switchboard_api::ClusterClient;
+use switchboard_api::new_request_id;
 use switchboard_node::scheduler::SCHEDULER_TICK;
 use switchboard_proto::v1 as pb;
 use switchboard_tests::TestCluster;

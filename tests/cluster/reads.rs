@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use switchboard_api::client::new_request_id;
+use switchboard_api::new_request_id;
 use switchboard_proto::v1 as pb;
 use switchboard_tests::TestCluster;
 use switchboard_tests::wait_until;
@@ -115,7 +115,7 @@ async fn bad_input_is_refused_with_a_clear_status_and_changes_nothing() {
 
     let cases: Vec<(
         &str,
-        Result<pb::AttachResponse, switchboard_api::client::ClientError>,
+        Result<pb::AttachResponse, switchboard_api::ClientError>,
     )> = vec![
         (
             "empty host id",

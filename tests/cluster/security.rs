@@ -4,15 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_api::client::ClientError;
-use switchboard_api::client::Credentials;
-use switchboard_api::client::new_request_id;
-use switchboard_api::pki::cluster_domain;
-use switchboard_api::pki::identity_name;
-use switchboard_api::pki::sites_name;
-use switchboard_api::token::TokenClaims;
-use switchboard_api::token::TokenKey;
-use switchboard_api::token::TokenRole;
+use switchboard_api::ClientError;
+use switchboard_api::Credentials;
+use switchboard_api::TokenClaims;
+use switchboard_api::TokenKey;
+use switchboard_api::TokenRole;
+use switchboard_api::cluster_domain;
+use switchboard_api::identity_name;
+use switchboard_api::new_request_id;
+use switchboard_api::sites_name;
 use switchboard_proto::v1 as pb;
 use switchboard_tests::DevPki;
 use switchboard_tests::Role;

@@ -12,12 +12,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 use std::time::Instant;
 
-use switchboard_api::client::ClientSettings;
-use switchboard_api::client::ClusterClient;
-use switchboard_api::client::Credentials;
-pub use switchboard_api::pki::DevPki;
-pub use switchboard_api::pki::Role;
-pub use switchboard_api::pki::Validity;
+use switchboard_api::ClientSettings;
+use switchboard_api::ClusterClient;
+use switchboard_api::Credentials;
+pub use switchboard_api::DevPki;
+pub use switchboard_api::Role;
+pub use switchboard_api::Validity;
 pub use switchboard_node::config::RelayTiming;
 pub use switchboard_node::config::Snapshots;
 pub use switchboard_node::config::Timing;
@@ -230,7 +230,7 @@ impl TestCluster {
             .values()
             .map(|site| site.report.api_addr.clone())
             .collect();
-        let directory = std::sync::Arc::new(switchboard_api::directory::Directory::new(
+        let directory = std::sync::Arc::new(switchboard_api::Directory::new(
             self.cluster_id(),
             endpoints,
             Vec::new(),

@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use std::time::Instant;
 
-use switchboard_api::client::ClusterClient;
-use switchboard_api::client::new_request_id;
+use switchboard_api::ClusterClient;
+use switchboard_api::new_request_id;
 use switchboard_proto::v1 as pb;
 
 /// One acknowledged attach.

@@ -23,16 +23,16 @@ use std::time::Instant;
 use nix::sys::signal::Signal;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
-use switchboard_api::client::ClientSettings;
-use switchboard_api::client::ClusterClient;
-use switchboard_api::client::Credentials;
-use switchboard_api::cluster_file::ClusterFile;
-use switchboard_api::cluster_file::ClusterSite;
-use switchboard_api::cluster_file::ClusterTls;
-use switchboard_api::pki::DEV_CERTIFICATE_DAYS;
-use switchboard_api::pki::DevPki;
-use switchboard_api::pki::Role;
-use switchboard_api::pki::Validity;
+use switchboard_api::ClientSettings;
+use switchboard_api::ClusterClient;
+use switchboard_api::ClusterFile;
+use switchboard_api::ClusterSite;
+use switchboard_api::ClusterTls;
+use switchboard_api::Credentials;
+use switchboard_api::DEV_CERTIFICATE_DAYS;
+use switchboard_api::DevPki;
+use switchboard_api::Role;
+use switchboard_api::Validity;
 use switchboard_proto::v1 as pb;
 
 use crate::config::InitialSite;
@@ -440,7 +440,7 @@ impl LocalCluster {
         let path = self.spec.dir.join("state.key");
         if !path.exists() {
             let key: [u8; 32] = rand::random();
-            switchboard_api::pki::write_secret(&path, &hex_encode(&key)).ok()?;
+            switchboard_api::write_secret(&path, &hex_encode(&key)).ok()?;
         }
         Some(path)
     }

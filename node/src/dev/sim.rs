@@ -24,9 +24,9 @@ use std::time::Instant;
 use crate::site::unix_ms;
 use futures::StreamExt;
 use serde::Serialize;
-use switchboard_api::admission::Admission;
-use switchboard_api::client::ClusterClient;
-use switchboard_api::client::new_request_id;
+use switchboard_api::Admission;
+use switchboard_api::ClusterClient;
+use switchboard_api::new_request_id;
 use switchboard_proto::v1 as pb;
 use tokio::sync::watch;
 
@@ -596,14 +596,13 @@ pub async fn run(
     duration: Option<Duration>,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), NodeError> {
-    let file = switchboard_api::cluster_file::ClusterFile::load(cluster_json)
-        .map_err(NodeError::Launcher)?;
-    let settings = switchboard_api::client::ClientSettings {
+    let file = switchboard_api::ClusterFile::load(cluster_json).map_err(NodeError::Launcher)?;
+    let settings = switchboard_api::ClientSettings {
         backoff_initial: Duration::from_millis(50),
         backoff_max: Duration::from_millis(500),
         ..Default::default()
     };
-    let directory = Arc::new(switchboard_api::directory::Directory::new(
+    let directory = Arc::new(switchboard_api::Directory::new(
         &file.cluster_id,
         file.api_endpoints(),
         Vec::new(),

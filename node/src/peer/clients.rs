@@ -19,10 +19,10 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::transport::Endpoint;
 
+use switchboard_api::Role;
+use switchboard_api::cluster_domain;
+use switchboard_api::identity_name;
 use switchboard_api::limits;
-use switchboard_api::pki::Role;
-use switchboard_api::pki::cluster_domain;
-use switchboard_api::pki::identity_name;
 use switchboard_api::tls::TlsMaterial;
 
 /// Metadata key: the cluster a peer request belongs to.

@@ -22,11 +22,11 @@ use tonic::Status;
 use tonic::metadata::MetadataValue;
 
 use crate::site::unix_ms;
-use switchboard_api::pki::Role;
-use switchboard_api::pki::cluster_domain;
-use switchboard_api::pki::parse_identity_name;
-use switchboard_api::token::TokenKey;
-use switchboard_api::token::TokenRole;
+use switchboard_api::Role;
+use switchboard_api::TokenKey;
+use switchboard_api::TokenRole;
+use switchboard_api::cluster_domain;
+use switchboard_api::parse_identity_name;
 
 pub use switchboard_api::headers::RETRY_AFTER_HEADER;
 /// Identities whose rate is tracked at once; past this, idle ones are dropped.
@@ -192,7 +192,7 @@ impl Authenticator {
             ));
         };
         let expires_at_ms = unix_ms().saturating_add(ttl_secs.saturating_mul(1000));
-        let claims = switchboard_api::token::TokenClaims {
+        let claims = switchboard_api::TokenClaims {
             role,
             subject: subject.to_owned(),
             cluster_id: cluster_id.clone(),

@@ -19,11 +19,11 @@ use switchboard_raft_store::state::SigningKeyRecord;
 use switchboard_raft_store::state::State;
 
 use switchboard_api::ApiError;
-use switchboard_api::signing::SigningKey;
-use switchboard_api::signing::StateKey;
-use switchboard_api::signing::Ticket;
-use switchboard_api::signing::generate_signing_key;
-use switchboard_api::signing::seal_context;
+use switchboard_api::SigningKey;
+use switchboard_api::StateKey;
+use switchboard_api::Ticket;
+use switchboard_api::generate_signing_key;
+use switchboard_api::seal_context;
 
 /// A signed document and its (era, epoch).
 type SignedVersion = ((u64, u64), Arc<pb::SignedNodeInfo>);

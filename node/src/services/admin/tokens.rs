@@ -1,9 +1,9 @@
 //! Bearer tokens for hosts and clients.
 
 use switchboard_api::ApiError;
+use switchboard_api::TOKEN_TTL_MAX_SECS;
+use switchboard_api::TokenRole;
 use switchboard_api::convert;
-use switchboard_api::token::TOKEN_TTL_MAX_SECS;
-use switchboard_api::token::TokenRole;
 use switchboard_proto::v1 as pb;
 use tonic::Request;
 use tonic::Response;
