@@ -1,0 +1,491 @@
+//! Carrying out sbctl's commands.
+
+mod audit;
+mod client_command;
+mod host_command;
+mod keys_command;
+mod leader_command;
+mod maintenance_command;
+mod members_command;
+mod nodeinfo;
+mod notice;
+mod relay_command;
+mod route_command;
+mod site_command;
+mod snapshot_command;
+mod status;
+mod topology_command;
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde::Serialize;
+use switchboard_api::ClientError;
+use switchboard_api::ClientSettings;
+use switchboard_api::ClusterClient;
+use switchboard_api::ClusterFile;
+use switchboard_api::Credentials;
+use switchboard_api::DevPki;
+use switchboard_api::Role;
+use switchboard_api::Validity;
+use switchboard_api::cluster_domain;
+use switchboard_api::identity_name;
+use switchboard_proto::v1 as pb;
+
+use std::path::PathBuf;
+
+use crate::cli::CertsCommand;
+use crate::cli::Cli;
+use crate::cli::Command;
+use crate::table::Table;
+
+/// Why a command failed. The message is for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Cluster(#[from] ClientError),
+    #[error("no site answered: {0}")]
+    NoSiteAnswered(String),
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+    /// The command ran and found something critical (exit 1).
+    #[error("{0}")]
+    Critical(String),
+}
+
+fn client(cli: &Cli) -> Result<ClusterClient, CliError> {
+    let mut endpoints = cli.target.endpoints.clone();
+    let file = cli
+        .target
+        .cluster
+        .as_ref()
+        .map(|path| ClusterFile::load(path))
+        .transpose()
+        .map_err(CliError::Usage)?;
+    if let Some(file) = &file {
+        endpoints.extend(file.api_endpoints());
+    }
+    endpoints.retain(|e| !e.trim().is_empty());
+    if endpoints.is_empty() {
+        return Err(CliError::Usage(
+            "name the cluster with --endpoints A,B,C or --cluster cluster.json".into(),
+        ));
+    }
+    let deadline = Duration::from_secs(cli.target.timeout_secs.max(1));
+    let settings = ClientSettings {
+        call_deadline: deadline,
+        attempt_timeout: deadline.min(Duration::from_secs(6)),
+        ..ClientSettings::default()
+    };
+    Ok(ClusterClient::new(
+        endpoints,
+        settings,
+        credentials(cli, file.as_ref())?,
+    )?)
+}
+
+/// TLS and token from flags, falling back to the cluster file.
+fn credentials(cli: &Cli, file: Option<&ClusterFile>) -> Result<Credentials, CliError> {
+    let target = &cli.target;
+    let file_tls = file.and_then(|f| f.tls.as_ref());
+    let ca = target
+        .ca
+        .clone()
+        .or_else(|| file_tls.map(|t| PathBuf::from(&t.ca)));
+    if target.insecure || (ca.is_none() && file.is_some_and(|f| f.tls.is_none())) {
+        return Ok(Credentials::insecure());
+    }
+    let ca = ca.ok_or_else(|| {
+        CliError::Usage("name the CA with --ca (or use --insecure for plaintext sites)".into())
+    })?;
+    let cluster_id = target
+        .cluster_id
+        .clone()
+        .or_else(|| file.map(|f| f.cluster_id.clone()))
+        .ok_or_else(|| {
+            CliError::Usage("name the cluster with --cluster-id (or --cluster FILE)".into())
+        })?;
+    let cert = target
+        .cert
+        .clone()
+        .or_else(|| file_tls.and_then(|t| t.cert.as_ref().map(PathBuf::from)));
+    let key = target
+        .key
+        .clone()
+        .or_else(|| file_tls.and_then(|t| t.key.as_ref().map(PathBuf::from)));
+    let identity = match (&cert, &key) {
+        (Some(cert), Some(key)) if target.token.is_none() => Some((cert.as_path(), key.as_path())),
+        (None, None) | (Some(_), Some(_)) => None,
+        _ => return Err(CliError::Usage("give both --cert and --key".into())),
+    };
+    Ok(Credentials::from_files(
+        &cluster_id,
+        &ca,
+        identity,
+        target.token.clone(),
+    )?)
+}
+
+pub(crate) fn emit<T: Serialize>(
+    out: &mut dyn Write,
+    json: bool,
+    value: &T,
+    table: impl FnOnce() -> String,
+) -> Result<(), CliError> {
+    if json {
+        serde_json::to_writer_pretty(&mut *out, value).map_err(std::io::Error::other)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", table())?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct SiteStatusView {
+    endpoint: String,
+    reachable: bool,
+    error: Option<String>,
+    site_id: Option<u64>,
+    name: Option<String>,
+    role: Option<String>,
+    leader_id: Option<u64>,
+    term: Option<u64>,
+    last_log_index: Option<u64>,
+    commit_index: Option<u64>,
+    applied_index: Option<u64>,
+    staleness_ms: Option<u64>,
+    relays: Option<u64>,
+    routes: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct RelayView {
+    relay_id: String,
+    endpoint: String,
+    region: String,
+    state: String,
+    routes: u32,
+    capacity: u32,
+    incarnation: u64,
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+fn relay_view(relay: &pb::Relay) -> RelayView {
+    let state = pb::RelayState::try_from(relay.state).unwrap_or(pb::RelayState::Unspecified);
+    RelayView {
+        relay_id: relay.relay_id.clone(),
+        endpoint: relay.endpoint.clone(),
+        region: relay.region.clone(),
+        state: state
+            .as_str_name()
+            .trim_start_matches("RELAY_STATE_")
+            .to_lowercase(),
+        routes: relay.route_count,
+        capacity: relay.capacity,
+        incarnation: relay.incarnation,
+        labels: relay.labels.clone().into_iter().collect(),
+    }
+}
+
+#[derive(Serialize)]
+struct RouteView {
+    host_id: String,
+    relay_id: String,
+    relay_endpoint: String,
+    generation: u64,
+    since_unix_ms: u64,
+    applied_index: u64,
+    staleness_ms: Option<u64>,
+    served_by_site: Option<u64>,
+}
+
+fn route_view(route: &pb::Route, applied_index: u64) -> RouteView {
+    RouteView {
+        host_id: route.host_id.clone(),
+        relay_id: route.relay_id.clone(),
+        relay_endpoint: route.relay_endpoint.clone(),
+        generation: route.generation,
+        since_unix_ms: route.since_unix_ms,
+        applied_index,
+        staleness_ms: None,
+        served_by_site: None,
+    }
+}
+
+fn route_table(route: &RouteView) -> String {
+    let mut table = Table::new(&[
+        "HOST",
+        "RELAY",
+        "ENDPOINT",
+        "GENERATION",
+        "APPLIED",
+        "STALENESS",
+        "SITE",
+    ]);
+    table.row(vec![
+        route.host_id.clone(),
+        route.relay_id.clone(),
+        route.relay_endpoint.clone(),
+        route.generation.to_string(),
+        route.applied_index.to_string(),
+        route
+            .staleness_ms
+            .map_or_else(|| "-".into(), |s| format!("{s} ms")),
+        route
+            .served_by_site
+            .map_or_else(|| "-".into(), |s| s.to_string()),
+    ]);
+    table.render()
+}
+
+#[derive(Serialize)]
+struct MemberView {
+    site_id: u64,
+    name: String,
+    voter: bool,
+    raft: String,
+    api: String,
+    http: String,
+    matched_index: Option<u64>,
+    /// The leader's view: acknowledged it recently.
+    healthy: Option<bool>,
+    /// Out of client service.
+    draining: bool,
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+fn members_output(out: &mut dyn Write, json: bool, members: &[pb::Member]) -> Result<(), CliError> {
+    let views: Vec<MemberView> = members
+        .iter()
+        .map(|m| MemberView {
+            site_id: m.site_id,
+            name: m.name.clone(),
+            voter: m.voter,
+            raft: m.raft_addr.clone(),
+            api: m.api_addr.clone(),
+            http: m.http_addr.clone(),
+            matched_index: m.matched_index,
+            healthy: m.healthy,
+            draining: m.draining,
+            labels: m.labels.clone().into_iter().collect(),
+        })
+        .collect();
+    emit(out, json, &views, || {
+        let mut table = Table::new(&[
+            "SITE", "NAME", "VOTER", "HEALTHY", "SERVICE", "RAFT", "API", "MATCHED", "LABELS",
+        ]);
+        for m in &views {
+            table.row(vec![
+                m.site_id.to_string(),
+                m.name.clone(),
+                if m.voter {
+                    "yes".into()
+                } else {
+                    "learner".into()
+                },
+                match m.healthy {
+                    Some(true) => "yes".into(),
+                    Some(false) => "NO".into(),
+                    None => "-".into(),
+                },
+                if m.draining {
+                    "drained".into()
+                } else {
+                    "serving".into()
+                },
+                m.raft.clone(),
+                m.api.clone(),
+                m.matched_index
+                    .map_or_else(|| "-".into(), |i| i.to_string()),
+                m.labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ]);
+        }
+        table.render()
+    })
+}
+
+/// Runs one sbctl command, writing its output to `out`.
+pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let json = cli.json;
+    if let Command::Certs(command) = &cli.command {
+        return certs(command, out, json);
+    }
+    let client = client(cli)?;
+    match &cli.command {
+        Command::Certs(_) => unreachable!("handled above"),
+        Command::Nodeinfo { cache } => nodeinfo::nodeinfo(cli, client, cache, out, json).await?,
+        Command::Notice(command) => notice::notice(&client, command, out, json).await?,
+        Command::Keys(command) => keys_command::keys_command(&client, command, out, json).await?,
+        Command::Host(command) => host_command::host_command(&client, command, out, json).await?,
+        Command::Client(command) => {
+            client_command::client_command(&client, command, out, json).await?
+        }
+        Command::Status => status::status(&client, out, json).await?,
+        Command::Relay(command) => {
+            relay_command::relay_command(&client, command, out, json).await?
+        }
+        Command::Site(command) => site_command::site_command(&client, command, out, json).await?,
+        Command::Maintenance(command) => {
+            maintenance_command::maintenance_command(&client, command, out, json).await?
+        }
+        Command::Snapshot(command) => {
+            snapshot_command::snapshot_command(&client, command, out, json).await?
+        }
+        Command::Topology(command) => {
+            topology_command::topology_command(&client, command, out, json).await?
+        }
+        Command::Audit { limit } => audit::audit(&client, limit, out, json).await?,
+        Command::Route(command) => {
+            route_command::route_command(&client, command, out, json).await?
+        }
+        Command::Members(command) => {
+            members_command::members_command(&client, command, out, json).await?
+        }
+        Command::Leader(command) => {
+            leader_command::leader_command(&client, command, out, json).await?
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct TokenView<'a> {
+    subject: &'a str,
+    token: &'a str,
+    expires_at_unix_ms: u64,
+}
+
+fn emit_token(
+    out: &mut dyn Write,
+    json: bool,
+    subject: &str,
+    response: &pb::IssueTokenResponse,
+) -> Result<(), CliError> {
+    let view = TokenView {
+        subject,
+        token: &response.token,
+        expires_at_unix_ms: response.expires_at_unix_ms,
+    };
+    emit(out, json, &view, || format!("{}\n", response.token))
+}
+
+fn role(name: &str) -> Result<Role, CliError> {
+    match name {
+        "site" => Ok(Role::Site),
+        "relay" => Ok(Role::Relay),
+        "admin" => Ok(Role::Admin),
+        "client" => Ok(Role::Client),
+        other => Err(CliError::Usage(format!(
+            "unknown role {other:?}: site, relay, admin or client"
+        ))),
+    }
+}
+
+/// `sbctl certs ...`: local files only.
+fn certs(command: &CertsCommand, out: &mut dyn Write, json: bool) -> Result<(), CliError> {
+    let setup = |e: switchboard_api::ApiError| CliError::Usage(e.to_string());
+    let (pki, issued): (DevPki, Vec<(Role, String)>) = match command {
+        CertsCommand::Init {
+            dir,
+            cluster_id,
+            sites,
+            relays,
+            admin,
+            client,
+        } => {
+            let mut identities: Vec<(Role, String)> = (1..=*sites)
+                .map(|id| (Role::Site, id.to_string()))
+                .collect();
+            identities.extend(relays.iter().map(|relay| (Role::Relay, relay.clone())));
+            identities.push((Role::Admin, admin.clone()));
+            identities.push((Role::Client, client.clone()));
+            let pki = DevPki::init(dir, cluster_id, &identities).map_err(setup)?;
+            (pki, identities)
+        }
+        CertsCommand::Issue {
+            dir,
+            cluster_id,
+            role: name,
+            id,
+            days,
+        } => {
+            let pki = DevPki {
+                dir: dir.clone(),
+                cluster_id: cluster_id.clone(),
+            };
+            let role = role(name)?;
+            pki.issue(role, id, Validity::days(*days)).map_err(setup)?;
+            (pki, vec![(role, id.clone())])
+        }
+    };
+    #[derive(Serialize)]
+    struct Issued {
+        role: &'static str,
+        id: String,
+        name: String,
+        cert: String,
+        key: String,
+    }
+    let domain = cluster_domain(&pki.cluster_id);
+    let views: Vec<Issued> = issued
+        .iter()
+        .map(|(role, id)| {
+            let paths = pki.paths(*role, id);
+            Issued {
+                role: role.label(),
+                id: id.clone(),
+                name: identity_name(*role, id, &domain),
+                cert: paths.cert.display().to_string(),
+                key: paths.key.display().to_string(),
+            }
+        })
+        .collect();
+    emit(out, json, &views, || {
+        let mut table = Table::new(&["ROLE", "ID", "NAME", "CERTIFICATE"]);
+        for v in &views {
+            table.row(vec![
+                v.role.into(),
+                v.id.clone(),
+                v.name.clone(),
+                v.cert.clone(),
+            ]);
+        }
+        format!(
+            "{}CA: {}\ntoken key: {}\n",
+            table.render(),
+            pki.ca_path().display(),
+            pki.token_key_path().display()
+        )
+    })
+}
+
+fn relays_table(relays: &[RelayView]) -> String {
+    let mut table = Table::new(&[
+        "RELAY",
+        "STATE",
+        "REGION",
+        "ROUTES",
+        "CAPACITY",
+        "ENDPOINT",
+        "INCARNATION",
+    ]);
+    for r in relays {
+        table.row(vec![
+            r.relay_id.clone(),
+            r.state.clone(),
+            r.region.clone(),
+            r.routes.to_string(),
+            r.capacity.to_string(),
+            r.endpoint.clone(),
+            r.incarnation.to_string(),
+        ]);
+    }
+    table.render()
+}
