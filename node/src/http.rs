@@ -203,11 +203,11 @@ async fn status_json(State(state): State<HttpState>) -> Json<StatusView> {
     Json(status_view(&state.site))
 }
 
+/// Escapes text for HTML element content and quoted attributes: `&`, `<`,
+/// `>`, `"`, `'` and `/` (html-escape's `encode_safe`, which the hand-made
+/// escape before it missed `'` of).
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    html_escape::encode_safe(text).into_owned()
 }
 
 async fn status_page(State(state): State<HttpState>) -> Response {
@@ -373,5 +373,16 @@ async fn readyz(State(state): State<HttpState>) -> Response {
             format!("stale: {staleness:?} ms, bound {bound_ms} ms\n"),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn status_page_text_is_escaped_including_single_quotes() {
+        assert_eq!(
+            super::escape(r#"<script>alert('x' & "y")</script>"#),
+            "&lt;script&gt;alert(&#x27;x&#x27; &amp; &quot;y&quot;)&lt;&#x2F;script&gt;"
+        );
     }
 }
