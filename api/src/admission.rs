@@ -8,8 +8,8 @@
 //! verify, and stops admitting new clients once its own lease has gone
 //! unacknowledged for the lease time.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 use std::time::Instant;
 
@@ -70,51 +70,41 @@ impl Admission {
 
     /// Keys learned from node info (rotations reach relays this way).
     pub fn set_trust(&self, trust: TrustStore) {
-        *self.trust.lock().expect("trust lock is never poisoned") = trust;
+        *self.trust.lock() = trust;
     }
 
     /// A host is routed here at `generation` (from the relay's watch).
     pub fn route_attached(&self, host_id: &str, generation: u64) {
         self.generations
             .lock()
-            .expect("route lock is never poisoned")
             .insert(host_id.to_owned(), generation);
     }
 
     /// A host left.
     pub fn route_detached(&self, host_id: &str) {
-        self.generations
-            .lock()
-            .expect("route lock is never poisoned")
-            .remove(host_id);
+        self.generations.lock().remove(host_id);
     }
 
     /// Forgets every route (before a watch resync).
     pub fn clear_routes(&self) {
-        self.generations
-            .lock()
-            .expect("route lock is never poisoned")
-            .clear();
+        self.generations.lock().clear();
     }
 
     /// How many hosts are routed here.
     pub fn hosts(&self) -> usize {
-        self.generations
-            .lock()
-            .expect("route lock is never poisoned")
-            .len()
+        self.generations.lock().len()
     }
 
     /// The leader acknowledged a heartbeat at `now`; the lease lasts `ttl`.
     pub fn heartbeat_acknowledged(&self, now: Instant, ttl: Duration) {
-        let mut lease = self.lease.lock().expect("lease lock is never poisoned");
+        let mut lease = self.lease.lock();
         lease.acknowledged_at = Some(now);
         lease.ttl = ttl;
     }
 
     /// Whether the lease holds at `now`.
     pub fn lease_holds(&self, now: Instant) -> bool {
-        let lease = self.lease.lock().expect("lease lock is never poisoned");
+        let lease = self.lease.lock();
         lease
             .acknowledged_at
             .is_some_and(|at| now.duration_since(at) < lease.ttl)
@@ -122,10 +112,7 @@ impl Admission {
 
     /// Admits host `host_id` presenting `generation`.
     pub fn admit_host(&self, host_id: &str, generation: u64) -> Result<(), AdmissionError> {
-        let generations = self
-            .generations
-            .lock()
-            .expect("route lock is never poisoned");
+        let generations = self.generations.lock();
         match generations.get(host_id) {
             Some(&current) if current == generation => Ok(()),
             Some(&current) => Err(AdmissionError::StaleGeneration {
@@ -150,13 +137,8 @@ impl Admission {
             return Err(AdmissionError::LeaseExpired);
         }
         let host = Ticket::decode(body)?.host_id;
-        let current = self
-            .generations
-            .lock()
-            .expect("route lock is never poisoned")
-            .get(&host)
-            .copied();
-        let trust = self.trust.lock().expect("trust lock is never poisoned");
+        let current = self.generations.lock().get(&host).copied();
+        let trust = self.trust.lock();
         Ok(Ticket::verify(
             body,
             signature,

@@ -6,9 +6,9 @@
 //! jitter between rounds, until the call's deadline. Writes carry a request
 //! id chosen once per call, so a retry after a lost answer is applied once.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -278,11 +278,7 @@ impl ClusterClient {
 
     /// The known endpoints: the directory's (if any), then any learned.
     pub fn endpoints(&self) -> Vec<String> {
-        let learned = self
-            .endpoints
-            .lock()
-            .expect("endpoint lock is never poisoned")
-            .clone();
+        let learned = self.endpoints.lock().clone();
         let Some(directory) = &self.directory else {
             return learned;
         };
@@ -296,10 +292,7 @@ impl ClusterClient {
     }
 
     fn channel(&self, endpoint: &str) -> Result<Channel, ClientError> {
-        let mut channels = self
-            .channels
-            .lock()
-            .expect("channel lock is never poisoned");
+        let mut channels = self.channels.lock();
         if let Some(channel) = channels.get(endpoint) {
             return Ok(channel.clone());
         }
@@ -418,10 +411,7 @@ impl ClusterClient {
     }
 
     fn learn_endpoint(&self, endpoint: &str) {
-        let mut endpoints = self
-            .endpoints
-            .lock()
-            .expect("endpoint lock is never poisoned");
+        let mut endpoints = self.endpoints.lock();
         if !endpoints.iter().any(|e| e == endpoint) {
             endpoints.push(endpoint.to_owned());
         }

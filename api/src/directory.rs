@@ -15,9 +15,9 @@
 //! document is trusted on first use: it arrives over TLS from a site whose
 //! certificate the client checked, so it is as good as that certificate.
 
+use parking_lot::Mutex;
 use std::path::Path;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use serde::Deserialize;
 use serde::Serialize;
@@ -125,7 +125,7 @@ impl Directory {
         }
         let document = hex::decode(&cache.document).map_err(|e| e.to_string())?;
         let signature = hex::decode(&cache.signature).map_err(|e| e.to_string())?;
-        let mut known = self.known.lock().expect("directory lock is never poisoned");
+        let mut known = self.known.lock();
         let mut trust = known.trust.clone();
         trust.keys.extend(cache.trust.keys);
         let parsed = trust
@@ -168,7 +168,7 @@ impl Directory {
     /// Every site to try, in order: the document's sites not in maintenance,
     /// those in maintenance, then the seeds; no duplicates.
     pub fn endpoints(&self) -> Vec<String> {
-        let known = self.known.lock().expect("directory lock is never poisoned");
+        let known = self.known.lock();
         let mut endpoints: Vec<String> = Vec::new();
         if let Some((_, document)) = &known.document {
             let (serving, draining): (Vec<_>, Vec<_>) =
@@ -190,7 +190,7 @@ impl Directory {
 
     /// The version of the document held, for `known_node_info`.
     pub fn known_version(&self) -> Option<pb::NodeInfoVersion> {
-        let known = self.known.lock().expect("directory lock is never poisoned");
+        let known = self.known.lock();
         known
             .document
             .as_ref()
@@ -202,27 +202,18 @@ impl Directory {
 
     /// The document held.
     pub fn document(&self) -> Option<NodeInfoDocument> {
-        self.known
-            .lock()
-            .expect("directory lock is never poisoned")
-            .document
-            .as_ref()
-            .map(|(_, d)| d.clone())
+        self.known.lock().document.as_ref().map(|(_, d)| d.clone())
     }
 
     /// The keys trusted now.
     pub fn trust(&self) -> TrustStore {
-        self.known
-            .lock()
-            .expect("directory lock is never poisoned")
-            .trust
-            .clone()
+        self.known.lock().trust.clone()
     }
 
     /// Offers a document a site sent. Accepted (true) only if it is signed
     /// by a trusted key, newer than the one held and lists sites.
     pub fn offer(&self, signed: &pb::SignedNodeInfo) -> Result<bool, TrustError> {
-        let mut known = self.known.lock().expect("directory lock is never poisoned");
+        let mut known = self.known.lock();
         let document = if known.anchored {
             known.trust.check(&signed.document, &signed.signature)?
         } else {

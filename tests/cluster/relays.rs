@@ -77,7 +77,7 @@ async fn a_relay_killed_under_1000_hosts_has_them_replaced_and_told_within_the_b
         Duration::from_secs(30),
         "every host's relay admitted it",
         || {
-            let done = hosts.iter().all(|h| h.view.lock().unwrap().admitted >= 1);
+            let done = hosts.iter().all(|h| h.view.lock().admitted >= 1);
             async move { done }
         },
     )
@@ -94,7 +94,7 @@ async fn a_relay_killed_under_1000_hosts_has_them_replaced_and_told_within_the_b
     let victim_id = victim.relay_id.clone();
     let on_victim: Vec<&SimHost> = hosts
         .iter()
-        .filter(|h| h.view.lock().unwrap().relay_id == victim_id)
+        .filter(|h| h.view.lock().relay_id == victim_id)
         .collect();
     assert_eq!(on_victim.len(), 1_000, "every host is on {victim_id}");
     let killed_at = Instant::now();
@@ -107,7 +107,7 @@ async fn a_relay_killed_under_1000_hosts_has_them_replaced_and_told_within_the_b
         || {
             let done = on_victim
                 .iter()
-                .all(|h| h.view.lock().unwrap().relay_id != victim_id);
+                .all(|h| h.view.lock().relay_id != victim_id);
             async move { done }
         },
     )
@@ -117,7 +117,6 @@ async fn a_relay_killed_under_1000_hosts_has_them_replaced_and_told_within_the_b
         .map(|h| {
             h.view
                 .lock()
-                .unwrap()
                 .changed_at
                 .expect("changed")
                 .duration_since(killed_at)
@@ -137,7 +136,7 @@ async fn a_relay_killed_under_1000_hosts_has_them_replaced_and_told_within_the_b
         bound.as_millis()
     );
     for host in &on_victim {
-        let view = host.view.lock().unwrap();
+        let view = host.view.lock();
         assert!(
             view.refused == 0,
             "{} was refused by its new relay",
@@ -366,7 +365,7 @@ async fn relays_admit_only_current_tickets_so_hosts_and_clients_agree() {
     wait_until(Duration::from_secs(10), "relay-a admits h1", || {
         let ok = relay_a
             .admission
-            .admit_host("h1", host.view.lock().unwrap().generation)
+            .admit_host("h1", host.view.lock().generation)
             .is_ok()
             && relay_a.admission.lease_holds(Instant::now());
         async move { ok }
@@ -394,7 +393,7 @@ async fn relays_admit_only_current_tickets_so_hosts_and_clients_agree() {
     // ticket is refused everywhere; a new one works at relay-b only.
     relay_a.stop();
     wait_until(Duration::from_secs(10), "h1 moved to relay-b", || {
-        let moved = host.view.lock().unwrap().relay_id == "relay-b";
+        let moved = host.view.lock().relay_id == "relay-b";
         async move { moved }
     })
     .await;
@@ -427,7 +426,7 @@ async fn relays_admit_only_current_tickets_so_hosts_and_clients_agree() {
         },
     )
     .await;
-    let stale_generation = host.view.lock().unwrap().generation - 1;
+    let stale_generation = host.view.lock().generation - 1;
     assert!(
         relay_b
             .admission
@@ -649,7 +648,7 @@ async fn a_new_leader_gives_every_relay_a_fresh_lease_and_admission_goes_on_thro
         .expect("resolve")
         .ticket
         .expect("ticket");
-    let relay_id = host.view.lock().unwrap().relay_id.clone();
+    let relay_id = host.view.lock().relay_id.clone();
     let relay = relays
         .iter()
         .find(|r| r.relay_id == relay_id)

@@ -12,10 +12,10 @@
 //! The same pieces serve `switchboard dev` (so the demo's relays keep their
 //! leases) and the integration tests.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -43,19 +43,12 @@ pub struct RelayBook {
 
 impl RelayBook {
     fn insert(&self, relay_id: &str, admission: Arc<Admission>) {
-        self.relays
-            .lock()
-            .expect("relay book lock is never poisoned")
-            .insert(relay_id.to_owned(), admission);
+        self.relays.lock().insert(relay_id.to_owned(), admission);
     }
 
     /// The admission of a relay, if it runs in this simulation.
     pub fn get(&self, relay_id: &str) -> Option<Arc<Admission>> {
-        self.relays
-            .lock()
-            .expect("relay book lock is never poisoned")
-            .get(relay_id)
-            .cloned()
+        self.relays.lock().get(relay_id).cloned()
     }
 }
 
@@ -295,7 +288,7 @@ async fn host_watch_loop(
                 let Some(Ok(event)) = event else { break };
                 let Some(route) = event.route else { continue };
                 {
-                    let mut view = view.lock().expect("host view lock is never poisoned");
+                    let mut view = view.lock();
                     if route.generation != view.generation {
                         view.moves += 1;
                         view.changed_at = Some(Instant::now());
@@ -304,7 +297,7 @@ async fn host_watch_loop(
                     view.generation = route.generation;
                 }
                 let admitted = connect(&book, &host_id, &route.relay_id, route.generation).await;
-                let mut view = view.lock().expect("host view lock is never poisoned");
+                let mut view = view.lock();
                 match admitted {
                     Some(true) => view.admitted += 1,
                     Some(false) => view.refused += 1,
@@ -524,11 +517,7 @@ impl Simulation {
                 )
             })
             .collect();
-        let views: Vec<HostView> = self
-            .hosts
-            .iter()
-            .map(|h| h.view.lock().expect("host view lock").clone())
-            .collect();
+        let views: Vec<HostView> = self.hosts.iter().map(|h| h.view.lock().clone()).collect();
         SimReport {
             relays,
             hosts: views.len(),

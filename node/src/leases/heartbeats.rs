@@ -2,8 +2,8 @@
 //! batch per interval. A relay's heartbeat call is answered once the leader
 //! has recorded the batch holding it.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use switchboard_proto::v1::RelayHeartbeat;
 use tokio::sync::oneshot;
@@ -32,7 +32,7 @@ impl HeartbeatBatcher {
     /// Queues a heartbeat; the receiver answers when its batch was recorded
     /// (or failed). `None` when too many wait already.
     pub fn submit(&self, heartbeat: RelayHeartbeat) -> Option<oneshot::Receiver<BatchOutcome>> {
-        let mut pending = self.pending.lock().expect("batch lock is never poisoned");
+        let mut pending = self.pending.lock();
         if pending.waiters.len() >= HEARTBEATS_PENDING_MAX {
             return None;
         }
@@ -47,7 +47,7 @@ impl HeartbeatBatcher {
     /// Takes the pending batch (one heartbeat per relay, the latest) and its
     /// waiters; `None` when nothing waits.
     pub fn take(&self) -> Option<(Vec<RelayHeartbeat>, Vec<oneshot::Sender<BatchOutcome>>)> {
-        let mut pending = self.pending.lock().expect("batch lock is never poisoned");
+        let mut pending = self.pending.lock();
         if pending.waiters.is_empty() {
             return None;
         }

@@ -5,8 +5,8 @@
 //! down when its lease runs out, up when it heartbeats again). A new leader
 //! gives every relay one fresh lease before it judges any.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use switchboard_raft_store::ids::RelayId;
@@ -32,7 +32,7 @@ pub struct Leases {
 impl Leases {
     /// Records a heartbeat received at `now`.
     pub fn record(&self, relay_id: RelayId, incarnation: u64, active_sessions: u32, now: Instant) {
-        let mut leases = self.leases.lock().expect("lease lock is never poisoned");
+        let mut leases = self.leases.lock();
         if leases.len() >= LEASES_MAX && !leases.contains_key(&relay_id) {
             return;
         }
@@ -52,7 +52,7 @@ impl Leases {
 
     /// A new leader's grace: every given relay's lease starts now.
     pub fn grant_fresh(&self, relays: impl IntoIterator<Item = (RelayId, u64)>, now: Instant) {
-        let mut leases = self.leases.lock().expect("lease lock is never poisoned");
+        let mut leases = self.leases.lock();
         leases.clear();
         for (relay_id, incarnation) in relays {
             leases.insert(
@@ -68,27 +68,17 @@ impl Leases {
 
     /// One relay's lease.
     pub fn get(&self, relay_id: &RelayId) -> Option<Lease> {
-        self.leases
-            .lock()
-            .expect("lease lock is never poisoned")
-            .get(relay_id)
-            .copied()
+        self.leases.lock().get(relay_id).copied()
     }
 
     /// Forgets relays that are gone from the state.
     pub fn retain(&self, keep: impl Fn(&RelayId) -> bool) {
-        self.leases
-            .lock()
-            .expect("lease lock is never poisoned")
-            .retain(|id, _| keep(id));
+        self.leases.lock().retain(|id, _| keep(id));
     }
 
     /// How many relays hold a lease record.
     pub fn len(&self) -> usize {
-        self.leases
-            .lock()
-            .expect("lease lock is never poisoned")
-            .len()
+        self.leases.lock().len()
     }
 
     /// Whether none does.

@@ -7,9 +7,9 @@
 //! carries the cluster id and the target site, so a message that reaches the
 //! wrong cluster or a reused address is refused there.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -61,19 +61,13 @@ impl PeerClients {
     pub fn reload_tls(&self, material: TlsMaterial) {
         if let Some(tls) = &self.tls {
             tls.store(Some(Arc::new(material)));
-            self.channels
-                .lock()
-                .expect("channel pool lock is never poisoned")
-                .clear();
+            self.channels.lock().clear();
         }
     }
 
     /// The channel to site `target` at `addr`, created on first use.
     pub fn channel(&self, target: SiteId, addr: &str) -> Result<Channel, tonic::transport::Error> {
-        let mut channels = self
-            .channels
-            .lock()
-            .expect("channel pool lock is never poisoned");
+        let mut channels = self.channels.lock();
         let key = (target, addr.to_owned());
         if let Some(channel) = channels.get(&key) {
             return Ok(channel.clone());

@@ -6,8 +6,8 @@
 //! as itself, a host acting as itself, any authenticated reader, or (on the
 //! raft port) a member site. Calls are rate limited per identity.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 use std::time::Instant;
 
@@ -110,7 +110,7 @@ impl RateLimiter {
         let now = Instant::now();
         let rate = f64::from(self.limit.per_second.max(1));
         let burst = f64::from(self.limit.burst.max(1));
-        let mut buckets = self.buckets.lock().expect("rate lock is never poisoned");
+        let mut buckets = self.buckets.lock();
         if buckets.len() >= RATE_TRACKED_IDENTITIES_MAX && !buckets.contains_key(key) {
             // Full buckets are idle ones: forgetting them loses nothing.
             buckets.retain(|_, b| {

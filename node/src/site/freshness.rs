@@ -5,8 +5,8 @@
 //! brings the leader's commit index; once the applied index reaches it, the
 //! state was fresh as of that message's arrival.
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::time::Instant;
 
 /// Leader messages waiting for apply to reach their commit index. Older ones
@@ -42,10 +42,7 @@ impl LeaderContact {
     /// this site had applied up to `applied`.
     pub fn record(&self, leader_commit: u64, applied: u64) {
         let now = Instant::now();
-        let mut contacts = self
-            .contacts
-            .lock()
-            .expect("contact lock is never poisoned");
+        let mut contacts = self.contacts.lock();
         if leader_commit <= applied {
             contacts.fresh_at = Some(now);
             contacts.pending.clear();
@@ -60,10 +57,7 @@ impl LeaderContact {
     /// Milliseconds since the site was last known fresh, given what it has
     /// applied now; `None` if it never heard from a leader.
     pub fn staleness_ms(&self, applied: u64) -> Option<u64> {
-        let mut contacts = self
-            .contacts
-            .lock()
-            .expect("contact lock is never poisoned");
+        let mut contacts = self.contacts.lock();
         while let Some(&(at, commit)) = contacts.pending.front() {
             if commit > applied {
                 break;

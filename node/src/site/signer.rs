@@ -5,9 +5,9 @@
 //! document of the current epoch is cached, so serving node info costs a
 //! pointer copy.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::Mutex;
 
 use switchboard_proto::v1 as pb;
 use switchboard_raft_store::command::NewSigningKey;
@@ -54,10 +54,7 @@ impl Signer {
     /// The current signing key of `state`, opened.
     pub fn current_key(&self, state: &State) -> Option<Arc<SigningKey>> {
         let record = state.node_info().current_key()?;
-        let mut opened = self
-            .opened
-            .lock()
-            .expect("key cache lock is never poisoned");
+        let mut opened = self.opened.lock();
         if let Some(key) = opened.get(&record.key_id) {
             return Some(key.clone());
         }
@@ -91,10 +88,7 @@ impl Signer {
     /// The signed node info of `state`'s current epoch.
     pub fn node_info(&self, state: &State) -> Option<Arc<pb::SignedNodeInfo>> {
         let version = state.node_info().version();
-        if let Some((cached, signed)) = &*self
-            .document
-            .lock()
-            .expect("document lock is never poisoned")
+        if let Some((cached, signed)) = &*self.document.lock()
             && *cached == version
         {
             return Some(signed.clone());
@@ -109,10 +103,7 @@ impl Signer {
             era: document.era,
             epoch: document.epoch,
         });
-        *self
-            .document
-            .lock()
-            .expect("document lock is never poisoned") = Some((version, signed.clone()));
+        *self.document.lock() = Some((version, signed.clone()));
         Some(signed)
     }
 

@@ -7,9 +7,9 @@
 //! (OUT_OF_RANGE) and the caller resyncs from a full read. The history is in
 //! memory, so it starts afresh when the site starts.
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::Mutex;
 
 use tokio::sync::broadcast;
 
@@ -82,7 +82,7 @@ impl ChangeFeed {
 
     /// Adds events (in index order) and wakes the watchers.
     pub fn publish(&self, events: impl IntoIterator<Item = IndexedEvent>) {
-        let mut history = self.history.lock().expect("feed lock is never poisoned");
+        let mut history = self.history.lock();
         for event in events {
             let event = Arc::new(event);
             if matches!(event.event, ChangeEvent::Reset) {
@@ -113,7 +113,7 @@ impl ChangeFeed {
     /// The retained events after `after_index`, and a receiver of every
     /// event published after them (no gap, no repeat).
     pub fn subscribe(&self, after_index: u64) -> Result<Subscription, Compacted> {
-        let history = self.history.lock().expect("feed lock is never poisoned");
+        let history = self.history.lock();
         if after_index.saturating_add(1) < history.complete_from {
             return Err(Compacted {
                 complete_from: history.complete_from,

@@ -1,11 +1,11 @@
 //! The directory of snapshot files: the current one, ones being built, and
 //! ones being received from the leader.
 
+use parking_lot::Mutex;
 use std::fs;
 use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 
@@ -101,20 +101,12 @@ impl SnapshotDir {
 
     /// The current snapshot's meta.
     pub fn current_meta(&self) -> Option<SnapshotMeta> {
-        self.current
-            .lock()
-            .expect("snapshot lock is never poisoned")
-            .as_ref()
-            .map(|r| r.meta.clone())
+        self.current.lock().as_ref().map(|r| r.meta.clone())
     }
 
     /// The current snapshot, opened.
     pub fn current(&self) -> Result<Option<SnapshotOf<TypeConfig, SnapshotFile>>, Error> {
-        let record = self
-            .current
-            .lock()
-            .expect("snapshot lock is never poisoned")
-            .clone();
+        let record = self.current.lock().clone();
         record
             .map(|record| {
                 Ok(SnapshotOf::<TypeConfig, SnapshotFile> {
@@ -196,10 +188,7 @@ impl SnapshotDir {
     }
 
     fn make_current(&self, record: SnapshotRecord) {
-        let mut current = self
-            .current
-            .lock()
-            .expect("snapshot lock is never poisoned");
+        let mut current = self.current.lock();
         let newer = current
             .as_ref()
             .is_none_or(|c| log_index(&c.meta) <= log_index(&record.meta));
