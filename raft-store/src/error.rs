@@ -60,6 +60,11 @@ pub enum Error {
     /// The storage writer thread is gone (the store is shutting down).
     #[error("storage writer stopped")]
     WriterStopped,
+
+    /// RocksDB failed a write (an I/O error, a full disk). The data on disk
+    /// is not known to be damaged, so this is not `Corrupt`.
+    #[error("storage write failed: {reason}")]
+    WriteFailed { reason: String },
 }
 
 impl Error {

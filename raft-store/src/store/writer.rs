@@ -169,10 +169,11 @@ fn run(db: Arc<DB>, mut receiver: mpsc::Receiver<WriteJob>) {
             let outcome = db.write_opt(batch, &options).map_err(|e| e.to_string());
             sync_needed |= outcome.is_ok() && job.durability == Durability::Synced;
             if let Some(written) = job.written.take() {
-                let _ = written.send(outcome.clone().map_err(|reason| Error::Corrupt {
-                    what: "write",
-                    reason,
-                }));
+                let _ = written.send(
+                    outcome
+                        .clone()
+                        .map_err(|reason| Error::WriteFailed { reason }),
+                );
             }
             outcomes.push(outcome);
         }
