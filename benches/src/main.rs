@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
+mod latency;
+
 use clap::Parser;
 use clap::Subcommand;
 use switchboard_tests::Snapshots;
@@ -16,6 +18,8 @@ use switchboard_tests::TestCluster;
 use switchboard_tests::TestSpec;
 use switchboard_tests::load::AttachLoad;
 use switchboard_tests::load::register_relays;
+
+use crate::latency::Latencies;
 
 #[derive(Parser)]
 #[command(about = "Switchboard benchmarks")]
@@ -56,10 +60,6 @@ enum Bench {
         #[arg(long, default_value_t = 64)]
         workers: usize,
     },
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn profile() -> &'static str {
@@ -111,8 +111,7 @@ async fn catch_up(routes: u64, workers: usize) -> anyhow::Result<()> {
         "attaches failed: {:?}",
         &failures[..failures.len().min(5)]
     );
-    let mut latencies: Vec<Duration> = acked.iter().map(|a| a.finished - a.started).collect();
-    latencies.sort();
+    let latencies: Latencies = acked.iter().map(|a| a.finished - a.started).collect();
 
     let leader = cluster.leader().await;
     let leader_status = cluster.status(leader).await;
@@ -168,11 +167,11 @@ async fn catch_up(routes: u64, workers: usize) -> anyhow::Result<()> {
         ),
         (
             "attach latency p50 (ms)",
-            format!("{:.1}", percentile(&latencies, 0.50).as_secs_f64() * 1e3),
+            format!("{:.1}", latencies.quantile_ms(0.50)),
         ),
         (
             "attach latency p99 (ms)",
-            format!("{:.1}", percentile(&latencies, 0.99).as_secs_f64() * 1e3),
+            format!("{:.1}", latencies.quantile_ms(0.99)),
         ),
         (
             "leader snapshot index",
@@ -262,21 +261,20 @@ async fn resolve(samples: usize, hosts: u64) -> anyhow::Result<()> {
     );
     for (name, site, consistency, lease_read) in cases {
         let site_client = cluster.site_client(site);
-        let mut latencies = Vec::with_capacity(samples);
+        let mut latencies = Latencies::new();
         for n in 0..samples {
             let host = format!("host-{:05}", (n as u64 * 7919) % hosts);
             let started = Instant::now();
             site_client
                 .resolve_with(&host, consistency, 0, lease_read)
                 .await?;
-            latencies.push(started.elapsed());
+            latencies.record(started.elapsed());
         }
-        latencies.sort();
         println!(
             "{name:<44} {:>10.2} {:>10.2} {:>10.2}",
-            percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-            percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-            latencies.last().expect("samples").as_secs_f64() * 1e3
+            latencies.quantile_ms(0.50),
+            latencies.quantile_ms(0.99),
+            latencies.max_ms()
         );
     }
     Ok(())

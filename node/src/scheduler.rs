@@ -9,23 +9,26 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use crate::site::Site;
 use crate::site::most_caught_up_voter;
 use crate::site::transfer_leadership;
 use crate::site::unix_ms;
 use switchboard_raft_store::Actor;
-use switchboard_raft_store::Command;
-use switchboard_raft_store::Outcome;
 use switchboard_raft_store::Proposal;
+use switchboard_raft_store::Request as WriteRequest;
 use switchboard_raft_store::command::DRAIN_BATCH_HOSTS_MAX;
+use switchboard_raft_store::drain_plan::Batch;
 use switchboard_raft_store::drain_plan::next_batch;
 use switchboard_raft_store::ids::RelayId;
 use switchboard_raft_store::ids::RequestId;
 use switchboard_raft_store::maintenance_plan;
 use switchboard_raft_store::maintenance_plan::VoterHealth;
+use switchboard_raft_store::request::RelayChange;
 use switchboard_raft_store::state::AdminState;
+use switchboard_raft_store::state::RELAY_DOWN_BATCH_HOSTS;
+use switchboard_raft_store::state::room_elsewhere;
 use switchboard_raft_store::store::AppliedState;
 
 /// How often the leader moves drain batches and checks windows: a tenth of
@@ -37,6 +40,10 @@ pub const SCHEDULER_TICK: Duration = Duration::from_millis(100);
 /// leadership away (each attempt may take `TRANSFER_LEADER_DEADLINE`).
 pub const HANDOVER_RETRY: Duration = Duration::from_secs(2);
 
+/// Re-placement batches for down relays proposed in one tick, at most:
+/// `RELAY_DOWN_BATCH_HOSTS` each, so up to 20,000 hosts a tick.
+pub const DOWN_BATCHES_PER_TICK_MAX: u32 = 20;
+
 /// How often a stalled drain (no relay has room) or a deferred window is
 /// logged again.
 const WARNING_INTERVAL: Duration = Duration::from_secs(30);
@@ -46,6 +53,33 @@ struct DrainClock {
     last_tick: Instant,
     carry_milli_hosts: u64,
     last_warning: Option<Instant>,
+}
+
+impl DrainClock {
+    /// A drain first seen at `now`: its first batch is one tick's worth.
+    fn new(now: Instant) -> Self {
+        DrainClock {
+            last_tick: now.checked_sub(SCHEDULER_TICK).unwrap_or(now),
+            carry_milli_hosts: 0,
+            last_warning: None,
+        }
+    }
+
+    /// The batch due at `now` for a drain at `pace` hosts per second, and
+    /// the clock moved on to `now` (the fraction left over carries).
+    fn batch(&mut self, now: Instant, pace: u32, hosts_left: u32, past_deadline: bool) -> Batch {
+        let elapsed_ms = now.duration_since(self.last_tick).as_millis() as u64;
+        let batch = next_batch(
+            pace,
+            elapsed_ms,
+            self.carry_milli_hosts,
+            hosts_left,
+            past_deadline,
+        );
+        self.last_tick = now;
+        self.carry_milli_hosts = batch.carry_milli_hosts;
+        batch
+    }
 }
 
 /// Runs the scheduler until the site stops.
@@ -65,9 +99,52 @@ pub async fn run_scheduler(site: Arc<Site>, mut stop: tokio::sync::watch::Receiv
             continue;
         }
         let applied = site.reader.load();
+        replace_hosts_of_down_relays(&site, &applied).await;
         move_drain_batches(&site, &applied, &mut clocks).await;
         carry_out_windows(&site, &applied, &mut last_deferral_warning).await;
         keep_leadership_off_drained_site(&site, &applied, &mut last_handover).await;
+    }
+}
+
+/// Moves the hosts of relays that are down, batch after batch with no pace
+/// (their routes are broken), at most `DOWN_BATCHES_PER_TICK_MAX` batches a
+/// tick so drains and windows still get their turn.
+async fn replace_hosts_of_down_relays(site: &Site, applied: &AppliedState) {
+    // Without room elsewhere a batch would move nothing: propose none
+    // rather than one empty entry a tick.
+    let now_ms = unix_ms();
+    let down = applied
+        .state
+        .relays()
+        .filter(|r| !r.live && r.route_count > 0)
+        .filter(|r| room_elsewhere(applied.state.relays(), &r.relay_id, now_ms) > 0)
+        .map(|r| r.relay_id.clone());
+    let mut budget = DOWN_BATCHES_PER_TICK_MAX;
+    for relay_id in down {
+        while budget > 0 {
+            budget -= 1;
+            let request = WriteRequest::drain_batch(relay_id.clone(), RELAY_DOWN_BATCH_HOSTS);
+            let proposal = Proposal::new(RequestId::NONE, Actor::system(), request.into_command());
+            let moved = match site.propose_as_leader(proposal).await {
+                Ok(reply) => reply.answer::<RelayChange>(),
+                Err(error) => {
+                    tracing::warn!(relay = %relay_id, %error, "re-placement batch not applied");
+                    return;
+                }
+            };
+            match moved {
+                Ok(applied) => {
+                    let change = applied.answer;
+                    metrics::counter!("switchboard_relay_down_hosts_moved_total")
+                        .increment(u64::from(change.hosts_moved));
+                    if change.hosts_moved == 0 || change.relay.route_count == 0 {
+                        break;
+                    }
+                }
+                // Back up, or removed, since this tick read the state.
+                Err(_) => break,
+            }
+        }
     }
 }
 
@@ -85,67 +162,54 @@ async fn move_drain_batches(
             .relay(id)
             .is_some_and(|r| r.admin_state == AdminState::Draining)
     });
+    // A draining relay that is down moves at once, in
+    // `replace_hosts_of_down_relays`, not at the drain's pace.
     for relay in applied
         .state
         .relays()
-        .filter(|r| r.admin_state == AdminState::Draining)
+        .filter(|r| r.admin_state == AdminState::Draining && r.live)
     {
         let clock = clocks
             .entry(relay.relay_id.clone())
-            .or_insert_with(|| DrainClock {
-                last_tick: now.checked_sub(SCHEDULER_TICK).unwrap_or(now),
-                carry_milli_hosts: 0,
-                last_warning: None,
-            });
+            .or_insert_with(|| DrainClock::new(now));
         let (pace, deadline_ms) = relay
             .drain
             .as_ref()
             .map_or((site.settings.drain_hosts_per_second, None), |plan| {
                 (plan.hosts_per_second, plan.deadline_ms)
             });
-        let elapsed_ms = now.duration_since(clock.last_tick).as_millis() as u64;
         let past_deadline = deadline_ms.is_some_and(|deadline| now_ms >= deadline);
-        let batch = next_batch(
-            pace,
-            elapsed_ms,
-            clock.carry_milli_hosts,
-            relay.route_count,
-            past_deadline,
-        );
-        clock.last_tick = now;
-        clock.carry_milli_hosts = batch.carry_milli_hosts;
+        let batch = clock.batch(now, pace, relay.route_count, past_deadline);
         if batch.hosts == 0 {
             continue;
         }
         debug_assert!(batch.hosts <= DRAIN_BATCH_HOSTS_MAX);
-        let command = Command::DrainBatch {
-            relay_id: relay.relay_id.clone(),
-            hosts_max: batch.hosts,
-        };
-        let proposal = Proposal::new(RequestId::NONE, Actor::system(), command);
+        let request = WriteRequest::drain_batch(relay.relay_id.clone(), batch.hosts);
+        let proposal = Proposal::new(RequestId::NONE, Actor::system(), request.into_command());
         match site.propose_as_leader(proposal).await {
-            Ok(reply) => {
-                if let Outcome::RelayMoved {
-                    hosts_moved,
-                    hosts_unplaced,
-                    ..
-                } = reply.outcome
-                {
+            Ok(reply) => match reply.answer::<RelayChange>() {
+                Ok(applied) => {
+                    let moved = applied.answer;
                     metrics::counter!("switchboard_drain_hosts_moved_total")
-                        .increment(u64::from(hosts_moved));
+                        .increment(u64::from(moved.hosts_moved));
                     let warn_again = clock
                         .last_warning
                         .is_none_or(|at| now.duration_since(at) >= WARNING_INTERVAL);
-                    if hosts_unplaced > 0 && warn_again {
+                    if moved.hosts_unplaced > 0 && warn_again {
                         clock.last_warning = Some(now);
                         tracing::warn!(
                             relay = %relay.relay_id,
-                            hosts_unplaced,
+                            hosts_unplaced = moved.hosts_unplaced,
                             "drain stalled: no other relay has room; the hosts keep their routes"
                         );
                     }
                 }
-            }
+                // The relay was undrained or removed since this tick read
+                // the state; the next tick plans from what applied.
+                Err(refusal) => {
+                    tracing::debug!(relay = %relay.relay_id, reason = %refusal.message, "drain batch refused")
+                }
+            },
             Err(error) => {
                 tracing::warn!(relay = %relay.relay_id, %error, "drain batch not applied");
                 return;
@@ -225,5 +289,40 @@ async fn keep_leadership_off_drained_site(
         transfer_leadership(site, target, crate::site::TRANSFER_LEADER_DEADLINE).await
     {
         tracing::warn!(target, %error, "leadership handover failed; will retry");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Under paused time, on the scheduler's own ticker: a drain at 25 hosts
+    /// a second moves 25 hosts per second of ticks, whatever the tick.
+    #[tokio::test(start_paused = true)]
+    async fn a_drain_keeps_its_pace_across_ticks() {
+        let mut ticker = tokio::time::interval(SCHEDULER_TICK);
+        let mut clock: Option<DrainClock> = None;
+        let mut moved = 0;
+        let mut left = 1_000;
+        for _ in 0..20 {
+            ticker.tick().await;
+            let now = Instant::now();
+            let batch = clock
+                .get_or_insert_with(|| DrainClock::new(now))
+                .batch(now, 25, left, false);
+            moved += batch.hosts;
+            left -= batch.hosts;
+        }
+        assert_eq!(moved, 50, "twenty ticks of 100 ms at 25 hosts per second");
+        let mut clock = clock.expect("ticked");
+        tokio::time::advance(Duration::from_secs(4)).await;
+        let late = clock.batch(Instant::now(), 25, left, false);
+        assert_eq!(late.hosts, 100, "a leader that was busy catches up");
+        let deadline = clock.batch(Instant::now(), 25, left - late.hosts, true);
+        assert_eq!(
+            deadline.hosts,
+            left - late.hosts,
+            "past its deadline, the rest moves"
+        );
     }
 }

@@ -1,21 +1,28 @@
-//! A progress line on stderr: redrawn in place on a terminal, one line per
-//! second otherwise (logs, CI), so long operations always show they move.
+//! A progress line on stderr: an indicatif bar redrawn in place on a
+//! terminal; one plain line per second otherwise (logs, CI), where indicatif
+//! draws nothing, so long operations always show they move.
 
 use std::io::IsTerminal;
 use std::io::Write;
 use std::time::Duration;
 use std::time::Instant;
 
+use indicatif::ProgressBar;
+use indicatif::ProgressDrawTarget;
+use indicatif::ProgressStyle;
+
 /// Width of the bar, in characters.
 const BAR_WIDTH: usize = 30;
 /// Least time between two lines when stderr is not a terminal.
 const LINE_INTERVAL: Duration = Duration::from_secs(1);
+/// Steps of the terminal bar: fractions are shown to a tenth of a percent.
+const BAR_STEPS: u64 = 1000;
 
 /// One operation's progress.
 pub struct Progress {
-    terminal: bool,
+    /// On a terminal, the bar; else `None` and plain lines.
+    bar: Option<ProgressBar>,
     last_line: Option<Instant>,
-    drawn: bool,
 }
 
 impl Default for Progress {
@@ -26,46 +33,55 @@ impl Default for Progress {
 
 impl Progress {
     pub fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(Some(BAR_STEPS), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template("[{bar:30}] {percent:>3}%  {msg}")
+                .expect("the template is a valid constant")
+                .progress_chars("#>.");
+            bar.set_style(style);
+            bar
+        });
         Progress {
-            terminal: std::io::stderr().is_terminal(),
+            bar,
             last_line: None,
-            drawn: false,
         }
     }
 
     /// Shows `fraction` done (0 to 1) and a status text.
     pub fn show(&mut self, fraction: f64, status: &str) {
-        let line = render(fraction, status);
-        let mut stderr = std::io::stderr();
-        if self.terminal {
-            let _ = write!(stderr, "\r\x1b[2K{line}");
-            let _ = stderr.flush();
-            self.drawn = true;
+        if let Some(bar) = &self.bar {
+            bar.set_position((clamped(fraction) * BAR_STEPS as f64).round() as u64);
+            bar.set_message(status.to_owned());
         } else if self
             .last_line
             .is_none_or(|at| at.elapsed() >= LINE_INTERVAL)
         {
             self.last_line = Some(Instant::now());
-            let _ = writeln!(stderr, "{line}");
+            let _ = writeln!(std::io::stderr(), "{}", render(fraction, status));
         }
     }
 
-    /// Ends the line on a terminal.
+    /// Ends the line on a terminal, leaving the last state shown.
     pub fn finish(&mut self) {
-        if self.terminal && self.drawn {
-            let _ = writeln!(std::io::stderr());
-            self.drawn = false;
+        if let Some(bar) = &self.bar
+            && !bar.is_finished()
+        {
+            bar.abandon();
         }
+    }
+}
+
+fn clamped(fraction: f64) -> f64 {
+    if fraction.is_finite() {
+        fraction.clamp(0.0, 1.0)
+    } else {
+        0.0
     }
 }
 
 /// `[#########.....]  45%  status`.
 pub fn render(fraction: f64, status: &str) -> String {
-    let fraction = if fraction.is_finite() {
-        fraction.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
+    let fraction = clamped(fraction);
     let filled = (fraction * BAR_WIDTH as f64).round() as usize;
     format!(
         "[{}{}] {:>3.0}%  {status}",

@@ -1,43 +1,44 @@
-//! Plain-text tables for people.
+//! Plain-text tables for people, laid out by comfy-table: columns are as
+//! wide as their widest cell in display width (so names in any script line
+//! up), two spaces apart, no borders.
+
+use comfy_table::ContentArrangement;
+use comfy_table::presets::NOTHING;
+
+/// Space after each column, in characters.
+const COLUMN_GAP: u16 = 2;
 
 /// A table: headers, rows, columns padded to their widest cell.
 pub struct Table {
-    headers: Vec<String>,
-    rows: Vec<Vec<String>>,
+    table: comfy_table::Table,
+    columns: usize,
 }
 
 impl Table {
     pub fn new(headers: &[&str]) -> Self {
+        let mut table = comfy_table::Table::new();
+        table
+            .load_preset(NOTHING)
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .set_header(headers.to_vec());
+        for column in table.column_iter_mut() {
+            column.set_padding((0, COLUMN_GAP));
+        }
         Table {
-            headers: headers.iter().map(|h| (*h).to_owned()).collect(),
-            rows: Vec::new(),
+            table,
+            columns: headers.len(),
         }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
-        assert_eq!(
-            cells.len(),
-            self.headers.len(),
-            "a row has one cell per column"
-        );
-        self.rows.push(cells);
+        assert_eq!(cells.len(), self.columns, "a row has one cell per column");
+        self.table.add_row(cells);
     }
 
     pub fn render(&self) -> String {
-        let mut widths: Vec<usize> = self.headers.iter().map(String::len).collect();
-        for row in &self.rows {
-            for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
-            }
-        }
         let mut out = String::new();
-        for line in std::iter::once(&self.headers).chain(&self.rows) {
-            let cells: Vec<String> = line
-                .iter()
-                .zip(&widths)
-                .map(|(cell, width)| format!("{cell:<width$}"))
-                .collect();
-            out.push_str(cells.join("  ").trim_end());
+        for line in self.table.lines() {
+            out.push_str(line.trim_end());
             out.push('\n');
         }
         out
@@ -54,5 +55,13 @@ mod tests {
         table.row(vec!["1".into(), "leader".into()]);
         table.row(vec!["22".into(), "follower".into()]);
         assert_eq!(table.render(), "SITE  ROLE\n1     leader\n22    follower\n");
+    }
+
+    #[test]
+    fn wide_characters_count_by_display_width() {
+        let mut table = Table::new(&["NAME", "ROLE"]);
+        table.row(vec!["東京".into(), "leader".into()]);
+        table.row(vec!["a".into(), "follower".into()]);
+        assert_eq!(table.render(), "NAME  ROLE\n東京  leader\na     follower\n");
     }
 }

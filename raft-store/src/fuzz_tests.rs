@@ -162,10 +162,13 @@ proptest! {
     fn arbitrary_bytes_never_panic_the_wire_decoders(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         #[cfg(feature = "raft")]
         {
-            let _ = wire::decode::<crate::types::Entry>("entry", &bytes);
-            let _ = wire::decode::<openraft::raft::AppendEntriesRequest<crate::TypeConfig>>("append", &bytes);
-            let _ = wire::decode::<openraft::raft::VoteRequest<crate::TypeConfig>>("vote", &bytes);
-            let _ = wire::decode::<(crate::types::Vote, crate::types::SnapshotMeta)>("snapshot header", &bytes);
+            use crate::raft_records::decode;
+            let _ = decode::<crate::types::Entry>("entry", &bytes);
+            let _ = decode::<openraft::raft::AppendEntriesRequest<crate::TypeConfig>>("append", &bytes);
+            let _ = decode::<openraft::raft::AppendEntriesResponse<crate::TypeConfig>>("append reply", &bytes);
+            let _ = decode::<openraft::raft::VoteRequest<crate::TypeConfig>>("vote", &bytes);
+            let _ = decode::<openraft::raft::TransferLeaderRequest<crate::TypeConfig>>("transfer", &bytes);
+            let _ = decode::<(crate::types::Vote, crate::types::SnapshotMeta)>("snapshot header", &bytes);
         }
         let _ = wire::decode::<crate::snapshot_meta::SnapshotMetaRecord>("snapshot meta", &bytes);
         let _ = wire::decode::<crate::reply::Reply>("reply", &bytes);

@@ -6,6 +6,7 @@
 //! - [`ids`]: identifiers and input validation.
 //! - [`command`]: `Proposal` and `Command`, with their versioned binary encoding.
 //! - [`reply`]: what applying a command answers.
+//! - [`request`]: commands paired with the type of their answer.
 //! - [`node_info`]: the node-info document, built from the state.
 //! - [`safety`]: the rule that keeps admin steps from costing quorum.
 //! - [`drain_plan`], [`maintenance_plan`]: the pace of drains and the steps
@@ -16,7 +17,9 @@
 //! - [`site_node`]: a site's membership record.
 //! - [`state`]: the pure state machine (`State::apply`), placement, rows.
 //! - [`types`] (feature `raft`): the openraft type configuration.
-//! - [`wire`]: versioned binary encoding of openraft's messages for the network.
+//! - [`wire`]: the versioned binary encoding (version byte, then postcard).
+//! - [`raft_records`]: Switchboard's records of openraft's entries, votes,
+//!   log ids, membership and peer messages, for disk and the raft port.
 //! - [`store`] (feature `rocksdb`): log store, state machine store, snapshots,
 //!   the group-commit writer thread and the data-dir identity.
 
@@ -26,7 +29,9 @@ pub mod error;
 pub mod ids;
 pub mod maintenance_plan;
 pub mod node_info;
+pub mod raft_records;
 pub mod reply;
+pub mod request;
 pub mod safety;
 pub mod site_node;
 pub mod snapshot_file;
@@ -50,6 +55,8 @@ pub use command::Proposal;
 pub use error::Error;
 pub use reply::Outcome;
 pub use reply::Reply;
+pub use request::Applied;
+pub use request::Request;
 pub use site_node::SiteNode;
 pub use state::State;
 #[cfg(feature = "raft")]

@@ -1,7 +1,8 @@
 //! The leader's lease keeper and every site's heartbeat forwarder.
 //!
 //! - On the leader, every check interval: a relay the state calls live whose
-//!   lease ran out is proposed down (the same apply re-places its hosts); a
+//!   lease ran out is proposed down (that apply re-places its first batch
+//!   of hosts, the scheduler the rest); a
 //!   relay the state calls down that heartbeats again (same incarnation) is
 //!   proposed up. Nothing else is written: heartbeats stay in memory. When a
 //!   site becomes leader, every live relay first gets one fresh lease.
@@ -12,16 +13,18 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use std::time::Instant;
+use tokio::time::Instant;
 
+use crate::leases::table::Lease;
 use crate::site::Site;
 use openraft::async_runtime::watch::WatchReceiver;
 use switchboard_proto::v1::HeartbeatBatch;
 use switchboard_raft_store::Actor;
-use switchboard_raft_store::Command;
 use switchboard_raft_store::Proposal;
+use switchboard_raft_store::Request as WriteRequest;
 use switchboard_raft_store::ids::RelayId;
 use switchboard_raft_store::ids::RequestId;
+use switchboard_raft_store::state::RelayRecord;
 
 /// How often the leader checks leases: a tenth of the TTL, at most 200 ms,
 /// so a relay is judged within TTL + 200 ms of its last heartbeat.
@@ -29,6 +32,34 @@ pub fn check_interval(lease_ttl: Duration) -> Duration {
     (lease_ttl / 10)
         .min(Duration::from_millis(200))
         .max(Duration::from_millis(10))
+}
+
+/// What the keeper does about one relay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judgement {
+    /// First seen (or a new incarnation): start its lease now.
+    Grant,
+    /// Nothing to propose.
+    Keep,
+    /// Live in the state, but its lease ran out.
+    Down,
+    /// Down in the state, but it heartbeats again.
+    Up,
+}
+
+/// Judges one relay by its lease at `now`: pure, so it is tested under
+/// paused time. A lease is fresh for `ttl` after the last heartbeat.
+pub fn judge(relay: &RelayRecord, lease: Option<Lease>, now: Instant, ttl: Duration) -> Judgement {
+    let Some(lease) = lease.filter(|l| l.incarnation >= relay.incarnation) else {
+        return Judgement::Grant;
+    };
+    let fresh =
+        lease.incarnation == relay.incarnation && now.duration_since(lease.last_heartbeat) < ttl;
+    match (relay.live, fresh) {
+        (true, false) => Judgement::Down,
+        (false, true) => Judgement::Up,
+        _ => Judgement::Keep,
+    }
 }
 
 /// Runs the lease keeper until the site stops.
@@ -83,27 +114,19 @@ pub async fn run_lease_keeper(site: Arc<Site>, mut stop: tokio::sync::watch::Rec
                 .is_some_and(|r| r.incarnation == *incarnation && r.live == *down)
         });
         for relay in applied.state.relays() {
-            let lease = site.leases.get(&relay.relay_id);
-            if lease.is_none_or(|l| l.incarnation < relay.incarnation) {
-                // A relay (or incarnation) seen for the first time gets a
-                // full lease to send its first heartbeat in.
-                site.leases
-                    .record(relay.relay_id.clone(), relay.incarnation, 0, now);
-                continue;
-            }
-            let fresh = lease.is_some_and(|l| {
-                l.incarnation == relay.incarnation && now.duration_since(l.last_heartbeat) < ttl
-            });
-            let command = match (relay.live, fresh) {
-                (true, false) => Command::RelayDown {
-                    relay_id: relay.relay_id.clone(),
-                    incarnation: relay.incarnation,
-                },
-                (false, true) => Command::RelayUp {
-                    relay_id: relay.relay_id.clone(),
-                    incarnation: relay.incarnation,
-                },
-                _ => continue,
+            let request = match judge(relay, site.leases.get(&relay.relay_id), now, ttl) {
+                Judgement::Grant => {
+                    // A relay (or incarnation) seen for the first time gets a
+                    // full lease to send its first heartbeat in.
+                    site.leases
+                        .record(relay.relay_id.clone(), relay.incarnation, 0, now);
+                    continue;
+                }
+                Judgement::Keep => continue,
+                Judgement::Down => {
+                    WriteRequest::relay_down(relay.relay_id.clone(), relay.incarnation)
+                }
+                Judgement::Up => WriteRequest::relay_up(relay.relay_id.clone(), relay.incarnation),
             };
             if !proposed.insert((relay.relay_id.clone(), relay.incarnation, relay.live)) {
                 continue;
@@ -112,7 +135,7 @@ pub async fn run_lease_keeper(site: Arc<Site>, mut stop: tokio::sync::watch::Rec
             tracing::info!(relay = %relay.relay_id, incarnation = relay.incarnation, "relay {verdict}: proposing");
             metrics::counter!("switchboard_relay_lease_verdicts_total", "verdict" => verdict)
                 .increment(1);
-            let proposal = Proposal::new(RequestId::NONE, Actor::system(), command);
+            let proposal = Proposal::new(RequestId::NONE, Actor::system(), request.into_command());
             if let Err(error) = site.propose_as_leader(proposal).await {
                 tracing::warn!(relay = %relay.relay_id, %error, "could not propose the relay {verdict}");
                 proposed.remove(&(relay.relay_id.clone(), relay.incarnation, relay.live));
@@ -199,5 +222,102 @@ pub async fn run_key_keeper(site: Arc<Site>, mut stop: tokio::sync::watch::Recei
             Ok(_) => tracing::info!("made the cluster's node-info signing key"),
             Err(error) => tracing::warn!(%error, "could not make the node-info signing key yet"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_raft_store::state::AdminState;
+
+    fn relay(live: bool, incarnation: u64) -> RelayRecord {
+        RelayRecord {
+            relay_id: RelayId::new("r").unwrap(),
+            endpoint: "r:443".into(),
+            region: String::new(),
+            labels: Default::default(),
+            capacity: 10,
+            incarnation,
+            admin_state: AdminState::Active,
+            live,
+            route_count: 0,
+            registered_at_ms: 0,
+            state_since_ms: 0,
+            warm_until_ms: 0,
+            held_out_until_ms: 0,
+            recent_downs_ms: Vec::new(),
+            drain: None,
+        }
+    }
+
+    fn lease(incarnation: u64, last_heartbeat: Instant) -> Option<Lease> {
+        Some(Lease {
+            incarnation,
+            last_heartbeat,
+            active_sessions: 0,
+        })
+    }
+
+    /// Under paused time: a live relay is judged down exactly when its lease
+    /// has run a full TTL since the last heartbeat, not a millisecond before.
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_runs_out_exactly_one_ttl_after_the_last_heartbeat() {
+        let ttl = Duration::from_secs(2);
+        let heartbeat = Instant::now();
+        tokio::time::advance(ttl - Duration::from_millis(1)).await;
+        let now = Instant::now();
+        assert_eq!(
+            judge(&relay(true, 1), lease(1, heartbeat), now, ttl),
+            Judgement::Keep
+        );
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let now = Instant::now();
+        assert_eq!(
+            judge(&relay(true, 1), lease(1, heartbeat), now, ttl),
+            Judgement::Down
+        );
+        assert_eq!(
+            judge(&relay(false, 1), lease(1, heartbeat), now, ttl),
+            Judgement::Keep,
+            "already down: nothing more to propose"
+        );
+        assert_eq!(
+            judge(&relay(false, 1), lease(1, now), now, ttl),
+            Judgement::Up,
+            "a heartbeat brings it back"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_incarnation_gets_a_lease_and_a_stale_one_cannot_keep_it_up() {
+        let ttl = Duration::from_secs(2);
+        let now = Instant::now();
+        assert_eq!(judge(&relay(true, 1), None, now, ttl), Judgement::Grant);
+        assert_eq!(
+            judge(&relay(true, 2), lease(1, now), now, ttl),
+            Judgement::Grant,
+            "a restarted relay starts a fresh lease"
+        );
+        assert_eq!(
+            judge(&relay(false, 2), lease(3, now), now, ttl),
+            Judgement::Keep,
+            "heartbeats of another incarnation do not bring this one up"
+        );
+    }
+
+    #[test]
+    fn the_check_interval_is_a_tenth_of_the_ttl_within_bounds() {
+        assert_eq!(
+            check_interval(Duration::from_secs(1)),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            check_interval(Duration::from_secs(10)),
+            Duration::from_millis(200)
+        );
+        assert_eq!(
+            check_interval(Duration::from_millis(50)),
+            Duration::from_millis(10)
+        );
     }
 }

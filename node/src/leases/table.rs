@@ -7,7 +7,7 @@
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use switchboard_raft_store::ids::RelayId;
 

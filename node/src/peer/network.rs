@@ -29,10 +29,11 @@ use switchboard_proto::v1::RaftMessage;
 use switchboard_proto::v1::SnapshotChunk;
 use switchboard_raft_store::SiteNode;
 use switchboard_raft_store::TypeConfig;
+use switchboard_raft_store::raft_records;
+use switchboard_raft_store::raft_records::Recorded;
 use switchboard_raft_store::store::SnapshotFile;
 use switchboard_raft_store::store::read_chunk;
 use switchboard_raft_store::types::Vote;
-use switchboard_raft_store::wire;
 use tonic::Code;
 use tonic::Status;
 
@@ -108,8 +109,8 @@ impl PeerConnection {
         call: F,
     ) -> Result<Resp, RPCError<TypeConfig>>
     where
-        Req: serde::Serialize,
-        Resp: serde::de::DeserializeOwned,
+        Req: Recorded,
+        Resp: Recorded,
         F: FnOnce(
             switchboard_proto::v1::raft_peer_client::RaftPeerClient<tonic::transport::Channel>,
             tonic::Request<RaftMessage>,
@@ -124,14 +125,14 @@ impl PeerConnection {
         let request = self.peers.request(
             self.target,
             RaftMessage {
-                body: wire::encode(message),
+                body: raft_records::encode(message),
             },
             Some(timeout),
         );
         let response = call(client, request)
             .await
             .map_err(|status| self.status_error(status, action, timeout))?;
-        wire::decode("raft response", &response.into_inner().body)
+        raft_records::decode("raft response", &response.into_inner().body)
             .map_err(|e| RPCError::Network(NetworkError::new(&WireError(e.to_string()))))
     }
 }
@@ -209,7 +210,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             .raft_client(self.target, &self.addr)
             .map_err(|e| unreachable(e.to_string()))?;
         let total = snapshot.snapshot.len;
-        let header = wire::encode(&(vote, snapshot.meta.clone()));
+        let header = raft_records::encode(&(vote, snapshot.meta.clone()));
         let file = Arc::new(snapshot.snapshot);
         let target = self.target;
         tracing::info!(target, bytes = total, last_log_id = ?snapshot.meta.last_log_id, "sending snapshot");
@@ -274,7 +275,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             )),
         })?;
         tracing::info!(target, bytes = total, "snapshot sent");
-        wire::decode("snapshot response", &response.into_inner().body)
+        raft_records::decode("snapshot response", &response.into_inner().body)
             .map_err(|e| unreachable(e.to_string()))
     }
 }

@@ -20,6 +20,8 @@ use switchboard_proto::v1::SnapshotChunk;
 use switchboard_proto::v1::raft_peer_server::RaftPeer;
 use switchboard_raft_store::Proposal;
 use switchboard_raft_store::TypeConfig;
+use switchboard_raft_store::raft_records;
+use switchboard_raft_store::raft_records::Recorded;
 use switchboard_raft_store::store::SnapshotFile;
 use switchboard_raft_store::types::SnapshotMeta;
 use switchboard_raft_store::types::Vote;
@@ -74,17 +76,17 @@ impl PeerService {
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, Status> {
-    wire::decode(what, bytes).map_err(|e| Status::invalid_argument(e.to_string()))
+fn decode<T: Recorded>(what: &'static str, bytes: &[u8]) -> Result<T, Status> {
+    raft_records::decode(what, bytes).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 fn raft_failure(error: impl std::fmt::Display) -> Status {
     Status::unavailable(format!("raft: {error}"))
 }
 
-fn message<T: serde::Serialize>(value: &T) -> Response<RaftMessage> {
+fn message<T: Recorded>(value: &T) -> Response<RaftMessage> {
     Response::new(RaftMessage {
-        body: wire::encode(value),
+        body: raft_records::encode(value),
     })
 }
 
@@ -281,7 +283,7 @@ impl RaftPeer for PeerService {
             .read_index_for_peer(request.get_ref().lease_read)
             .await?;
         Ok(Response::new(ReadIndexResponse {
-            read_log_id: wire::encode(&log_id),
+            read_log_id: raft_records::encode(&log_id),
         }))
     }
 }

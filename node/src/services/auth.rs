@@ -7,9 +7,14 @@
 //! raft port) a member site. Calls are rate limited per identity.
 
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::time::Duration;
 use std::time::Instant;
+
+use governor::DefaultKeyedRateLimiter;
+use governor::Quota;
+use governor::RateLimiter as GovernorLimiter;
+use governor::clock::Clock;
 
 use rustls::pki_types::CertificateDer;
 use switchboard_raft_store::Actor;
@@ -86,50 +91,51 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
-struct Bucket {
-    tokens: f64,
-    refilled: Instant,
-}
+/// Shortest time between two sweeps of idle identities out of a full
+/// limiter: a sweep scans every identity, so a flood of new ones costs one
+/// scan per interval, not one per request.
+pub const RATE_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// A token bucket per identity.
+/// A token bucket per identity (governor's GCRA), holding at most
+/// `RATE_TRACKED_IDENTITIES_MAX` identities.
 pub struct RateLimiter {
-    limit: RateLimit,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    limiter: DefaultKeyedRateLimiter<String>,
+    last_sweep: Mutex<Option<Instant>>,
 }
 
 impl RateLimiter {
     pub fn new(limit: RateLimit) -> Self {
+        let per_second = NonZeroU32::new(limit.per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(limit.burst).unwrap_or(NonZeroU32::MIN);
         RateLimiter {
-            limit,
-            buckets: Mutex::new(HashMap::new()),
+            limiter: GovernorLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            last_sweep: Mutex::new(None),
         }
     }
 
     /// Takes one request from `key`'s bucket, or says how long to wait.
     pub fn admit(&self, key: &str) -> Result<(), Duration> {
+        if self.limiter.len() >= RATE_TRACKED_IDENTITIES_MAX && !self.sweep() {
+            // Every tracked identity is busy: refuse rather than grow.
+            return Err(RATE_SWEEP_INTERVAL);
+        }
+        self.limiter
+            .check_key(&key.to_owned())
+            .map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()))
+    }
+
+    /// Forgets identities whose bucket is full again (forgetting them loses
+    /// nothing), at most once per `RATE_SWEEP_INTERVAL`. Whether there is
+    /// room now.
+    fn sweep(&self) -> bool {
         let now = Instant::now();
-        let rate = f64::from(self.limit.per_second.max(1));
-        let burst = f64::from(self.limit.burst.max(1));
-        let mut buckets = self.buckets.lock();
-        if buckets.len() >= RATE_TRACKED_IDENTITIES_MAX && !buckets.contains_key(key) {
-            // Full buckets are idle ones: forgetting them loses nothing.
-            buckets.retain(|_, b| {
-                b.tokens + now.duration_since(b.refilled).as_secs_f64() * rate < burst
-            });
+        let mut last_sweep = self.last_sweep.lock();
+        if last_sweep.is_none_or(|at| now.duration_since(at) >= RATE_SWEEP_INTERVAL) {
+            *last_sweep = Some(now);
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
         }
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
-            tokens: burst,
-            refilled: now,
-        });
-        bucket.tokens =
-            (bucket.tokens + now.duration_since(bucket.refilled).as_secs_f64() * rate).min(burst);
-        bucket.refilled = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
-        }
+        self.limiter.len() < RATE_TRACKED_IDENTITIES_MAX
     }
 }
 
@@ -364,5 +370,19 @@ mod tests {
             limiter.admit("relay:b").is_ok(),
             "identities have their own buckets"
         );
+    }
+
+    #[test]
+    fn a_full_limiter_refuses_new_identities_instead_of_growing() {
+        let limiter = RateLimiter::new(RateLimit {
+            per_second: 1,
+            burst: 1,
+        });
+        for n in 0..RATE_TRACKED_IDENTITIES_MAX {
+            assert!(limiter.admit(&format!("host:{n}")).is_ok());
+        }
+        // Every identity just spent its burst, so a sweep frees nothing.
+        assert_eq!(limiter.admit("host:new"), Err(RATE_SWEEP_INTERVAL));
+        assert_eq!(limiter.limiter.len(), RATE_TRACKED_IDENTITIES_MAX);
     }
 }

@@ -4,10 +4,8 @@ use std::sync::Arc;
 
 use switchboard_proto::v1 as pb;
 use switchboard_proto::v1::host_service_server::HostService;
-use switchboard_raft_store::Command;
-use switchboard_raft_store::Proposal;
+use switchboard_raft_store::Request as WriteRequest;
 use switchboard_raft_store::ids::validate_region;
-use switchboard_raft_store::reply::Outcome;
 use tonic::Request;
 use tonic::Response;
 use tonic::Status;
@@ -60,26 +58,16 @@ impl HostService for HostApi {
         let actor = self.site.auth.host(&request, &host_id)?.actor();
         let known = message.known_node_info;
         validate_region(&message.preferred_region).map_err(ApiError::from)?;
-        let command = Command::AttachHost {
-            host_id,
-            preferred_region: message.preferred_region.clone(),
-        };
-        let reply = self
+        let request = WriteRequest::attach_host(host_id, message.preferred_region.clone());
+        let applied = self
             .site
-            .propose(Proposal::new(
-                request_id(&message.request_id)?,
-                actor,
-                command,
-            ))
+            .write(request_id(&message.request_id)?, actor, request)
             .await?;
-        match reply.outcome {
-            Outcome::Route(route) => Ok(Response::new(pb::AttachResponse {
-                route: Some(convert::route(&route)),
-                applied_index: reply.log_index,
-                node_info: self.site.node_info_if_newer(known.as_ref()),
-            })),
-            other => Err(ApiError::Internal(format!("unexpected outcome {other:?}")).into()),
-        }
+        Ok(Response::new(pb::AttachResponse {
+            route: Some(convert::route(&applied.answer)),
+            applied_index: applied.log_index,
+            node_info: self.site.node_info_if_newer(known.as_ref()),
+        }))
     }
 
     async fn detach(
@@ -90,26 +78,18 @@ impl HostService for HostApi {
         let message = request.get_ref();
         let host_id = convert::host_id(&message.host_id)?;
         let actor = self.site.auth.host(&request, &host_id)?.actor();
-        let command = Command::DetachHost { host_id };
-        let reply = self
+        let applied = self
             .site
-            .propose(Proposal::new(
+            .write(
                 request_id(&message.request_id)?,
                 actor,
-                command,
-            ))
+                WriteRequest::detach_host(host_id),
+            )
             .await?;
-        match reply.outcome {
-            Outcome::Detached {
-                was_attached,
-                last_generation,
-                ..
-            } => Ok(Response::new(pb::DetachResponse {
-                was_attached,
-                last_generation,
-                applied_index: reply.log_index,
-            })),
-            other => Err(ApiError::Internal(format!("unexpected outcome {other:?}")).into()),
-        }
+        Ok(Response::new(pb::DetachResponse {
+            was_attached: applied.answer.was_attached,
+            last_generation: applied.answer.last_generation,
+            applied_index: applied.log_index,
+        }))
     }
 }

@@ -4,9 +4,7 @@ use std::sync::Arc;
 
 use switchboard_proto::v1 as pb;
 use switchboard_proto::v1::relay_service_server::RelayService;
-use switchboard_raft_store::Command;
-use switchboard_raft_store::Proposal;
-use switchboard_raft_store::reply::Outcome;
+use switchboard_raft_store::Request as WriteRequest;
 use tonic::Request;
 use tonic::Response;
 use tonic::Status;
@@ -124,19 +122,18 @@ impl RelayService for RelayApi {
         let principal = self.site.auth.relay(&request, &relay_id)?;
         self.site.refuse_removed_relay(&principal)?;
         let registration = convert::registration(message)?;
-        let proposal = Proposal::new(
-            request_id(&message.request_id)?,
-            principal.actor(),
-            Command::RegisterRelay(registration),
-        );
-        let reply = self.site.propose(proposal).await?;
-        match reply.outcome {
-            Outcome::Relay(record) => Ok(Response::new(pb::RegisterRelayResponse {
-                relay: Some(convert::relay(&record)),
-                applied_index: reply.log_index,
-            })),
-            other => Err(ApiError::Internal(format!("unexpected outcome {other:?}")).into()),
-        }
+        let applied = self
+            .site
+            .write(
+                request_id(&message.request_id)?,
+                principal.actor(),
+                WriteRequest::register_relay(registration),
+            )
+            .await?;
+        Ok(Response::new(pb::RegisterRelayResponse {
+            relay: Some(convert::relay(&applied.answer.relay)),
+            applied_index: applied.log_index,
+        }))
     }
 
     async fn list(

@@ -7,7 +7,7 @@
 
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::time::Instant;
+use tokio::time::Instant;
 
 /// Leader messages waiting for apply to reach their commit index. Older ones
 /// are dropped first; a newer message with a higher commit index supersedes
@@ -87,5 +87,26 @@ mod tests {
         assert!(staleness < 1_000);
         contact.record(3, 10);
         assert!(contact.staleness_ms(10).unwrap() < 1_000);
+    }
+
+    /// Under paused time: staleness counts from the arrival of the message
+    /// whose commit index the site then applied, to the millisecond.
+    #[tokio::test(start_paused = true)]
+    async fn staleness_counts_from_the_message_that_the_site_caught_up_with() {
+        use std::time::Duration;
+        let contact = LeaderContact::default();
+        contact.record(10, 5);
+        tokio::time::advance(Duration::from_millis(300)).await;
+        assert_eq!(contact.staleness_ms(5), None);
+        assert_eq!(contact.staleness_ms(10), Some(300));
+        contact.record(12, 12);
+        tokio::time::advance(Duration::from_millis(250)).await;
+        assert_eq!(contact.staleness_ms(12), Some(250));
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(
+            contact.staleness_ms(12),
+            Some(60_250),
+            "no leader message for a minute: a minute stale"
+        );
     }
 }

@@ -29,6 +29,7 @@ use imbl::OrdMap;
 pub use self::epochs::SIGNING_KEYS_KEPT_MAX;
 pub use self::operations::AUDIT_RECORDS_MAX;
 pub use self::placement::choose_relay;
+pub use self::placement::room_elsewhere;
 pub use self::records::AdminState;
 pub use self::records::AuditRecord;
 pub use self::records::DrainPlan;
@@ -49,6 +50,7 @@ pub use self::records::WindowStatus;
 pub use self::relays::FLAP_DOWNS_MAX;
 pub use self::relays::FLAP_HOLD_MS;
 pub use self::relays::FLAP_WINDOW_MS;
+pub use self::relays::RELAY_DOWN_BATCH_HOSTS;
 pub use self::relays::RELAY_WARMUP_MS;
 pub use self::request_log::REQUEST_RETENTION_MS;
 pub use self::request_log::REQUESTS_RETAINED_MAX;
@@ -90,6 +92,10 @@ pub struct State {
     audit: OrdMap<u64, AuditRecord>,
     restore: Option<RestoreStaging>,
     restore_rows: OrdMap<Vec<u8>, Vec<u8>>,
+    /// The staged rows decoded, one chunk per `RestoreRows`, so a commit
+    /// swaps it in instead of decoding the whole backup in one apply.
+    /// Derived from `restore_rows`: not a row of its own.
+    restore_staged: Option<Box<State>>,
 }
 
 impl State {

@@ -304,6 +304,7 @@ impl State {
             );
         }
         self.drop_staging(changes);
+        self.restore_staged = Some(Box::default());
         self.restore = Some(RestoreStaging {
             backup_era,
             rows_expected,
@@ -346,7 +347,20 @@ impl State {
                 "more rows than the backup announced".into(),
             );
         }
+        // Decode the chunk into the staged state (a clone is O(1)); a row
+        // that does not decode refuses the step and stages nothing.
+        let mut staged = self.restore_staged.clone().unwrap_or_default();
+        for (key, value) in rows {
+            if let Err(error) = staged.load_row(key, value) {
+                return refused(
+                    RefusalCode::InvalidArgument,
+                    format!("a backup row does not decode: {error}"),
+                );
+            }
+        }
+        let staging = self.restore.as_mut().expect("checked above");
         staging.rows_received += new_keys.len() as u64;
+        self.restore_staged = Some(staged);
         for (key, value) in rows {
             self.restore_rows.insert(key.clone(), value.clone());
             changes.touch(RowKey::RestoreRow(key.clone()));
@@ -378,16 +392,15 @@ impl State {
                 ),
             );
         }
-        let backup = match State::from_rows(self.restore_rows.iter()) {
-            Ok(backup) => backup,
-            Err(error) => {
-                return refused(
-                    RefusalCode::InvalidArgument,
-                    format!("the backup is not a sound state: {error}"),
-                );
-            }
-        };
-        let mut restored = backup;
+        let staged = self.restore_staged.as_deref().cloned().unwrap_or_default();
+        // An in-memory scan, not a rebuild: every row was decoded as it came.
+        if let Err(reason) = staged.check_invariants() {
+            return refused(
+                RefusalCode::InvalidArgument,
+                format!("the backup is not a sound state: {reason}"),
+            );
+        }
+        let mut restored = staged;
         // Raft membership is this cluster's, not the backup's.
         restored.sites = self.sites.clone();
         restored.meta.clock_ms = restored.meta.clock_ms.max(self.meta.clock_ms);
@@ -412,6 +425,7 @@ impl State {
         restored.node_info.epoch_since_ms = restored.meta.clock_ms;
         restored.restore = None;
         restored.restore_rows = OrdMap::new();
+        restored.restore_staged = None;
         let era = restored.node_info.era;
         let routes = restored.routes.len() as u64;
         *self = restored;
@@ -435,6 +449,7 @@ impl State {
             changes.touch(RowKey::RestoreRow(key.clone()));
         }
         self.restore_rows = OrdMap::new();
+        self.restore_staged = None;
         if self.restore.take().is_some() {
             changes.touch(RowKey::RestoreMeta);
         }

@@ -80,60 +80,82 @@ impl State {
             .chain(restore_rows)
     }
 
-    /// Rebuilds a state from its rows (any order) and checks it.
+    /// Rebuilds a state from its rows (any order) and checks it. A restore
+    /// in progress gets its staged state back from the staged rows.
     pub fn from_rows<K, V>(rows: impl IntoIterator<Item = (K, V)>) -> Result<Self, Error>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let mut state = State::stage_rows(rows)?;
+        state.check_invariants().map_err(|reason| Error::Corrupt {
+            what: "state",
+            reason,
+        })?;
+        if state.restore.is_some() {
+            let staged = State::stage_rows(state.restore_rows.iter())?;
+            state.restore_staged = Some(Box::new(staged));
+        }
+        Ok(state)
+    }
+
+    /// Loads rows into an empty state without checking its invariants: a
+    /// backup arrives a chunk at a time and is only whole at the end.
+    pub(super) fn stage_rows<K, V>(rows: impl IntoIterator<Item = (K, V)>) -> Result<Self, Error>
     where
         K: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
         let mut state = State::default();
         for (key, value) in rows {
-            let value = value.as_ref();
-            match RowKey::decode(key.as_ref())? {
-                RowKey::Meta => state.meta = decode_value("meta row", value)?,
-                RowKey::NodeInfo => state.node_info = decode_value("node info row", value)?,
-                RowKey::Site(id) => {
-                    state.sites.insert(id, decode_value("site row", value)?);
+            state.load_row(key.as_ref(), value.as_ref())?;
+        }
+        Ok(state)
+    }
+
+    /// Decodes one row into the state, replacing what its key held.
+    pub(super) fn load_row(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        let state = self;
+        match RowKey::decode(key)? {
+            RowKey::Meta => state.meta = decode_value("meta row", value)?,
+            RowKey::NodeInfo => state.node_info = decode_value("node info row", value)?,
+            RowKey::Site(id) => {
+                state.sites.insert(id, decode_value("site row", value)?);
+            }
+            RowKey::Relay(id) => {
+                let record: RelayRecord = decode_value("relay row", value)?;
+                if record.relay_id != id {
+                    return Err(Error::Corrupt {
+                        what: "relay row",
+                        reason: format!("key {id} holds {}", record.relay_id),
+                    });
                 }
-                RowKey::Relay(id) => {
-                    let record: RelayRecord = decode_value("relay row", value)?;
-                    if record.relay_id != id {
-                        return Err(Error::Corrupt {
-                            what: "relay row",
-                            reason: format!("key {id} holds {}", record.relay_id),
-                        });
-                    }
-                    state.relays.insert(id, record);
-                }
-                RowKey::RemovedRelay(id) => {
-                    state
-                        .removed_relays
-                        .insert(id, decode_value("removed relay row", value)?);
-                }
-                RowKey::Route(id) => {
-                    state.routes.insert(id, decode_value("route row", value)?);
-                }
-                RowKey::Request(id) => state
-                    .requests
-                    .insert(id, decode_value("request row", value)?),
-                RowKey::Window(id) => {
-                    state
-                        .windows
-                        .insert(id, decode_value("maintenance window row", value)?);
-                }
-                RowKey::Audit(seq) => {
-                    state.audit.insert(seq, decode_value("audit row", value)?);
-                }
-                RowKey::RestoreMeta => state.restore = Some(decode_value("restore row", value)?),
-                RowKey::RestoreRow(key) => {
-                    state.restore_rows.insert(key, value.to_vec());
-                }
+                state.relays.insert(id, record);
+            }
+            RowKey::RemovedRelay(id) => {
+                state
+                    .removed_relays
+                    .insert(id, decode_value("removed relay row", value)?);
+            }
+            RowKey::Route(id) => {
+                state.routes.insert(id, decode_value("route row", value)?);
+            }
+            RowKey::Request(id) => state
+                .requests
+                .insert(id, decode_value("request row", value)?),
+            RowKey::Window(id) => {
+                state
+                    .windows
+                    .insert(id, decode_value("maintenance window row", value)?);
+            }
+            RowKey::Audit(seq) => {
+                state.audit.insert(seq, decode_value("audit row", value)?);
+            }
+            RowKey::RestoreMeta => state.restore = Some(decode_value("restore row", value)?),
+            RowKey::RestoreRow(key) => {
+                state.restore_rows.insert(key, value.to_vec());
             }
         }
-        state.check_invariants().map_err(|reason| Error::Corrupt {
-            what: "state",
-            reason,
-        })?;
-        Ok(state)
+        Ok(())
     }
 }

@@ -193,7 +193,10 @@ impl State {
             relay.recent_downs_ms.drain(..excess);
             changes.touch(RowKey::Relay(relay_id.clone()));
         }
-        let (hosts_moved, hosts_unplaced) = self.move_hosts_off(relay_id, u32::MAX, changes);
+        // The first batch moves now; the leader's scheduler proposes the
+        // rest as `DrainBatch`es, so no apply moves more than a batch.
+        let (hosts_moved, hosts_unplaced) =
+            self.move_hosts_off(relay_id, RELAY_DOWN_BATCH_HOSTS, changes);
         Outcome::RelayMoved {
             relay: self.relays[relay_id].clone(),
             hosts_moved,
@@ -210,11 +213,11 @@ impl State {
         let Some(relay) = self.relays.get(relay_id) else {
             return refused(RefusalCode::NotFound, format!("no relay {relay_id}"));
         };
-        if relay.admin_state != AdminState::Draining {
+        if relay.admin_state != AdminState::Draining && relay.live {
             return refused(
                 RefusalCode::FailedPrecondition,
                 format!(
-                    "relay {relay_id} is {}, not draining",
+                    "relay {relay_id} is {}, neither draining nor down",
                     relay.state().as_str()
                 ),
             );
@@ -227,21 +230,23 @@ impl State {
         }
     }
 
-    /// Moves up to `hosts_max` hosts off a relay, in host-id order. A host for
-    /// which no relay has room keeps its route. Returns (moved, unplaced).
+    /// Moves up to `hosts_max` hosts off a relay, in host-id order; the work
+    /// is O(`hosts_max` × relays). Returns (moved, unplaced): once no relay
+    /// has room for a host, none has for the rest, which all stay (unplaced).
     pub(super) fn move_hosts_off(
         &mut self,
         relay_id: &RelayId,
         hosts_max: u32,
         changes: &mut ChangeSet,
     ) -> (u32, u32) {
-        let hosts: Vec<HostId> = self.routes.hosts_on(relay_id).cloned().collect();
+        let hosts: Vec<HostId> = self
+            .routes
+            .hosts_on(relay_id)
+            .take(hosts_max as usize)
+            .cloned()
+            .collect();
         let mut moved = 0u32;
-        let mut unplaced = 0u32;
         for host_id in hosts {
-            if moved == hosts_max {
-                break;
-            }
             let region = self
                 .routes
                 .get(&host_id)
@@ -255,15 +260,13 @@ impl State {
                 self.meta.clock_ms,
             )
             .map(|r| r.relay_id.clone());
-            match target {
-                Some(target) => {
-                    self.place(&host_id, &target, region, changes);
-                    moved += 1;
-                }
-                None => unplaced += 1,
-            }
+            let Some(target) = target else {
+                return (moved, self.routes.count_on(relay_id) as u32);
+            };
+            self.place(&host_id, &target, region, changes);
+            moved += 1;
         }
-        (moved, unplaced)
+        (moved, 0)
     }
 
     pub(super) fn remove_relay(&mut self, relay_id: &RelayId, changes: &mut ChangeSet) -> Outcome {
@@ -290,6 +293,12 @@ impl State {
         }
     }
 }
+
+/// Hosts one `RelayDown` moves off the relay, and one re-placement batch
+/// the leader proposes after it: bounds the work of one apply (each host
+/// scans the relays for a place) while 10,000 hosts still move in ten
+/// entries, back to back.
+pub const RELAY_DOWN_BATCH_HOSTS: u32 = 1_000;
 
 /// A relay that is new stays out of placement (unless nothing else has room)
 /// for this long, so a fresh or restarted relay is not handed a stampede.

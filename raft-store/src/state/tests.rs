@@ -74,6 +74,7 @@ impl Harness {
             command,
         };
         let reply = self.state.apply(self.index, &proposal, &mut self.changes);
+        crate::request::assert_answer_shape(&proposal.command, &reply);
         self.flush();
         reply
     }
@@ -204,6 +205,49 @@ fn relay_down_replaces_hosts_with_higher_generations() {
         assert!(route.generation > old_generation);
     }
     assert_eq!(h.state.relay(&relay_id("a")).unwrap().route_count, 0);
+    h.state.check_invariants().unwrap();
+}
+
+/// A relay down moves one bounded batch; the rest follows in `DrainBatch`es,
+/// which a live, active relay refuses.
+#[test]
+fn a_relay_down_moves_its_hosts_in_bounded_batches() {
+    let hosts = RELAY_DOWN_BATCH_HOSTS * 2 + 500;
+    let mut h = Harness::new();
+    h.apply(registration("a", "", hosts, 1));
+    for i in 0..hosts {
+        h.apply(attach(&format!("h{i:05}")));
+    }
+    h.apply(registration("b", "", hosts, 1));
+    let batch = |h: &mut Harness| {
+        h.apply(Command::DrainBatch {
+            relay_id: relay_id("a"),
+            hosts_max: RELAY_DOWN_BATCH_HOSTS,
+        })
+    };
+    assert_eq!(
+        refused_code(&batch(&mut h)),
+        Some(RefusalCode::FailedPrecondition),
+        "nothing moves hosts off a live, active relay"
+    );
+    let down = h.apply(Command::RelayDown {
+        relay_id: relay_id("a"),
+        incarnation: 1,
+    });
+    let moved = |reply: Reply| match reply.outcome {
+        Outcome::RelayMoved {
+            hosts_moved, relay, ..
+        } => (hosts_moved, relay.route_count),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        moved(down),
+        (RELAY_DOWN_BATCH_HOSTS, hosts - RELAY_DOWN_BATCH_HOSTS)
+    );
+    assert_eq!(moved(batch(&mut h)), (RELAY_DOWN_BATCH_HOSTS, 500));
+    assert_eq!(moved(batch(&mut h)), (500, 0));
+    assert_eq!(moved(batch(&mut h)), (0, 0));
+    assert_eq!(h.state.relay(&relay_id("b")).unwrap().route_count, hosts);
     h.state.check_invariants().unwrap();
 }
 
@@ -554,6 +598,7 @@ proptest! {
         for proposal in proposals(&ops) {
             h.index += 1;
             let reply = h.state.apply(h.index, &proposal, &mut h.changes);
+            crate::request::assert_answer_shape(&proposal.command, &reply);
             h.flush();
             prop_assert_eq!(h.state.check_invariants(), Ok(()));
 
@@ -1134,10 +1179,33 @@ fn a_restore_refuses_foreign_rows_and_only_operators_restore() {
         ],
     });
     assert_eq!(refused_code(&too_many), Some(RefusalCode::InvalidArgument));
-    h.apply(Command::RestoreRows {
+    let undecodable = h.apply(Command::RestoreRows {
         rows: vec![
             (RowKey::Meta.encode(), vec![0xFF]),
             (RowKey::NodeInfo.encode(), vec![0xFF]),
+        ],
+    });
+    assert_eq!(
+        refused_code(&undecodable),
+        Some(RefusalCode::InvalidArgument),
+        "rows that do not decode are refused as they arrive"
+    );
+    assert_eq!(h.state.restore().map(|r| r.rows_received), Some(0));
+    // Rows that decode but make no sound state are refused at commit.
+    let ghost_route = RouteRecord {
+        relay_id: relay_id("ghost"),
+        generation: 1,
+        since_ms: 0,
+        preferred_region: String::new(),
+    };
+    let meta = State::new().row_value(&RowKey::Meta).unwrap();
+    h.apply(Command::RestoreRows {
+        rows: vec![
+            (RowKey::Meta.encode(), meta),
+            (
+                RowKey::Route(host_id("h")).encode(),
+                encode_value(&ghost_route),
+            ),
         ],
     });
     let unsound = h.apply(Command::RestoreCommit {
@@ -1146,7 +1214,11 @@ fn a_restore_refuses_foreign_rows_and_only_operators_restore() {
     assert_eq!(
         refused_code(&unsound),
         Some(RefusalCode::InvalidArgument),
-        "rows that do not decode are refused at commit"
+        "a route to an unknown relay is refused at commit"
+    );
+    assert!(
+        h.state.restore().is_some(),
+        "a refused commit changes nothing"
     );
     h.apply(Command::RestoreAbort);
     assert!(h.state.restore().is_none());

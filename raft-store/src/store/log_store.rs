@@ -22,6 +22,8 @@ use rocksdb::IteratorMode;
 use rocksdb::WriteBatch;
 
 use crate::error::Error;
+use crate::raft_records;
+use crate::raft_records::Recorded;
 use crate::store::CF_LOG;
 use crate::store::CF_RAFT;
 use crate::store::cf;
@@ -31,7 +33,6 @@ use crate::types::Entry;
 use crate::types::LogId;
 use crate::types::TypeConfig;
 use crate::types::Vote;
-use crate::wire;
 
 const KEY_VOTE: &[u8] = b"vote";
 pub(crate) const KEY_COMMITTED: &[u8] = b"committed";
@@ -61,7 +62,7 @@ impl LogStore {
         LogStore { db, writer }
     }
 
-    fn read_raft_key<T: serde::de::DeserializeOwned>(
+    fn read_raft_key<T: Recorded>(
         &self,
         key: &[u8],
         what: &'static str,
@@ -73,7 +74,9 @@ impl LogStore {
                 context: "reading raft state",
                 source,
             })?;
-        value.map(|bytes| wire::decode(what, &bytes)).transpose()
+        value
+            .map(|bytes| raft_records::decode(what, &bytes))
+            .transpose()
     }
 
     fn last_entry_log_id(&self) -> Result<Option<LogId>, Error> {
@@ -85,7 +88,7 @@ impl LogStore {
                     context: "reading last log entry",
                     source,
                 })?;
-                let entry: Entry = wire::decode("log entry", &value)?;
+                let entry: Entry = raft_records::decode("log entry", &value)?;
                 Ok(Some(entry.log_id()))
             }
         }
@@ -137,7 +140,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             if index >= end_excluded {
                 break;
             }
-            let entry: Entry = wire::decode("log entry", &value).map_err(to_io)?;
+            let entry: Entry = raft_records::decode("log entry", &value).map_err(to_io)?;
             assert_eq!(
                 entry.log_id().index,
                 index,
@@ -177,7 +180,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let mut batch = WriteBatch::default();
-        batch.put_cf(cf(&self.db, CF_RAFT), KEY_VOTE, wire::encode(vote));
+        batch.put_cf(cf(&self.db, CF_RAFT), KEY_VOTE, raft_records::encode(vote));
         // Synced: a site must never vote twice in one term, even after a power loss.
         self.writer.write_synced(batch).await.map_err(to_io)
     }
@@ -187,7 +190,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         batch.put_cf(
             cf(&self.db, CF_RAFT),
             KEY_COMMITTED,
-            wire::encode(&committed),
+            raft_records::encode(&committed),
         );
         // Buffered: losing it only means re-learning the commit index from the
         // leader; it lets a restarted site re-apply its committed log sooner.
@@ -217,7 +220,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = WriteBatch::default();
         let mut count = 0usize;
         for entry in entries {
-            batch.put_cf(log, index_key(entry.log_id().index), wire::encode(&entry));
+            batch.put_cf(
+                log,
+                index_key(entry.log_id().index),
+                raft_records::encode(&entry),
+            );
             count += 1;
         }
         metrics::counter!("switchboard_storage_log_entries_appended_total").increment(count as u64);
@@ -242,7 +249,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         let mut batch = WriteBatch::default();
-        batch.put_cf(cf(&self.db, CF_RAFT), KEY_PURGED, wire::encode(&log_id));
+        batch.put_cf(
+            cf(&self.db, CF_RAFT),
+            KEY_PURGED,
+            raft_records::encode(&log_id),
+        );
         batch.delete_range_cf(
             cf(&self.db, CF_LOG),
             index_key(0),

@@ -19,6 +19,7 @@ use rocksdb::WriteBatch;
 use rocksdb::WriteOptions;
 
 use crate::error::Error;
+use crate::raft_records;
 use crate::site_node::SiteNode;
 use crate::state::ChangeSet;
 use crate::store::AppliedState;
@@ -34,7 +35,6 @@ use crate::store::open;
 use crate::store::state_machine::KEY_LAST_APPLIED;
 use crate::store::state_machine::KEY_MEMBERSHIP;
 use crate::types::StoredMembership;
-use crate::wire;
 
 /// What a recovery kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,22 +100,30 @@ pub fn recover_single_site(
             None => batch.delete_cf(cf(db, CF_STATE), key.encode()),
         }
     }
-    batch.put_cf(cf(db, CF_APPLIED), KEY_MEMBERSHIP, wire::encode(&stored));
+    batch.put_cf(
+        cf(db, CF_APPLIED),
+        KEY_MEMBERSHIP,
+        raft_records::encode(&stored),
+    );
     batch.put_cf(
         cf(db, CF_APPLIED),
         KEY_LAST_APPLIED,
-        wire::encode(&Some(last_applied)),
+        raft_records::encode(&Some(last_applied)),
     );
     // The log is dropped: its entries after the applied index may never have
     // been committed, and the ones before are in the state. The applied index
     // becomes the purged index, so the log continues from there.
     batch.delete_range_cf(cf(db, CF_LOG), 0u64.to_be_bytes(), u64::MAX.to_be_bytes());
     batch.delete_cf(cf(db, CF_LOG), u64::MAX.to_be_bytes());
-    batch.put_cf(cf(db, CF_RAFT), KEY_PURGED, wire::encode(&last_applied));
+    batch.put_cf(
+        cf(db, CF_RAFT),
+        KEY_PURGED,
+        raft_records::encode(&last_applied),
+    );
     batch.put_cf(
         cf(db, CF_RAFT),
         KEY_COMMITTED,
-        wire::encode(&Some(last_applied)),
+        raft_records::encode(&Some(last_applied)),
     );
     let mut options = WriteOptions::default();
     // Synced: the site must not come back half recovered.

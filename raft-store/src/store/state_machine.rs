@@ -26,6 +26,7 @@ use rocksdb::WriteBatch;
 use tokio::sync::watch;
 
 use crate::error::Error;
+use crate::raft_records;
 use crate::reply::Outcome;
 use crate::reply::Reply;
 use crate::snapshot_file::SnapshotFile;
@@ -45,7 +46,6 @@ use crate::types::LogId;
 use crate::types::SnapshotMeta;
 use crate::types::StoredMembership;
 use crate::types::TypeConfig;
-use crate::wire;
 use openraft::type_config::alias::SnapshotOf;
 
 pub(crate) const KEY_LAST_APPLIED: &[u8] = b"last_applied";
@@ -122,11 +122,11 @@ impl StateMachineStore {
                 })
         };
         let last_applied: Option<LogId> = match read(KEY_LAST_APPLIED)? {
-            Some(bytes) => wire::decode("last applied log id", &bytes)?,
+            Some(bytes) => raft_records::decode("last applied log id", &bytes)?,
             None => None,
         };
         let membership: StoredMembership = match read(KEY_MEMBERSHIP)? {
-            Some(bytes) => wire::decode("membership", &bytes)?,
+            Some(bytes) => raft_records::decode("membership", &bytes)?,
             None => StoredMembership::default(),
         };
         let applied = AppliedState {
@@ -180,12 +180,12 @@ impl StateMachineStore {
         batch.put_cf(
             applied,
             KEY_LAST_APPLIED,
-            wire::encode(&self.applied.last_applied),
+            raft_records::encode(&self.applied.last_applied),
         );
         batch.put_cf(
             applied,
             KEY_MEMBERSHIP,
-            wire::encode(&self.applied.membership),
+            raft_records::encode(&self.applied.membership),
         );
         batch
     }

@@ -2,9 +2,8 @@
 
 use switchboard_api::ApiError;
 use switchboard_proto::v1 as pb;
-use switchboard_raft_store::Command;
-use switchboard_raft_store::Outcome;
-use switchboard_raft_store::Proposal;
+use switchboard_raft_store::Request as WriteRequest;
+use switchboard_raft_store::request::RestoreProgress;
 use switchboard_raft_store::store::read_chunk;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Request;
@@ -80,31 +79,36 @@ impl AdminApi {
     ) -> Result<Response<pb::RestoreResponse>, Status> {
         let principal = self.site.auth.admin(&request)?;
         let message = request.get_ref();
-        let command = match &message.step {
-            Some(pb::restore_request::Step::Begin(begin)) => Command::RestoreBegin {
-                backup_era: begin.backup_era,
-                rows_expected: begin.rows_expected,
-            },
-            Some(pb::restore_request::Step::Rows(rows)) => Command::RestoreRows {
-                rows: rows
+        let request_id = request_id(&message.request_id)?;
+        let actor = principal.actor();
+        let response = match &message.step {
+            Some(pb::restore_request::Step::Begin(begin)) => {
+                let request = WriteRequest::restore_begin(begin.backup_era, begin.rows_expected);
+                progress(self.site.write(request_id, actor, request).await?.answer)
+            }
+            Some(pb::restore_request::Step::Rows(rows)) => {
+                let rows = rows
                     .rows
                     .iter()
                     .map(|row| (row.key.clone(), row.value.clone()))
-                    .collect(),
-            },
-            Some(pb::restore_request::Step::Commit(true)) => {
-                // Keep the backup's signing keys if this cluster can sign with
-                // them (it was rebuilt with the lost cluster's state key).
-                // Read through the leader: every staged row is applied here.
-                let applied = self.site.read_linearizable(false).await?;
-                let staged = applied.state.staged_node_info();
-                let keep_backup_keys = staged
-                    .as_ref()
-                    .and_then(|meta| meta.current_key())
-                    .is_some_and(|key| self.site.signer.can_open(key));
-                Command::RestoreCommit { keep_backup_keys }
+                    .collect();
+                let request = WriteRequest::restore_rows(rows);
+                progress(self.site.write(request_id, actor, request).await?.answer)
             }
-            Some(pb::restore_request::Step::Abort(true)) => Command::RestoreAbort,
+            Some(pb::restore_request::Step::Commit(true)) => {
+                let request = WriteRequest::restore_commit(self.keep_backup_keys().await?);
+                let restored = self.site.write(request_id, actor, request).await?.answer;
+                pb::RestoreResponse {
+                    era: restored.era,
+                    routes: restored.routes,
+                    ..Default::default()
+                }
+            }
+            Some(pb::restore_request::Step::Abort(true)) => {
+                let request = WriteRequest::restore_abort();
+                self.site.write(request_id, actor, request).await?;
+                pb::RestoreResponse::default()
+            }
             _ => {
                 return Err(ApiError::InvalidArgument(
                     "a restore step is begin, rows, commit or abort".into(),
@@ -112,26 +116,28 @@ impl AdminApi {
                 .into());
             }
         };
-        let proposal = Proposal::new(request_id(&message.request_id)?, principal.actor(), command);
-        let reply = self.site.propose(proposal).await?;
-        let response = match reply.outcome {
-            Outcome::Restore {
-                rows_received,
-                rows_expected,
-            } => pb::RestoreResponse {
-                rows_received,
-                rows_expected,
-                era: 0,
-                routes: 0,
-            },
-            Outcome::Restored { era, routes } => pb::RestoreResponse {
-                rows_received: 0,
-                rows_expected: 0,
-                era,
-                routes,
-            },
-            _ => pb::RestoreResponse::default(),
-        };
         Ok(Response::new(response))
+    }
+
+    /// Whether a restore keeps the backup's signing keys: it does if this
+    /// cluster can sign with them (it was rebuilt with the lost cluster's
+    /// state key). Read through the leader: every staged row is applied here.
+    async fn keep_backup_keys(&self) -> Result<bool, Status> {
+        let applied = self.site.read_linearizable(false).await?;
+        let staged = applied.state.staged_node_info();
+        Ok(staged
+            .as_ref()
+            .and_then(|meta| meta.current_key())
+            .is_some_and(|key| self.site.signer.can_open(key)))
+    }
+}
+
+/// A restore's progress in the API.
+fn progress(progress: RestoreProgress) -> pb::RestoreResponse {
+    pb::RestoreResponse {
+        rows_received: progress.rows_received,
+        rows_expected: progress.rows_expected,
+        era: 0,
+        routes: 0,
     }
 }

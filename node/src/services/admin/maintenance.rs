@@ -1,11 +1,8 @@
 //! Maintenance windows: schedule, list, cancel.
 
-use switchboard_api::ApiError;
 use switchboard_api::convert;
 use switchboard_proto::v1 as pb;
-use switchboard_raft_store::Command;
-use switchboard_raft_store::Outcome;
-use switchboard_raft_store::Proposal;
+use switchboard_raft_store::Request as WriteRequest;
 use tonic::Request;
 use tonic::Response;
 use tonic::Status;
@@ -21,17 +18,17 @@ impl AdminApi {
         let principal = self.site.auth.admin(&request)?;
         let message = request.get_ref();
         let target = convert::maintenance_target(&message.target)?;
-        let command = Command::ScheduleMaintenance {
+        let request = WriteRequest::schedule_maintenance(
             target,
-            start_ms: message.start_unix_ms,
-            end_ms: message.end_unix_ms,
-            reason: message.reason.clone(),
-        };
-        let proposal = Proposal::new(request_id(&message.request_id)?, principal.actor(), command);
-        match self.site.propose(proposal).await?.outcome {
-            Outcome::Window(created) => Ok(Response::new(window(&created))),
-            other => Err(ApiError::Internal(format!("unexpected outcome {other:?}")).into()),
-        }
+            message.start_unix_ms,
+            message.end_unix_ms,
+            message.reason.clone(),
+        );
+        let applied = self
+            .site
+            .write(request_id(&message.request_id)?, principal.actor(), request)
+            .await?;
+        Ok(Response::new(window(&applied.answer)))
     }
 
     pub(super) async fn list_maintenance(
@@ -51,14 +48,12 @@ impl AdminApi {
     ) -> Result<Response<pb::MaintenanceWindow>, Status> {
         let principal = self.site.auth.admin(&request)?;
         let message = request.get_ref();
-        let command = Command::CancelMaintenance {
-            window_id: message.window_id,
-        };
-        let proposal = Proposal::new(request_id(&message.request_id)?, principal.actor(), command);
-        match self.site.propose(proposal).await?.outcome {
-            Outcome::Window(cancelled) => Ok(Response::new(window(&cancelled))),
-            other => Err(ApiError::Internal(format!("unexpected outcome {other:?}")).into()),
-        }
+        let request = WriteRequest::cancel_maintenance(message.window_id);
+        let applied = self
+            .site
+            .write(request_id(&message.request_id)?, principal.actor(), request)
+            .await?;
+        Ok(Response::new(window(&applied.answer)))
     }
 }
 

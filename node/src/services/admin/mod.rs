@@ -25,8 +25,8 @@ use tonic::metadata::MetadataValue;
 use crate::services::auth::Principal;
 use crate::site::Site;
 use switchboard_api::headers::LEADER_HINT_HEADER;
-use switchboard_raft_store::Command;
-use switchboard_raft_store::Proposal;
+use switchboard_raft_store::Request as WriteRequest;
+use switchboard_raft_store::ids::RequestId;
 use switchboard_raft_store::safety::Step;
 use switchboard_raft_store::safety::check_step;
 use tokio_stream::wrappers::ReceiverStream;
@@ -100,25 +100,13 @@ impl AdminApi {
             Ok(_) => "ok".to_owned(),
             Err(error) => format!("failed: {error}").chars().take(200).collect(),
         };
-        let command = Command::RecordAudit { action, result };
-        let proposal = Proposal::new(
-            switchboard_raft_store::ids::RequestId::NONE,
-            principal.actor(),
-            command,
-        );
-        if let Err(error) = self.site.propose(proposal).await {
+        let request = WriteRequest::record_audit(action, result);
+        let written = self
+            .site
+            .write(RequestId::NONE, principal.actor(), request)
+            .await;
+        if let Err(error) = written {
             tracing::warn!(%error, "could not record an admin action in the audit log");
-        }
-    }
-
-    fn node_info_response(&self, reply: &switchboard_raft_store::Reply) -> pb::NodeInfoResponse {
-        let (era, epoch) = match reply.outcome {
-            switchboard_raft_store::Outcome::NodeInfo { era, epoch } => (era, epoch),
-            _ => self.site.reader.load().state.node_info().version(),
-        };
-        pb::NodeInfoResponse {
-            node_info: None,
-            current: Some(pb::NodeInfoVersion { era, epoch }),
         }
     }
 

@@ -1,11 +1,10 @@
 //! Relay operations: removal, drain and undrain.
 
-use switchboard_api::ApiError;
 use switchboard_api::convert;
 use switchboard_proto::v1 as pb;
-use switchboard_raft_store::Command;
-use switchboard_raft_store::Outcome;
-use switchboard_raft_store::Proposal;
+use switchboard_raft_store::Request as WriteRequest;
+use switchboard_raft_store::command::RelayAdminTarget;
+use switchboard_raft_store::request::RelayChange;
 use tonic::Request;
 use tonic::Response;
 use tonic::Status;
@@ -21,13 +20,13 @@ impl AdminApi {
     ) -> Result<Response<pb::RemoveRelayResponse>, Status> {
         let principal = self.site.auth.admin(&request)?;
         let message = request.get_ref();
-        let command = Command::RemoveRelay {
-            relay_id: convert::relay_id(&message.relay_id)?,
-        };
-        let proposal = Proposal::new(request_id(&message.request_id)?, principal.actor(), command);
-        let reply = self.site.propose(proposal).await?;
+        let request = WriteRequest::remove_relay(convert::relay_id(&message.relay_id)?);
+        let applied = self
+            .site
+            .write(request_id(&message.request_id)?, principal.actor(), request)
+            .await?;
         Ok(Response::new(pb::RemoveRelayResponse {
-            applied_index: reply.log_index,
+            applied_index: applied.log_index,
         }))
     }
 
@@ -37,13 +36,13 @@ impl AdminApi {
     ) -> Result<Response<pb::RelayResponse>, Status> {
         let principal = self.site.auth.admin(&request)?;
         let message = request.get_ref();
-        let command = Command::StartDrain {
-            relay_id: convert::relay_id(&message.relay_id)?,
-            hosts_per_second: message.hosts_per_second,
-            deadline_ms: message.deadline_unix_ms,
-            force: message.force,
-        };
-        self.relay_command(principal, &message.request_id, command)
+        let request = WriteRequest::start_drain(
+            convert::relay_id(&message.relay_id)?,
+            message.hosts_per_second,
+            message.deadline_unix_ms,
+            message.force,
+        );
+        self.relay_command(principal, &message.request_id, request)
             .await
     }
 
@@ -53,11 +52,11 @@ impl AdminApi {
     ) -> Result<Response<pb::RelayResponse>, Status> {
         let principal = self.site.auth.admin(&request)?;
         let message = request.get_ref();
-        let command = Command::SetRelayState {
-            relay_id: convert::relay_id(&message.relay_id)?,
-            target: switchboard_raft_store::command::RelayAdminTarget::Active,
-        };
-        self.relay_command(principal, &message.request_id, command)
+        let request = WriteRequest::set_relay_state(
+            convert::relay_id(&message.relay_id)?,
+            RelayAdminTarget::Active,
+        );
+        self.relay_command(principal, &message.request_id, request)
             .await
     }
 
@@ -65,16 +64,15 @@ impl AdminApi {
         &self,
         principal: Principal,
         request_id_bytes: &[u8],
-        command: Command,
+        request: WriteRequest<RelayChange>,
     ) -> Result<Response<pb::RelayResponse>, Status> {
-        let proposal = Proposal::new(request_id(request_id_bytes)?, principal.actor(), command);
-        let reply = self.site.propose(proposal).await?;
-        match reply.outcome {
-            Outcome::Relay(record) => Ok(Response::new(pb::RelayResponse {
-                relay: Some(convert::relay(&record)),
-                applied_index: reply.log_index,
-            })),
-            other => Err(ApiError::Internal(format!("unexpected outcome {other:?}")).into()),
-        }
+        let applied = self
+            .site
+            .write(request_id(request_id_bytes)?, principal.actor(), request)
+            .await?;
+        Ok(Response::new(pb::RelayResponse {
+            relay: Some(convert::relay(&applied.answer.relay)),
+            applied_index: applied.log_index,
+        }))
     }
 }

@@ -2,8 +2,7 @@
 
 use switchboard_api::ApiError;
 use switchboard_proto::v1 as pb;
-use switchboard_raft_store::Command;
-use switchboard_raft_store::Proposal;
+use switchboard_raft_store::Request as WriteRequest;
 use switchboard_raft_store::safety::Step;
 use tonic::Request;
 use tonic::Response;
@@ -28,12 +27,10 @@ impl AdminApi {
             return Err(ApiError::NotFound(format!("site {site_id} is not a member")).into());
         }
         self.check_safety(Step::DrainSite(site_id), message.force)?;
-        let command = Command::SetSiteDraining {
-            site_id,
-            draining: true,
-        };
-        let proposal = Proposal::new(request_id(&message.request_id)?, principal.actor(), command);
-        self.site.propose(proposal).await?;
+        let request = WriteRequest::set_site_draining(site_id, true);
+        self.site
+            .write(request_id(&message.request_id)?, principal.actor(), request)
+            .await?;
         // A drained site does not lead.
         if site_id == self.site.id {
             let target = most_caught_up_voter(&self.site).ok_or_else(|| {
@@ -54,12 +51,10 @@ impl AdminApi {
     ) -> Result<Response<pb::SiteDrainResponse>, Status> {
         let principal = self.site.auth.admin(&request)?;
         let message = request.get_ref();
-        let command = Command::SetSiteDraining {
-            site_id: message.site_id,
-            draining: false,
-        };
-        let proposal = Proposal::new(request_id(&message.request_id)?, principal.actor(), command);
-        self.site.propose(proposal).await?;
+        let request = WriteRequest::set_site_draining(message.site_id, false);
+        self.site
+            .write(request_id(&message.request_id)?, principal.actor(), request)
+            .await?;
         Ok(Response::new(pb::SiteDrainResponse {
             site_id: message.site_id,
             draining: false,

@@ -1,0 +1,30 @@
+//! The client library's timing.
+
+use std::time::Duration;
+
+/// Timing of the client library.
+#[derive(Clone, Debug)]
+pub struct ClientSettings {
+    /// Deadline of one RPC to one site.
+    pub attempt_timeout: Duration,
+    /// Deadline of a whole call, across sites and retries.
+    pub call_deadline: Duration,
+    /// First pause after every known site failed; doubles up to `backoff_max`.
+    pub backoff_initial: Duration,
+    /// Longest pause between rounds of retries.
+    pub backoff_max: Duration,
+    /// Time to open a connection to a site.
+    pub connect_timeout: Duration,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            attempt_timeout: Duration::from_secs(6),
+            call_deadline: Duration::from_secs(15),
+            backoff_initial: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(1),
+            connect_timeout: Duration::from_millis(500),
+        }
+    }
+}
