@@ -43,8 +43,10 @@ pub struct SiteConfig {
     /// Failure-domain labels: region, datacenter, power feed, uplink, ...
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Raft, write, read and lease timing.
     #[serde(default)]
     pub timing: Timing,
+    /// When to build snapshots and purge the log.
     #[serde(default)]
     pub snapshots: Snapshots,
     /// Mutual TLS on the raft and API ports (rustls, ring). Required unless
@@ -55,6 +57,7 @@ pub struct SiteConfig {
     /// never on a network anyone else can reach. Default false.
     #[serde(default)]
     pub insecure: bool,
+    /// Message sizes, rates and connection limits.
     #[serde(default)]
     pub limits: Limits,
     /// Hex AES-256 key that seals the node-info signing key in the replicated
@@ -62,6 +65,7 @@ pub struct SiteConfig {
     /// node info or connect tickets. Default: none.
     #[serde(default)]
     pub state_key_file: Option<PathBuf>,
+    /// Relay leases and heartbeats.
     #[serde(default)]
     pub relays: RelayTiming,
     /// Initial voters, for a cluster formed from config files: every listed

@@ -20,19 +20,46 @@
 //! - [`dev`]: the launcher that runs sites as separate processes on this
 //!   machine, `switchboard dev` and the simulator; no serving code imports it.
 
-pub mod config;
-pub mod dev;
-pub mod error;
-pub mod http;
-pub mod leases;
-pub mod peer;
-pub mod recover;
-pub mod scheduler;
-pub mod server;
-pub mod services;
-pub mod site;
+mod config;
+mod dev;
+mod error;
+mod http;
+mod leases;
+mod peer;
+mod recover;
+mod scheduler;
+mod server;
+mod services;
+mod site;
 
+pub use config::RelayTiming;
+pub use config::SiteConfig;
+pub use config::Snapshots;
+pub use config::Timing;
 pub use error::NodeError;
-pub use site::Site;
-pub use site::SiteRaft;
-pub use site::SiteSettings;
+pub use scheduler::SCHEDULER_TICK;
+pub use server::serve;
+pub use site::unix_ms;
+
+/// `switchboard recover`: a cluster of one from a surviving data dir.
+pub mod recovery {
+    pub use crate::recover::WARNING;
+    pub use crate::recover::recover;
+}
+
+/// Several sites on this machine, as separate processes: the launcher the
+/// tests and `switchboard dev` use, the demo and the relay/host simulator.
+pub mod local {
+    pub use crate::dev::demo::DevCluster;
+    pub use crate::dev::demo::DevOptions;
+    pub use crate::dev::demo::start as start_demo;
+    pub use crate::dev::launcher::Bootstrap;
+    pub use crate::dev::launcher::LAUNCHER_ADMIN;
+    pub use crate::dev::launcher::LaunchSpec;
+    pub use crate::dev::launcher::LocalCluster;
+    pub use crate::dev::sim::RelayBook;
+    pub use crate::dev::sim::SimHost;
+    pub use crate::dev::sim::SimOptions;
+    pub use crate::dev::sim::SimRelay;
+    pub use crate::dev::sim::run as run_sim;
+}

@@ -7,11 +7,9 @@ use anyhow::Context;
 use clap::Parser;
 use clap::Subcommand;
 use std::time::Duration;
-use switchboard_node::config::SiteConfig;
-use switchboard_node::dev::demo as dev;
-use switchboard_node::dev::sim;
-use switchboard_node::recover;
-use switchboard_node::server;
+use switchboard_node::SiteConfig;
+use switchboard_node::local;
+use switchboard_node::recovery as recover;
 use tokio::signal::unix::SignalKind;
 use tokio::signal::unix::signal;
 
@@ -123,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Commands::Serve { config } => {
             let config = SiteConfig::load(&config)?;
-            server::serve(config, terminated()).await?;
+            switchboard_node::serve(config, terminated()).await?;
         }
         Commands::Recover {
             data_dir,
@@ -161,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
             duration_secs,
             report_every_secs,
         } => {
-            let options = sim::SimOptions {
+            let options = local::SimOptions {
                 relays,
                 relay_prefix,
                 hosts,
@@ -172,7 +170,7 @@ async fn main() -> anyhow::Result<()> {
                 report_every: Duration::from_secs(report_every_secs.max(1)),
             };
             let duration = (duration_secs > 0).then(|| Duration::from_secs(duration_secs));
-            sim::run(&cluster, &options, duration, terminated()).await?;
+            local::run_sim(&cluster, &options, duration, terminated()).await?;
         }
         Commands::Dev {
             dir,
@@ -181,14 +179,14 @@ async fn main() -> anyhow::Result<()> {
             hosts,
         } => {
             let binary = std::env::current_exe().context("finding the switchboard binary")?;
-            let options = dev::DevOptions {
+            let options = local::DevOptions {
                 binary,
                 dir,
                 base_port,
                 relays,
                 hosts,
             };
-            let mut demo = dev::start(&options).await?;
+            let mut demo = local::start_demo(&options).await?;
             terminated().await;
             println!("Stopping...");
             demo.stop();

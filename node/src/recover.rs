@@ -52,13 +52,8 @@ pub fn recover(data_dir: &Path, config: Option<&SiteConfig>) -> Result<Recovered
         None => None,
     };
     recover_single_site(data_dir, &identity, node).map_err(|error| match error {
-        switchboard_raft_store::Error::Rocks { source, .. }
-            if source.to_string().contains("lock") =>
-        {
-            NodeError::Config(format!(
-                "{} is in use: stop the site before recovering it ({source})",
-                data_dir.display()
-            ))
+        switchboard_raft_store::Error::InUse { dir } => {
+            NodeError::Config(format!("{dir} is in use: stop the site before recovering it"))
         }
         other => NodeError::Storage(other),
     })

@@ -14,7 +14,6 @@ use tokio::time::Instant;
 use crate::site::Site;
 use crate::site::most_caught_up_voter;
 use crate::site::transfer_leadership;
-use crate::site::unix_ms;
 use switchboard_raft_store::Actor;
 use switchboard_raft_store::Proposal;
 use switchboard_raft_store::Request as WriteRequest;
@@ -112,7 +111,7 @@ pub async fn run_scheduler(site: Arc<Site>, mut stop: tokio::sync::watch::Receiv
 async fn replace_hosts_of_down_relays(site: &Site, applied: &AppliedState) {
     // Without room elsewhere a batch would move nothing: propose none
     // rather than one empty entry a tick.
-    let now_ms = unix_ms();
+    let now_ms = site.clock.unix_ms();
     let down = applied
         .state
         .relays()
@@ -154,8 +153,8 @@ async fn move_drain_batches(
     applied: &AppliedState,
     clocks: &mut HashMap<RelayId, DrainClock>,
 ) {
-    let now = Instant::now();
-    let now_ms = unix_ms();
+    let now = site.clock.now();
+    let now_ms = site.clock.unix_ms();
     clocks.retain(|id, _| {
         applied
             .state
@@ -228,11 +227,11 @@ async fn carry_out_windows(
     let health = VoterHealth { voters, healthy };
     let plan = maintenance_plan::plan(
         &applied.state,
-        unix_ms(),
+        site.clock.unix_ms(),
         site.settings.drain_hosts_per_second,
         &health,
     );
-    let now = Instant::now();
+    let now = site.clock.now();
     if !plan.deferred.is_empty()
         && last_warning.is_none_or(|at| now.duration_since(at) >= WARNING_INTERVAL)
     {
@@ -269,7 +268,7 @@ async fn keep_leadership_off_drained_site(
     if !drained {
         return;
     }
-    let now = Instant::now();
+    let now = site.clock.now();
     if last_attempt.is_some_and(|at| now.duration_since(at) < HANDOVER_RETRY) {
         return;
     }

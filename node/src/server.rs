@@ -242,6 +242,7 @@ async fn start_site(
         signer: Signer::new(state_key),
         leases: Leases::default(),
         heartbeats: HeartbeatBatcher::default(),
+        clock: crate::site::Clock::system(),
     });
     drop(store.db);
     Ok((site, security, stopped))

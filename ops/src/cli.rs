@@ -6,14 +6,17 @@ use clap::Args;
 use clap::Parser;
 use clap::Subcommand;
 
+/// sbctl's command line: where the cluster is, the output form, the command.
 #[derive(Parser, Debug)]
 #[command(name = "sbctl", version, about = "Operate a Switchboard cluster")]
 pub struct Cli {
+    /// Where the cluster is and how to reach it.
     #[command(flatten)]
     pub target: Target,
     /// Print JSON for scripts instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }

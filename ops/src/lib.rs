@@ -12,11 +12,12 @@
 //! The deploy files (systemd unit, example configs, Prometheus rules) and
 //! the scripts README.md names live beside this crate in `ops/`.
 
-pub mod cli;
+mod cli;
 mod commands;
-pub mod operations;
-pub mod progress;
-pub mod table;
+mod operations;
+mod progress;
+mod table;
 
+pub use cli::Cli;
 pub use commands::CliError;
 pub use commands::run;

@@ -1,8 +1,8 @@
 //! `sbctl`: parse flags, run the command, report errors with a non-zero exit.
 
 use clap::Parser;
+use switchboard_ops::Cli;
 use switchboard_ops::CliError;
-use switchboard_ops::cli::Cli;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {

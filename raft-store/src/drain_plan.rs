@@ -7,7 +7,9 @@ use crate::command::DRAIN_BATCH_HOSTS_MAX;
 /// to the next batch (in thousandths).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Batch {
+    /// Hosts to move now.
     pub hosts: u32,
+    /// Thousandths of a host owed to the next batch.
     pub carry_milli_hosts: u64,
 }
 

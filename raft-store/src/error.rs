@@ -3,6 +3,9 @@
 use std::borrow::Cow;
 
 /// Everything that can go wrong in raft-store.
+// The variants' fields are named for what they hold and each variant's
+// doc says what it does; a doc per `relay_id: RelayId` would add nothing.
+#[allow(missing_docs)]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A field of a request or command is not acceptable.
@@ -60,6 +63,10 @@ pub enum Error {
     /// The storage writer thread is gone (the store is shutting down).
     #[error("storage writer stopped")]
     WriterStopped,
+
+    /// Another process (a running site) holds the data dir.
+    #[error("{dir} is in use by another process (a running site?)")]
+    InUse { dir: String },
 
     /// RocksDB failed a write (an I/O error, a full disk). The data on disk
     /// is not known to be damaged, so this is not `Corrupt`.

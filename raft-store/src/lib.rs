@@ -25,7 +25,7 @@
 
 pub mod command;
 pub mod drain_plan;
-pub mod error;
+mod error;
 pub mod ids;
 pub mod maintenance_plan;
 pub mod node_info;
@@ -33,9 +33,9 @@ pub mod raft_records;
 pub mod reply;
 pub mod request;
 pub mod safety;
-pub mod site_node;
+mod site_node;
 pub mod snapshot_file;
-pub mod snapshot_meta;
+mod snapshot_meta;
 pub mod state;
 pub mod topology;
 #[cfg(feature = "raft")]
@@ -58,6 +58,9 @@ pub use reply::Reply;
 pub use request::Applied;
 pub use request::Request;
 pub use site_node::SiteNode;
+pub use snapshot_meta::LogPosition;
+pub use snapshot_meta::MembershipRecord;
+pub use snapshot_meta::SnapshotMetaRecord;
 pub use state::State;
 #[cfg(feature = "raft")]
 pub use types::TypeConfig;

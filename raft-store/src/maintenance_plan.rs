@@ -33,7 +33,9 @@ pub struct MaintenancePlan {
 /// The leader's view of the voters, for the safety rule.
 #[derive(Clone, Debug, Default)]
 pub struct VoterHealth {
+    /// Every voter.
     pub voters: BTreeSet<u64>,
+    /// The voters the leader saw within twice its lease.
     pub healthy: BTreeSet<u64>,
 }
 

@@ -27,9 +27,13 @@ pub const NODE_INFO_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// One site in node info.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfoSite {
+    /// Its id.
     pub site_id: u64,
+    /// Its name.
     pub name: String,
+    /// Where hosts and clients reach its API.
     pub api_addr: String,
+    /// Whether it votes.
     pub voter: bool,
     /// In maintenance: prefer other sites.
     pub draining: bool,
@@ -39,8 +43,11 @@ pub struct NodeInfoSite {
 /// that changes by the second.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfoRelay {
+    /// Its id.
     pub relay_id: String,
+    /// Where hosts and clients reach it.
     pub endpoint: String,
+    /// Its region (empty for none).
     pub region: String,
     /// active, draining, drained or maintenance.
     pub admin_state: String,
@@ -50,34 +57,47 @@ pub struct NodeInfoRelay {
 /// tell their users ahead of time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfoWindow {
+    /// Its id.
     pub window_id: u64,
     /// `relay:ID` or `site:ID`.
     pub target: String,
+    /// Start, Unix ms.
     pub start_ms: u64,
+    /// End, Unix ms.
     pub end_ms: u64,
     /// scheduled or active.
     pub status: String,
+    /// Why, as the operator said.
     pub reason: String,
 }
 
 /// A public key and who vouched for it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfoKey {
+    /// Its id.
     pub key_id: u64,
+    /// Ed25519 public key.
     pub public_key: Vec<u8>,
+    /// The previous key's signature over this one (none for the first).
     pub endorsement: Option<Endorsement>,
 }
 
 /// The document. Field order is the format.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfoDocument {
+    /// The cluster it describes.
     pub cluster_id: String,
+    /// Rises with every restore.
     pub era: u64,
+    /// Rises with every change within an era.
     pub epoch: u64,
     /// When this epoch began, in Unix milliseconds of the state's clock.
     pub issued_at_ms: u64,
+    /// The sites, by id.
     pub sites: Vec<NodeInfoSite>,
+    /// The relays in service, by id.
     pub relays: Vec<NodeInfoRelay>,
+    /// The service notice (empty for none).
     pub notice: String,
     /// The key that signs this document.
     pub signing_key_id: u64,

@@ -13,10 +13,14 @@ use crate::state::RouteView;
 pub struct Reply {
     /// Index of the log entry that produced this answer.
     pub log_index: u64,
+    /// What happened.
     pub outcome: Outcome,
 }
 
 /// What happened.
+// The variants' fields are named for what they hold and each variant's
+// doc says what it does; a doc per `relay_id: RelayId` would add nothing.
+#[allow(missing_docs)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     /// A blank or membership entry: nothing for the application.
@@ -61,14 +65,18 @@ pub enum Outcome {
 /// Why a command changed nothing. Deterministic: every site refuses alike.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
+    /// Its kind, for the gRPC status code.
     pub code: RefusalCode,
+    /// For people.
     pub message: String,
 }
 
 /// The kind of refusal; the API maps each to a gRPC status code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RefusalCode {
+    /// The command or a field of it is malformed.
     InvalidArgument,
+    /// The relay, host or window does not exist.
     NotFound,
     /// No relay has room.
     ResourceExhausted,
@@ -79,6 +87,7 @@ pub enum RefusalCode {
 }
 
 impl Refusal {
+    /// A refusal of kind `code`.
     pub fn new(code: RefusalCode, message: impl Into<String>) -> Self {
         Refusal {
             code,

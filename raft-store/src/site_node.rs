@@ -9,6 +9,7 @@ use serde::Serialize;
 /// failure domains it sits in. The state machine keeps only what Raft does not.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SiteNode {
+    /// Its name, for people (status, node info).
     pub name: String,
     /// Raft peer traffic, `host:port`.
     pub raft_addr: String,

@@ -35,8 +35,11 @@ const META_BYTES_MAX: u32 = 1024 * 1024;
 /// readable even if a newer snapshot replaces the file meanwhile.
 #[derive(Debug)]
 pub struct SnapshotFile {
+    /// Where it is.
     pub path: PathBuf,
+    /// It, open.
     pub file: File,
+    /// Its length in bytes.
     pub len: u64,
 }
 

@@ -13,18 +13,24 @@ use crate::safety::quorum;
 /// A site as the check sees it.
 #[derive(Clone, Debug)]
 pub struct TopologySite {
+    /// Its id.
     pub site_id: u64,
+    /// Whether it votes.
     pub voter: bool,
+    /// Its failure-domain labels.
     pub labels: BTreeMap<String, String>,
 }
 
 /// A relay as the check sees it.
 #[derive(Clone, Debug)]
 pub struct TopologyRelay {
+    /// Its id.
     pub relay_id: String,
     /// Its region counts as the label `region` unless a label says otherwise.
     pub region: String,
+    /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// Hosts it may carry.
     pub capacity: u32,
     /// Only relays in service count towards capacity.
     pub in_service: bool,
@@ -33,13 +39,19 @@ pub struct TopologyRelay {
 /// One failure domain and what its loss would cost.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DomainRisk {
+    /// The label (region, power, ...).
     pub label: String,
+    /// Its value.
     pub value: String,
+    /// The sites in the domain.
     pub sites: Vec<u64>,
+    /// Voters in the domain.
     pub voters_in_domain: usize,
+    /// Voters in the cluster.
     pub voters_total: usize,
     /// Losing the domain leaves fewer voters than a quorum.
     pub quorum_lost: bool,
+    /// The relays in the domain.
     pub relays: Vec<String>,
     /// Share of in-service relay capacity in the domain, 0 to 1.
     pub capacity_share: f64,

@@ -14,7 +14,7 @@ use std::time::Instant;
 use rand::seq::IndexedRandom;
 use switchboard_api::ClusterClient;
 use switchboard_api::new_request_id;
-use switchboard_node::scheduler::SCHEDULER_TICK;
+use switchboard_node::SCHEDULER_TICK;
 use switchboard_proto::v1 as pb;
 use switchboard_tests::TestCluster;
 use switchboard_tests::TestSpec;
@@ -683,13 +683,6 @@ async fn a_lone_survivor_recovered_serves_every_route_and_takes_two_new_sites_ba
     cluster.wait_applied(1, last, Duration::from_secs(20)).await;
     let era_before = cluster.status(1).await.node_info_era;
 
-    for id in 1..=3 {
-        cluster.cluster.kill(id).expect("kill");
-    }
-    for id in [2, 3] {
-        let data_dir = cluster.cluster.sites[&id].config.data_dir.clone();
-        std::fs::remove_dir_all(&data_dir).expect("sites 2 and 3 are lost");
-    }
     let survivor = cluster.cluster.sites[&1].config.data_dir.clone();
     let recover = |confirm: bool| {
         let mut command = tokio::process::Command::new(binary("switchboard"));
@@ -699,6 +692,26 @@ async fn a_lone_survivor_recovered_serves_every_route_and_takes_two_new_sites_ba
         }
         command.output()
     };
+    let while_running = recover(true).await.expect("run recover");
+    assert!(!while_running.status.success());
+    assert!(
+        text(&while_running.stderr).contains("is in use"),
+        "a running site's data dir is refused: {}",
+        text(&while_running.stderr)
+    );
+    assert_eq!(
+        cluster.status(1).await.node_info_era,
+        era_before,
+        "and the running site is untouched"
+    );
+
+    for id in 1..=3 {
+        cluster.cluster.kill(id).expect("kill");
+    }
+    for id in [2, 3] {
+        let data_dir = cluster.cluster.sites[&id].config.data_dir.clone();
+        std::fs::remove_dir_all(&data_dir).expect("sites 2 and 3 are lost");
+    }
     let unconfirmed = recover(false).await.expect("run recover");
     assert!(!unconfirmed.status.success());
     assert!(text(&unconfirmed.stderr).contains("WARNING"));

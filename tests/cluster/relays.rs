@@ -12,9 +12,9 @@ use switchboard_api::SigningKey;
 use switchboard_api::TrustError;
 use switchboard_api::generate_signing_key;
 use switchboard_api::new_request_id;
-use switchboard_node::dev::sim::RelayBook;
-use switchboard_node::dev::sim::SimHost;
-use switchboard_node::dev::sim::SimRelay;
+use switchboard_node::local::RelayBook;
+use switchboard_node::local::SimHost;
+use switchboard_node::local::SimRelay;
 use switchboard_proto::v1 as pb;
 use switchboard_raft_store::node_info::NodeInfoDocument;
 use switchboard_tests::RelayTiming;
@@ -376,7 +376,7 @@ async fn relays_admit_only_current_tickets_so_hosts_and_clients_agree() {
         .await
         .expect("resolve");
     let ticket = resolved.ticket.expect("a ticket");
-    let now_ms = switchboard_node::site::unix_ms();
+    let now_ms = switchboard_node::unix_ms();
     relay_a
         .admission
         .admit_client(&ticket.body, &ticket.signature, Instant::now(), now_ms)
@@ -419,7 +419,7 @@ async fn relays_admit_only_current_tickets_so_hosts_and_clients_agree() {
                     &fresh.body,
                     &fresh.signature,
                     Instant::now(),
-                    switchboard_node::site::unix_ms(),
+                    switchboard_node::unix_ms(),
                 )
                 .is_ok();
             async move { ok }
@@ -434,7 +434,7 @@ async fn relays_admit_only_current_tickets_so_hosts_and_clients_agree() {
             .is_err(),
         "a stale generation is refused"
     );
-    let expired_at = switchboard_node::site::unix_ms() + 60 * 60 * 1000;
+    let expired_at = switchboard_node::unix_ms() + 60 * 60 * 1000;
     assert!(
         relay_b
             .admission
@@ -489,7 +489,7 @@ async fn a_client_whose_cache_names_only_retired_sites_heals_through_a_seed_in_o
         ClientSettings::default(),
         cluster
             .cluster
-            .credentials(switchboard_node::dev::launcher::LAUNCHER_ADMIN)
+            .credentials(switchboard_node::local::LAUNCHER_ADMIN)
             .expect("credentials"),
     )
     .expect("client");
@@ -663,7 +663,7 @@ async fn a_new_leader_gives_every_relay_a_fresh_lease_and_admission_goes_on_thro
                     &ticket.body,
                     &ticket.signature,
                     Instant::now(),
-                    switchboard_node::site::unix_ms(),
+                    switchboard_node::unix_ms(),
                 )
                 .is_ok();
             async move { ok }
@@ -680,7 +680,7 @@ async fn a_new_leader_gives_every_relay_a_fresh_lease_and_admission_goes_on_thro
             &ticket.body,
             &ticket.signature,
             Instant::now(),
-            switchboard_node::site::unix_ms(),
+            switchboard_node::unix_ms(),
         )
         .expect("admission works while there is no leader");
     cluster.leader().await;

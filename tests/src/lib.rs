@@ -18,12 +18,12 @@ use switchboard_api::Credentials;
 pub use switchboard_api::DevPki;
 pub use switchboard_api::Role;
 pub use switchboard_api::Validity;
-pub use switchboard_node::config::RelayTiming;
-pub use switchboard_node::config::Snapshots;
-pub use switchboard_node::config::Timing;
-pub use switchboard_node::dev::launcher::Bootstrap;
-use switchboard_node::dev::launcher::LaunchSpec;
-pub use switchboard_node::dev::launcher::LocalCluster;
+pub use switchboard_node::RelayTiming;
+pub use switchboard_node::Snapshots;
+pub use switchboard_node::Timing;
+pub use switchboard_node::local::Bootstrap;
+use switchboard_node::local::LaunchSpec;
+pub use switchboard_node::local::LocalCluster;
 use switchboard_proto::v1 as pb;
 
 /// Held for the life of a test cluster: multi-process tests run one at a time.
@@ -163,7 +163,7 @@ impl TestCluster {
         };
         let credentials = self
             .cluster
-            .credentials(switchboard_node::dev::launcher::LAUNCHER_ADMIN)
+            .credentials(switchboard_node::local::LAUNCHER_ADMIN)
             .expect("admin credentials");
         ClusterClient::new(vec![endpoint], settings, credentials).expect("client")
     }

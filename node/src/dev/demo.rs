@@ -19,11 +19,15 @@ use crate::error::NodeError;
 /// What `switchboard dev` starts.
 #[derive(Clone, Debug)]
 pub struct DevOptions {
+    /// The `switchboard` binary to run the sites and the simulator with.
     pub binary: PathBuf,
     /// Where to keep everything; `None`: a fresh temporary directory.
     pub dir: Option<PathBuf>,
+    /// First port: site n uses base + 10(n-1) + {0: raft, 1: api, 2: http}.
     pub base_port: u16,
+    /// Simulated relays.
     pub relays: u32,
+    /// Simulated hosts.
     pub hosts: u32,
 }
 
@@ -104,7 +108,9 @@ pub async fn start(options: &DevOptions) -> Result<DevCluster, NodeError> {
 
 /// The running demo: sites, the simulator, and the temp dir (if any).
 pub struct DevCluster {
+    /// The site processes.
     pub cluster: LocalCluster,
+    /// The simulator process, if relays or hosts were asked for.
     pub sim: Option<Child>,
     _temporary: Option<tempfile::TempDir>,
 }

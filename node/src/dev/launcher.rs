@@ -84,11 +84,15 @@ pub struct LaunchSpec {
     pub sites: u64,
     /// First port; site n uses base + 10(n-1) + {0: raft, 1: api, 2: http}. 0: any free port.
     pub base_port: u16,
+    /// Raft and lease timing every site runs with.
     pub timing: Timing,
+    /// When sites build snapshots and purge their logs.
     pub snapshots: Snapshots,
+    /// The cluster every site belongs to.
     pub cluster_id: String,
     /// `RUST_LOG` for the sites.
     pub log_filter: String,
+    /// How the first membership is formed.
     pub bootstrap: Bootstrap,
     /// Mutual TLS with a development CA made in `<dir>/certs` (else the
     /// sites run with `insecure = true`).
@@ -154,7 +158,9 @@ impl LocalSite {
 
 /// A cluster of site processes. Dropping it kills them all.
 pub struct LocalCluster {
+    /// What was launched.
     pub spec: LaunchSpec,
+    /// The running sites, by id.
     pub sites: BTreeMap<u64, LocalSite>,
     /// The development CA and certificates, when TLS is on.
     pub pki: Option<DevPki>,

@@ -62,9 +62,13 @@ pub struct RelayCounters {
 
 /// A simulated relay.
 pub struct SimRelay {
+    /// Its id.
     pub relay_id: String,
+    /// Chosen at start, as a restarted relay process would.
     pub incarnation: u64,
+    /// The offline ticket check, keeping node info current.
     pub admission: Arc<Admission>,
+    /// What it saw.
     pub counters: Arc<RelayCounters>,
     stop: watch::Sender<bool>,
 }
@@ -226,7 +230,9 @@ pub struct HostView {
 
 /// A simulated host.
 pub struct SimHost {
+    /// Its id.
     pub host_id: String,
+    /// Its route as it last heard it.
     pub view: Arc<Mutex<HostView>>,
     stop: watch::Sender<bool>,
 }
@@ -399,12 +405,19 @@ pub fn start_clients(
 /// What `switchboard sim` runs.
 #[derive(Clone, Debug)]
 pub struct SimOptions {
+    /// Relays to run.
     pub relays: u32,
+    /// Relay ids are this prefix and a number.
     pub relay_prefix: String,
+    /// Hosts to run.
     pub hosts: u32,
+    /// Host ids are this prefix and a number.
     pub host_prefix: String,
+    /// Clients resolving hosts and connecting through their relays.
     pub clients: usize,
+    /// Regions handed to relays and hosts in turn.
     pub regions: Vec<String>,
+    /// Hosts each relay may carry.
     pub relay_capacity: u32,
     /// Print a report this often.
     pub report_every: Duration,
@@ -436,7 +449,6 @@ pub struct RelayReport {
 pub struct Simulation {
     pub relays: Vec<SimRelay>,
     pub hosts: Vec<SimHost>,
-    pub book: RelayBook,
     client_counters: Arc<ClientCounters>,
     clients_stop: watch::Sender<bool>,
 }
@@ -482,7 +494,7 @@ impl Simulation {
         let host_ids = hosts.iter().map(|h| h.host_id.clone()).collect();
         let (client_counters, clients_stop) = start_clients(
             client,
-            book.clone(),
+            book,
             host_ids,
             options.clients,
             Duration::from_millis(200),
@@ -490,7 +502,6 @@ impl Simulation {
         Ok(Simulation {
             relays,
             hosts,
-            book,
             client_counters,
             clients_stop,
         })

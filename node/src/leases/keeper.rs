@@ -89,7 +89,7 @@ pub async fn run_lease_keeper(site: Arc<Site>, mut stop: tokio::sync::watch::Rec
             continue;
         }
         let applied = site.reader.load();
-        let now = Instant::now();
+        let now = site.clock.now();
         if leading_term != Some(term) {
             leading_term = Some(term);
             proposed.clear();

@@ -80,11 +80,6 @@ impl Leases {
     pub fn len(&self) -> usize {
         self.leases.lock().len()
     }
-
-    /// Whether none does.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //!   health, whom a drained site turns away, leadership transfer, and the
 //!   signing of node info and tickets.
 
+mod clock;
 pub mod freshness;
 mod gates;
 mod leadership;
@@ -18,15 +19,13 @@ mod members;
 pub mod signer;
 mod writes;
 
+pub use clock::Clock;
 pub use leadership::TRANSFER_LEADER_DEADLINE;
 pub use leadership::most_caught_up_voter;
 pub use leadership::transfer_leadership;
-pub use members::MemberInfo;
-pub use writes::accepted;
 
 use std::time::Duration;
 use std::time::Instant;
-use std::time::SystemTime;
 
 use openraft::async_runtime::watch::WatchReceiver;
 use switchboard_api::ApiError;
@@ -94,13 +93,15 @@ pub struct Site {
     pub leases: Leases,
     /// Heartbeats waiting to be forwarded to the leader.
     pub heartbeats: HeartbeatBatcher,
+    /// Monotonic and wall time, for the lease keeper, the scheduler and
+    /// the leader's stamp on proposals.
+    pub clock: Clock,
 }
 
-/// The current Unix time in milliseconds: the leader's stamp on a proposal.
+/// The machine's Unix time in milliseconds, for code that has no site
+/// (token expiry, tickets); a site's own code reads `site.clock`.
 pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    clock::system_unix_ms()
 }
 
 /// The name of a Raft role, as status shows it.
@@ -155,7 +156,7 @@ impl Site {
                 self.id
             )));
         }
-        let now = tokio::time::Instant::now();
+        let now = self.clock.now();
         for heartbeat in heartbeats {
             let relay_id = switchboard_raft_store::ids::RelayId::new(heartbeat.relay_id.clone())?;
             self.leases.record(

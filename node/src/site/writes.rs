@@ -25,7 +25,6 @@ use tonic::Code;
 
 use super::Attempt;
 use super::Site;
-use super::unix_ms;
 
 /// Turns a refusal into an error and passes every other reply through.
 pub fn accepted(reply: Reply) -> Result<Reply, ApiError> {
@@ -127,7 +126,7 @@ impl Site {
         mut proposal: Proposal,
         deadline: Instant,
     ) -> Result<Reply, Attempt> {
-        proposal.issued_at_ms = unix_ms();
+        proposal.issued_at_ms = self.clock.unix_ms();
         let remaining = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(remaining, self.raft.client_write(proposal)).await {
             Ok(Ok(response)) => Ok(response.data),

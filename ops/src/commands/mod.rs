@@ -42,12 +42,16 @@ use crate::table::Table;
 /// Why a command failed. The message is for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// The command line or its input is wrong (exit 2).
     #[error("{0}")]
     Usage(String),
+    /// A site refused, or none answered in time.
     #[error("{0}")]
     Cluster(#[from] ClientError),
+    /// No site gave an answer (status of every site failed).
     #[error("no site answered: {0}")]
     NoSiteAnswered(String),
+    /// Stdout or a file could not be written.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
     /// The command ran and found something critical (exit 1).

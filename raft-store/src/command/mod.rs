@@ -40,7 +40,9 @@ pub const ACTOR_NAME_BYTES_MAX: usize = 128;
 /// person or relay, not the site that forwarded the write.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
+    /// The role it acted in.
     pub kind: ActorKind,
+    /// Its name: a certificate name, relay or host id, or a site.
     pub name: String,
 }
 
@@ -93,11 +95,13 @@ impl fmt::Display for Actor {
 /// What a relay tells the control plane about itself when it registers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelayRegistration {
+    /// The relay.
     pub relay_id: RelayId,
     /// `host:port` where hosts and clients reach the relay.
     pub endpoint: String,
     /// Region used by placement's preference; empty for none.
     pub region: String,
+    /// Failure-domain and selection labels.
     pub labels: Labels,
     /// Most hosts the relay may carry.
     pub capacity: u32,
@@ -118,6 +122,9 @@ pub enum RelayAdminTarget {
 
 /// One change to the replicated state, as apply sees it. Its format in the
 /// log is `v1::CommandV1`; this type has no serde of its own.
+// The variants' fields are named for what they hold and each variant's
+// doc says what it does; a doc per `relay_id: RelayId` would add nothing.
+#[allow(missing_docs)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Add a relay, or update one that restarted with a higher incarnation.
@@ -195,12 +202,16 @@ pub enum Command {
 /// A maintenance window's transition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MaintenancePhase {
+    /// The target was drained and taken out of service.
     Started,
+    /// The window is over and the target back in service.
     Ended,
 }
 
-/// Slowest and fastest drain pace, hosts per second.
+/// Slowest drain pace, hosts per second.
 pub const DRAIN_RATE_MIN: u32 = 1;
+/// Fastest drain pace, hosts per second: ten batches of the largest size a
+/// second, at the scheduler's tick.
 pub const DRAIN_RATE_MAX: u32 = 100_000;
 /// Longest maintenance reason or audit text, in bytes.
 pub const REASON_BYTES_MAX: usize = 256;
@@ -211,9 +222,13 @@ pub const MAINTENANCE_WINDOW_MS_MAX: u64 = 7 * 24 * 3600 * 1000;
 /// it in the clear.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewSigningKey {
+    /// The cluster the key signs for.
     pub cluster_id: String,
+    /// Its id; each key has a higher id than the one before.
     pub key_id: u64,
+    /// Ed25519 public key.
     pub public_key: Vec<u8>,
+    /// The private key, sealed under the sites' state key.
     pub sealed_private_key: Vec<u8>,
     /// The current key's signature over (key_id, public_key); none for the first key.
     pub endorsement: Option<crate::state::Endorsement>,
@@ -221,8 +236,9 @@ pub struct NewSigningKey {
 
 /// Longest service notice, in bytes.
 pub const NOTICE_BYTES_MAX: usize = 2048;
-/// Ed25519 public keys and signatures.
+/// Ed25519 public keys.
 pub const PUBLIC_KEY_BYTES: usize = 32;
+/// Ed25519 signatures.
 pub const SIGNATURE_BYTES: usize = 64;
 /// Largest sealed private key (PKCS#8 Ed25519 is 83 bytes, plus nonce and tag).
 pub const SEALED_KEY_BYTES_MAX: usize = 256;

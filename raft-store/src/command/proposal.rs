@@ -29,6 +29,7 @@ pub struct Proposal {
     /// Unix time in milliseconds, written by the leader just before proposing.
     /// Zero until then. Apply uses the larger of it and the last one seen.
     pub issued_at_ms: u64,
+    /// The change itself.
     pub command: Command,
 }
 

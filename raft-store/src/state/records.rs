@@ -41,10 +41,15 @@ pub enum AdminState {
 /// lease ran out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RelayState {
+    /// In placement.
     Active,
+    /// Out of placement; its hosts are moving off.
     Draining,
+    /// Drained: holds no route.
     Drained,
+    /// Out of service for work.
     Maintenance,
+    /// Its lease ran out.
     Down,
 }
 
@@ -64,17 +69,25 @@ impl RelayState {
 /// One relay.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelayRecord {
+    /// Its id.
     pub relay_id: RelayId,
+    /// Where hosts and clients reach it, `host:port`.
     pub endpoint: String,
+    /// Placement prefers hosts' own region.
     pub region: String,
+    /// Failure-domain and selection labels.
     pub labels: Labels,
+    /// Most hosts it may carry.
     pub capacity: u32,
+    /// The relay process's incarnation; a higher one replaces a lower one.
     pub incarnation: u64,
+    /// What the operator asked for.
     pub admin_state: AdminState,
     /// False once its lease ran out, until it registers again.
     pub live: bool,
     /// Routes held; always equal to the number of hosts routed to it.
     pub route_count: u32,
+    /// When it first registered, state time.
     pub registered_at_ms: u64,
     /// When `admin_state` or `live` last changed.
     pub state_since_ms: u64,
@@ -93,7 +106,9 @@ pub struct RelayRecord {
 /// at the same pace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DrainPlan {
+    /// Pace.
     pub hosts_per_second: u32,
+    /// When the drain started, state time.
     pub started_ms: u64,
     /// After this state time, whatever is left moves at once.
     pub deadline_ms: Option<u64>,
@@ -102,7 +117,9 @@ pub struct DrainPlan {
 /// What a maintenance window takes out of service.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum MaintenanceTarget {
+    /// A relay, by id.
     Relay(RelayId),
+    /// A site, by id.
     Site(u64),
 }
 
@@ -118,14 +135,18 @@ impl std::fmt::Display for MaintenanceTarget {
 /// Where a maintenance window is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WindowStatus {
+    /// Not started yet.
     Scheduled,
     /// Started: the target is drained (or draining) until the end.
     Active,
+    /// Ended.
     Done,
+    /// Cancelled before or while it ran.
     Cancelled,
 }
 
 impl WindowStatus {
+    /// Its name in the API and on status pages.
     pub fn as_str(self) -> &'static str {
         match self {
             WindowStatus::Scheduled => "scheduled",
@@ -139,33 +160,49 @@ impl WindowStatus {
 /// A scheduled drain with a start and an end, carried out by the leader.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MaintenanceWindow {
+    /// Its id.
     pub id: u64,
+    /// What it takes out of service.
     pub target: MaintenanceTarget,
     /// Unix milliseconds.
     pub start_ms: u64,
+    /// End, state time.
     pub end_ms: u64,
+    /// Why, as the operator said.
     pub reason: String,
+    /// Where it is in its life.
     pub status: WindowStatus,
+    /// Who scheduled it.
     pub created_by: String,
 }
 
 /// One admin action: who, what, when, and how it ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
+    /// Its sequence number.
     pub seq: u64,
+    /// When, state time.
     pub at_ms: u64,
+    /// The log entry that did it.
     pub log_index: u64,
+    /// Who.
     pub actor: String,
+    /// What.
     pub action: String,
+    /// `ok`, or why it was refused.
     pub result: String,
 }
 
 /// A restore from a backup, being received.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreStaging {
+    /// The era of the cluster the backup came from.
     pub backup_era: u64,
+    /// Rows the backup holds.
     pub rows_expected: u64,
+    /// Rows staged so far.
     pub rows_received: u64,
+    /// Who began it.
     pub started_by: String,
 }
 
@@ -203,8 +240,11 @@ impl RelayRecord {
 /// One host's route, as stored (the host id is the row key).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteRecord {
+    /// Its relay.
     pub relay_id: RelayId,
+    /// Rises with every placement, so a stale route is told apart.
     pub generation: u64,
+    /// When it was placed, state time.
     pub since_ms: u64,
     /// Region asked for at attach, reused when the host is re-placed.
     pub preferred_region: String,
@@ -213,20 +253,28 @@ pub struct RouteRecord {
 /// A route as callers see it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteView {
+    /// The host.
     pub host_id: HostId,
+    /// Its relay.
     pub relay_id: RelayId,
+    /// Where to reach the relay.
     pub relay_endpoint: String,
+    /// Rises with every placement.
     pub generation: u64,
+    /// When it was placed, state time.
     pub since_ms: u64,
+    /// Region asked for at attach.
     pub preferred_region: String,
 }
 
 /// A control-plane site as node info lists it (mirrored from Raft membership).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SiteRecord {
+    /// Its name.
     pub name: String,
     /// Where hosts and clients reach its API.
     pub api_addr: String,
+    /// Whether it votes.
     pub voter: bool,
     /// Draining: clients should prefer other sites (maintenance).
     pub draining: bool,
@@ -237,6 +285,7 @@ pub struct SiteRecord {
 /// snapshot or a backup.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SigningKeyRecord {
+    /// Its id.
     pub key_id: u64,
     /// Ed25519 public key, 32 bytes.
     pub public_key: Vec<u8>,
@@ -244,19 +293,23 @@ pub struct SigningKeyRecord {
     pub sealed_private_key: Vec<u8>,
     /// The previous key's signature over this key (absent for the first).
     pub endorsement: Option<Endorsement>,
+    /// When it was added, state time.
     pub added_at_ms: u64,
 }
 
 /// One key vouching for the next.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endorsement {
+    /// The endorsing key.
     pub by_key_id: u64,
+    /// Its Ed25519 signature.
     pub signature: Vec<u8>,
 }
 
 /// What node info is made of, besides sites and relays.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfoMeta {
+    /// The cluster it describes.
     pub cluster_id: String,
     /// Rises when the cluster is restored from a backup.
     pub era: u64,
@@ -287,6 +340,8 @@ impl NodeInfoMeta {
 pub struct RequestRecord {
     /// Digest of the command that first used this request id.
     pub command_digest: u64,
+    /// The answer given, returned again to a retry.
     pub reply: Reply,
+    /// When it applied, state time (it is forgotten after the retention).
     pub applied_at_ms: u64,
 }

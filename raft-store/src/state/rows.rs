@@ -32,15 +32,19 @@ const PREFIX_RESTORE_ROW: u8 = 0x71;
 /// A row's key. The derived order equals the order of the encoded bytes.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum RowKey {
+    /// The state's clock and counters.
     Meta,
     /// Node-info era, epoch, notice and signing keys.
     NodeInfo,
     /// A site, as node info lists it.
     Site(u64),
+    /// A relay.
     Relay(RelayId),
     /// A relay that was removed: its certificate is refused from then on.
     RemovedRelay(RelayId),
+    /// A host's route.
     Route(HostId),
+    /// A remembered answer.
     Request(RequestId),
     /// A maintenance window.
     Window(u64),
@@ -153,8 +157,11 @@ pub struct ChangeSet {
 /// A host's route moved: from where, to where (relay and generation).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteChange {
+    /// The host.
     pub host_id: HostId,
+    /// Its route before (relay, generation), if any.
     pub previous: Option<(RelayId, u64)>,
+    /// Its route after, if any.
     pub current: Option<(RelayId, u64)>,
 }
 

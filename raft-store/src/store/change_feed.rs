@@ -23,6 +23,9 @@ pub const FEED_EVENTS_RETAINED_MAX: usize = 100_000;
 pub const FEED_LIVE_CAPACITY: usize = 16_384;
 
 /// One change.
+// The variants' fields are named for what they hold and each variant's
+// doc says what it does; a doc per `relay_id: RelayId` would add nothing.
+#[allow(missing_docs)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChangeEvent {
     /// A host's route moved.
@@ -37,7 +40,9 @@ pub enum ChangeEvent {
 /// A change and the log index that made it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexedEvent {
+    /// The log index that made it.
     pub index: u64,
+    /// What changed.
     pub event: ChangeEvent,
 }
 

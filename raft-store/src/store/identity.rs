@@ -16,7 +16,9 @@ const FILE_NAME: &str = "IDENTITY";
 /// A data dir's owner.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
+    /// The cluster the data dir belongs to.
     pub cluster_id: String,
+    /// The site it belongs to.
     pub site_id: u64,
 }
 

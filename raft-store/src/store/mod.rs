@@ -9,6 +9,7 @@
 //! - `snapshots/`: the current snapshot file, and files being built or received.
 
 mod change_feed;
+mod dir_lock;
 mod identity;
 mod log_store;
 mod recover;
@@ -32,6 +33,8 @@ pub use self::change_feed::ChangeEvent;
 pub use self::change_feed::ChangeFeed;
 pub use self::change_feed::Compacted;
 pub use self::change_feed::IndexedEvent;
+pub use self::dir_lock::DataDirLock;
+pub use self::dir_lock::LOCK_FILE;
 pub use self::identity::Identity;
 pub use self::log_store::LogStore;
 pub use self::recover::Recovered;
@@ -106,11 +109,17 @@ fn family_options(cache: &Cache) -> Options {
 
 /// Everything openraft and the API need from one data dir.
 pub struct OpenedStore {
+    /// The Raft log and vote.
     pub log: LogStore,
+    /// The state machine.
     pub state_machine: StateMachineStore,
+    /// The applied state, read without locks.
     pub reader: StateReader,
+    /// Route and node-info changes, for watches.
     pub feed: ChangeFeed,
+    /// Snapshot files.
     pub snapshots: SnapshotDir,
+    /// The database.
     pub db: Arc<DB>,
     /// Set once every handle is dropped and the database is closed.
     pub stopped: Stopped,
@@ -120,6 +129,8 @@ pub struct OpenedStore {
 /// dir belongs to `identity`.
 pub fn open(data_dir: &Path, identity: &Identity) -> Result<OpenedStore, Error> {
     identity.claim(data_dir)?;
+    // Held by the writer thread until the database is closed.
+    let lock = DataDirLock::acquire(data_dir)?;
     let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
     let families =
         COLUMN_FAMILIES.map(|name| ColumnFamilyDescriptor::new(name, family_options(&cache)));
@@ -130,7 +141,7 @@ pub fn open(data_dir: &Path, identity: &Identity) -> Result<OpenedStore, Error> 
         },
     )?;
     let db = Arc::new(db);
-    let writer = Writer::start(db.clone())?;
+    let writer = Writer::start(db.clone(), lock)?;
     let snapshots = SnapshotDir::open(&data_dir.join("snapshots"))?;
     let state_machine = StateMachineStore::open(db.clone(), writer.clone(), snapshots.clone())?;
     let reader = state_machine.reader();

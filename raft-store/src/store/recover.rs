@@ -39,9 +39,13 @@ use crate::types::StoredMembership;
 /// What a recovery kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recovered {
+    /// The index the survivor had applied.
     pub applied_index: u64,
+    /// Routes it holds.
     pub routes: usize,
+    /// Relays it holds.
     pub relays: usize,
+    /// The node-info era it starts with.
     pub era: u64,
 }
 

@@ -27,7 +27,9 @@ const INCOMING_PREFIX: &str = "incoming-";
 /// The current snapshot: its file and meta.
 #[derive(Clone, Debug)]
 pub struct SnapshotRecord {
+    /// The file.
     pub path: PathBuf,
+    /// What it covers.
     pub meta: SnapshotMeta,
 }
 

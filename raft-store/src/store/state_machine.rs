@@ -58,8 +58,11 @@ const STATE_KEYS_END: &[u8] = &[0xFF, 0xFF];
 /// A read-only view of the applied state, as of one log index.
 #[derive(Clone, Debug, Default)]
 pub struct AppliedState {
+    /// The state.
     pub state: State,
+    /// The last entry applied.
     pub last_applied: Option<LogId>,
+    /// The membership applied with it.
     pub membership: StoredMembership,
 }
 

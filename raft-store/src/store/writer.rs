@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio::sync::oneshot;
 
 use crate::error::Error;
+use crate::store::DataDirLock;
 
 /// Most jobs merged into one group: bounds the latency one group adds to its
 /// first job and the number of callbacks one fsync releases.
@@ -81,7 +82,7 @@ impl Stopped {
 
 impl Writer {
     /// Starts the writer thread for `db`. It ends when every handle is dropped.
-    pub fn start(db: Arc<DB>) -> Result<Self, Error> {
+    pub fn start(db: Arc<DB>, lock: DataDirLock) -> Result<Self, Error> {
         let (jobs, receiver) = mpsc::channel(WRITE_QUEUE_JOBS_MAX);
         let stopped = Stopped::default();
         let signal = stopped.clone();
@@ -89,7 +90,9 @@ impl Writer {
             .name("rocksdb-writer".into())
             .spawn(move || {
                 run(db, receiver);
-                // `run` consumed the database handle: it is released by now.
+                // `run` consumed the database handle: it is released by now,
+                // and the data dir with it.
+                drop(lock);
                 signal.set();
             })
             .map_err(|e| Error::io("starting the storage writer thread", e))?;
