@@ -5,6 +5,8 @@ use std::path::Path;
 use serde::Deserialize;
 use serde::Serialize;
 
+use crate::file_error::FileError;
+
 /// The file `switchboard dev` writes and `sbctl --cluster` reads.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ClusterFile {
@@ -56,20 +58,26 @@ pub struct ClusterSite {
 
 impl ClusterFile {
     /// Reads a cluster file.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn load(path: &Path) -> Result<Self, FileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| FileError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| FileError::invalid(path, e))
     }
 
     /// Writes a cluster file (through a temporary file, so readers never see half of it).
-    pub fn save(&self, path: &Path) -> Result<(), String> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+    pub fn save(&self, path: &Path) -> Result<(), FileError> {
+        let text = serde_json::to_string_pretty(self).expect("a cluster file always encodes");
         let temporary = path.with_extension("json.tmp");
-        std::fs::write(&temporary, text)
-            .map_err(|e| format!("writing {}: {e}", temporary.display()))?;
-        std::fs::rename(&temporary, path)
-            .map_err(|e| format!("renaming to {}: {e}", path.display()))
+        std::fs::write(&temporary, text).map_err(|source| FileError::Write {
+            path: temporary.clone(),
+            source,
+        })?;
+        std::fs::rename(&temporary, path).map_err(|source| FileError::Write {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// Credentials to talk to the cluster: the admin certificate named in

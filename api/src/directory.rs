@@ -49,17 +49,37 @@ pub struct CacheFile {
 
 impl CacheFile {
     /// Reads and checks a cache file; garbage is an error, never a panic.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, CacheError> {
         let cache: CacheFile =
-            serde_json::from_str(text).map_err(|e| format!("cache file: {e}"))?;
+            serde_json::from_str(text).map_err(|e| CacheError::Malformed(e.to_string()))?;
         if cache.format != CACHE_FORMAT_VERSION {
-            return Err(format!(
-                "cache format {} is not {CACHE_FORMAT_VERSION}",
-                cache.format
-            ));
+            return Err(CacheError::Format(cache.format));
         }
         Ok(cache)
     }
+}
+
+/// Why a node-info cache file is ignored.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    /// Not JSON, or not a cache file's fields.
+    #[error("cache file: {0}")]
+    Malformed(String),
+    /// A format this build does not read.
+    #[error("cache format {0} is not {CACHE_FORMAT_VERSION}")]
+    Format(u32),
+    /// Larger than `CACHE_BYTES_MAX`.
+    #[error("{0} bytes is too large")]
+    TooLarge(u64),
+    /// It could not be read.
+    #[error("reading the cache: {0}")]
+    Read(String),
+    /// Written for another cluster.
+    #[error("cache is for cluster {0:?}")]
+    OtherCluster(String),
+    /// Its document or signature is not hex, or does not verify.
+    #[error("cached node info is refused: {0}")]
+    Refused(String),
 }
 
 struct Known {
@@ -109,28 +129,29 @@ impl Directory {
         directory
     }
 
-    fn load_cache(&self, path: &Path) -> Result<bool, String> {
+    fn load_cache(&self, path: &Path) -> Result<bool, CacheError> {
         let metadata = match std::fs::metadata(path) {
             Ok(metadata) => metadata,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(CacheError::Read(e.to_string())),
         };
         if metadata.len() > CACHE_BYTES_MAX {
-            return Err(format!("{} bytes is too large", metadata.len()));
+            return Err(CacheError::TooLarge(metadata.len()));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        let text = std::fs::read_to_string(path).map_err(|e| CacheError::Read(e.to_string()))?;
         let cache = CacheFile::parse(&text)?;
         if cache.cluster_id != self.cluster_id || cache.trust.cluster_id != self.cluster_id {
-            return Err(format!("cache is for cluster {:?}", cache.cluster_id));
+            return Err(CacheError::OtherCluster(cache.cluster_id));
         }
-        let document = hex::decode(&cache.document).map_err(|e| e.to_string())?;
-        let signature = hex::decode(&cache.signature).map_err(|e| e.to_string())?;
+        let refused = |e: hex::FromHexError| CacheError::Refused(e.to_string());
+        let document = hex::decode(&cache.document).map_err(refused)?;
+        let signature = hex::decode(&cache.signature).map_err(refused)?;
         let mut known = self.known.lock();
         let mut trust = known.trust.clone();
         trust.keys.extend(cache.trust.keys);
         let parsed = trust
             .check(&document, &signature)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| CacheError::Refused(e.to_string()))?;
         trust.learn(&parsed);
         let signed = pb::SignedNodeInfo {
             key_id: parsed.signing_key_id,

@@ -23,6 +23,9 @@ use serde::Serialize;
 use switchboard_raft_store::node_info::NodeInfoDocument;
 use switchboard_raft_store::node_info::endorsement_message;
 
+use crate::file_error::FileError;
+use crate::file_error::KeyError;
+
 /// Nonce length of AES-256-GCM.
 const NONCE_BYTES: usize = 12;
 
@@ -40,29 +43,26 @@ impl std::fmt::Debug for StateKey {
 
 impl StateKey {
     /// A key from 32 bytes.
-    pub fn new(bytes: &[u8]) -> Result<Self, String> {
+    pub fn new(bytes: &[u8]) -> Result<Self, KeyError> {
         let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, bytes)
-            .map_err(|_| format!("a state key is 32 bytes, not {}", bytes.len()))?;
+            .map_err(|_| KeyError::StateKeyLength(bytes.len()))?;
         Ok(StateKey {
             key: aead::LessSafeKey::new(unbound),
         })
     }
 
     /// A key from a file holding hex.
-    pub fn from_hex_file(path: &std::path::Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let bytes =
-            hex::decode(text.trim()).map_err(|e| format!("{}: not hex: {e}", path.display()))?;
-        StateKey::new(&bytes)
+    pub fn from_hex_file(path: &std::path::Path) -> Result<Self, FileError> {
+        let bytes = read_hex_file(path)?;
+        StateKey::new(&bytes).map_err(|e| FileError::invalid(path, e))
     }
 
     /// Nonce, then ciphertext and tag. `context` is bound in (the key id).
-    pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>, String> {
+    pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>, KeyError> {
         let mut nonce = [0u8; NONCE_BYTES];
         SystemRandom::new()
             .fill(&mut nonce)
-            .map_err(|_| "no randomness".to_owned())?;
+            .map_err(|_| KeyError::NoRandomness)?;
         let mut sealed = plaintext.to_vec();
         self.key
             .seal_in_place_append_tag(
@@ -70,35 +70,43 @@ impl StateKey {
                 aead::Aad::from(context),
                 &mut sealed,
             )
-            .map_err(|_| "sealing failed".to_owned())?;
+            .map_err(|_| KeyError::NoRandomness)?;
         let mut out = nonce.to_vec();
         out.extend(sealed);
         Ok(out)
     }
 
     /// Opens what `seal` made with the same context.
-    pub fn open(&self, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>, String> {
+    pub fn open(&self, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>, KeyError> {
         if sealed.len() < NONCE_BYTES {
-            return Err("sealed key too short".into());
+            return Err(KeyError::DoesNotOpen);
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
         let nonce =
-            aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| "bad nonce".to_owned())?;
+            aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| KeyError::DoesNotOpen)?;
         let mut buffer = ciphertext.to_vec();
         let plaintext = self
             .key
             .open_in_place(nonce, aead::Aad::from(context), &mut buffer)
-            .map_err(|_| "the state key does not open this signing key".to_owned())?;
+            .map_err(|_| KeyError::DoesNotOpen)?;
         Ok(plaintext.to_vec())
     }
 }
 
+/// The bytes of a file holding hex (surrounding whitespace ignored).
+pub(crate) fn read_hex_file(path: &std::path::Path) -> Result<Vec<u8>, FileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| FileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    hex::decode(text.trim()).map_err(|e| FileError::invalid(path, format!("not hex: {e}")))
+}
+
 /// A fresh Ed25519 key: (PKCS#8 private key, public key).
-pub fn generate_signing_key() -> Result<(Vec<u8>, Vec<u8>), String> {
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
-        .map_err(|_| "key generation failed".to_owned())?;
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
-        .map_err(|_| "key generation failed".to_owned())?;
+pub fn generate_signing_key() -> Result<(Vec<u8>, Vec<u8>), KeyError> {
+    let pkcs8 =
+        Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| KeyError::NoRandomness)?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| KeyError::NotPkcs8)?;
     Ok((pkcs8.as_ref().to_vec(), pair.public_key().as_ref().to_vec()))
 }
 
@@ -111,9 +119,8 @@ pub struct SigningKey {
 
 impl SigningKey {
     /// From PKCS#8 bytes.
-    pub fn from_pkcs8(key_id: u64, pkcs8: &[u8]) -> Result<Self, String> {
-        let pair = Ed25519KeyPair::from_pkcs8(pkcs8)
-            .map_err(|_| "not an Ed25519 PKCS#8 key".to_owned())?;
+    pub fn from_pkcs8(key_id: u64, pkcs8: &[u8]) -> Result<Self, KeyError> {
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| KeyError::NotPkcs8)?;
         Ok(SigningKey { key_id, pair })
     }
 

@@ -11,6 +11,9 @@ use ring::hmac;
 use serde::Deserialize;
 use serde::Serialize;
 
+use crate::file_error::FileError;
+use crate::file_error::KeyError;
+
 /// Prefix and format version of a token.
 pub const TOKEN_PREFIX: &str = "sbt1";
 /// Longest token accepted, in bytes; anything longer is refused unread.
@@ -52,17 +55,37 @@ impl std::fmt::Debug for TokenKey {
     }
 }
 
+/// Why a token is refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Longer than `TOKEN_BYTES_MAX`.
+    #[error("token too long")]
+    TooLong,
+    /// Not `<prefix>.<claims>.<signature>` in hex.
+    #[error("malformed token")]
+    Malformed,
+    /// A prefix this build does not know.
+    #[error("unknown token format")]
+    UnknownFormat,
+    /// The signature is not this cluster's token key's.
+    #[error("token signature does not verify")]
+    BadSignature,
+    /// Issued for another cluster.
+    #[error("token is for cluster {0:?}")]
+    OtherCluster(String),
+    /// Past its expiry.
+    #[error("token expired")]
+    Expired,
+}
+
 /// Shortest token key, in bytes.
 pub const TOKEN_KEY_BYTES_MIN: usize = 32;
 
 impl TokenKey {
     /// A key from raw bytes (at least 32).
-    pub fn new(bytes: &[u8]) -> Result<Self, String> {
+    pub fn new(bytes: &[u8]) -> Result<Self, KeyError> {
         if bytes.len() < TOKEN_KEY_BYTES_MIN {
-            return Err(format!(
-                "token key is {} bytes, at least {TOKEN_KEY_BYTES_MIN} needed",
-                bytes.len()
-            ));
+            return Err(KeyError::TokenKeyTooShort(bytes.len()));
         }
         Ok(TokenKey {
             key: hmac::Key::new(hmac::HMAC_SHA256, bytes),
@@ -70,12 +93,9 @@ impl TokenKey {
     }
 
     /// A key from a file holding hex.
-    pub fn from_hex_file(path: &std::path::Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let bytes =
-            hex::decode(text.trim()).map_err(|e| format!("{}: not hex: {e}", path.display()))?;
-        TokenKey::new(&bytes)
+    pub fn from_hex_file(path: &std::path::Path) -> Result<Self, FileError> {
+        let bytes = crate::signing::read_hex_file(path)?;
+        TokenKey::new(&bytes).map_err(|e| FileError::invalid(path, e))
     }
 
     /// Signs claims into a token.
@@ -92,26 +112,24 @@ impl TokenKey {
         token: &str,
         cluster_id: &str,
         now_ms: u64,
-    ) -> Result<TokenClaims, String> {
+    ) -> Result<TokenClaims, TokenError> {
         if token.len() > TOKEN_BYTES_MAX {
-            return Err("token too long".into());
+            return Err(TokenError::TooLong);
         }
-        let (signed, tag) = token.rsplit_once('.').ok_or("malformed token")?;
-        let (prefix, body) = signed.split_once('.').ok_or("malformed token")?;
+        let (signed, tag) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+        let (prefix, body) = signed.split_once('.').ok_or(TokenError::Malformed)?;
         if prefix != TOKEN_PREFIX {
-            return Err("unknown token format".into());
+            return Err(TokenError::UnknownFormat);
         }
-        let tag = hex::decode(tag).map_err(|_| "malformed token signature")?;
-        hmac::verify(&self.key, signed.as_bytes(), &tag)
-            .map_err(|_| "token signature does not verify")?;
-        let body = hex::decode(body).map_err(|_| "malformed token claims")?;
-        let claims: TokenClaims =
-            postcard::from_bytes(&body).map_err(|_| "malformed token claims")?;
+        let tag = hex::decode(tag).map_err(|_| TokenError::Malformed)?;
+        hmac::verify(&self.key, signed.as_bytes(), &tag).map_err(|_| TokenError::BadSignature)?;
+        let body = hex::decode(body).map_err(|_| TokenError::Malformed)?;
+        let claims: TokenClaims = postcard::from_bytes(&body).map_err(|_| TokenError::Malformed)?;
         if claims.cluster_id != cluster_id {
-            return Err(format!("token is for cluster {:?}", claims.cluster_id));
+            return Err(TokenError::OtherCluster(claims.cluster_id));
         }
         if claims.expires_at_ms <= now_ms {
-            return Err("token expired".into());
+            return Err(TokenError::Expired);
         }
         Ok(claims)
     }
@@ -140,17 +158,23 @@ mod tests {
     fn tokens_verify_only_with_the_key_cluster_and_time_they_were_made_for() {
         let token = key().issue(&claims());
         assert_eq!(key().verify(&token, "c", 1_000).unwrap(), claims());
-        assert!(key().verify(&token, "other", 1_000).is_err());
+        assert_eq!(
+            key().verify(&token, "other", 1_000).unwrap_err(),
+            TokenError::OtherCluster("c".into())
+        );
         assert_eq!(
             key().verify(&token, "c", 2_000).unwrap_err(),
-            "token expired"
+            TokenError::Expired
         );
         let other_key = TokenKey::new(&[8u8; 32]).unwrap();
         assert!(other_key.verify(&token, "c", 1_000).is_err());
         // A forged claim with the old tag: the subject changed, the tag did not.
         let forged = token.replacen("686f73742d31", "686f73742d32", 1);
         assert_ne!(forged, token);
-        assert!(key().verify(&forged, "c", 1_000).is_err());
+        assert_eq!(
+            key().verify(&forged, "c", 1_000).unwrap_err(),
+            TokenError::BadSignature
+        );
         assert!(TokenKey::new(&[1u8; 16]).is_err(), "short keys are refused");
     }
 

@@ -52,9 +52,9 @@ pub fn recover(data_dir: &Path, config: Option<&SiteConfig>) -> Result<Recovered
         None => None,
     };
     recover_single_site(data_dir, &identity, node).map_err(|error| match error {
-        switchboard_raft_store::Error::InUse { dir } => {
-            NodeError::Config(format!("{dir} is in use: stop the site before recovering it"))
-        }
+        switchboard_raft_store::Error::InUse { dir } => NodeError::Config(format!(
+            "{dir} is in use: stop the site before recovering it"
+        )),
         other => NodeError::Storage(other),
     })
 }

@@ -211,7 +211,7 @@ async fn start_site(
         .as_ref()
         .map(|path| StateKey::from_hex_file(path))
         .transpose()
-        .map_err(NodeError::Config)?;
+        .map_err(|e| NodeError::Config(e.to_string()))?;
     let peers = security.peers.clone();
     let network = PeerNetworkFactory {
         self_id: config.id,
@@ -388,7 +388,7 @@ impl Security {
             .as_ref()
             .map(|path| TokenKey::from_hex_file(path))
             .transpose()
-            .map_err(NodeError::Config)?;
+            .map_err(|e| NodeError::Config(e.to_string()))?;
         let api_auth = if tokens.is_some() {
             ClientAuth::Optional
         } else {

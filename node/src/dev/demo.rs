@@ -53,7 +53,7 @@ pub async fn start(options: &DevOptions) -> Result<DevCluster, NodeError> {
     cluster
         .cluster_file()
         .save(&cluster_json)
-        .map_err(NodeError::Launcher)?;
+        .map_err(|e| NodeError::Launcher(e.to_string()))?;
     println!(
         "Starting {} relays and {} hosts (switchboard sim) ...",
         options.relays, options.hosts

@@ -596,7 +596,8 @@ pub async fn run(
     duration: Option<Duration>,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), NodeError> {
-    let file = switchboard_api::ClusterFile::load(cluster_json).map_err(NodeError::Launcher)?;
+    let file = switchboard_api::ClusterFile::load(cluster_json)
+        .map_err(|e| NodeError::Launcher(e.to_string()))?;
     let settings = switchboard_api::ClientSettings {
         backoff_initial: Duration::from_millis(50),
         backoff_max: Duration::from_millis(500),

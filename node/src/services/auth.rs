@@ -271,7 +271,7 @@ impl Authenticator {
             .ok_or_else(|| unauthenticated("authorization must be 'Bearer <token>'"))?;
         let claims = tokens
             .verify(token, &tls.cluster_id, unix_ms())
-            .map_err(unauthenticated)?;
+            .map_err(|e| unauthenticated(e.to_string()))?;
         match claims.role {
             TokenRole::Host => HostId::new(claims.subject)
                 .map(Principal::Host)

@@ -151,7 +151,8 @@ impl Signer {
         let state_key = self.state_key.as_ref().ok_or_else(|| {
             ApiError::FailedPrecondition("this site has no state key (state_key_file)".into())
         })?;
-        let (pkcs8, public_key) = generate_signing_key().map_err(ApiError::Internal)?;
+        let (pkcs8, public_key) =
+            generate_signing_key().map_err(|e| ApiError::Internal(e.to_string()))?;
         let (key_id, endorsement) = match state.node_info().current_key() {
             None => (1, None),
             Some(current) => {
@@ -174,7 +175,7 @@ impl Signer {
         };
         let sealed_private_key = state_key
             .seal(&pkcs8, &seal_context(key_id))
-            .map_err(ApiError::Internal)?;
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
         let cluster_id = if state.node_info().cluster_id.is_empty() {
             cluster_id.to_owned()
         } else {

@@ -67,7 +67,7 @@ fn client(cli: &Cli) -> Result<ClusterClient, CliError> {
         .as_ref()
         .map(|path| ClusterFile::load(path))
         .transpose()
-        .map_err(CliError::Usage)?;
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     if let Some(file) = &file {
         endpoints.extend(file.api_endpoints());
     }

@@ -31,7 +31,7 @@ pub(super) async fn nodeinfo(
         .as_ref()
         .map(|p| ClusterFile::load(p))
         .transpose()
-        .map_err(CliError::Usage)?;
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     let cluster_id = cli
         .target
         .cluster_id

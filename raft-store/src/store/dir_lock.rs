@@ -36,9 +36,7 @@ impl DataDirLock {
             Err(TryLockError::WouldBlock) => Err(Error::InUse {
                 dir: data_dir.display().to_string(),
             }),
-            Err(TryLockError::Error(e)) => {
-                Err(Error::io(format!("locking {}", path.display()), e))
-            }
+            Err(TryLockError::Error(e)) => Err(Error::io(format!("locking {}", path.display()), e)),
         }
     }
 }
