@@ -20,6 +20,7 @@ use switchboard_raft_store::node_info::NodeInfoDocument;
 use switchboard_tests::RelayTiming;
 use switchboard_tests::TestCluster;
 use switchboard_tests::TestSpec;
+use switchboard_tests::load::AttachLoad;
 use switchboard_tests::load::register_relays;
 use switchboard_tests::wait_until;
 use tonic::Code;
@@ -151,6 +152,75 @@ async fn a_relay_killed_under_1000_hosts_has_them_replaced_and_told_within_the_b
         .expect("the dead relay is listed");
     assert_eq!(dead.state, pb::RelayState::Down as i32);
     assert_eq!(dead.route_count, 0);
+}
+
+/// A relay that dies under 3,000 hosts, three `RELAY_DOWN_BATCH_HOSTS`:
+/// the relay-down entry moves the first batch and the leader's scheduler
+/// proposes the rest as re-placement batches, so no entry moves more than a
+/// batch, and still every host has a new relay within the lease and a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_dying_under_3000_hosts_has_them_re_placed_in_bounded_batches_within_the_bound() {
+    const HOSTS: u64 = 3_000;
+    let lease_ttl = Duration::from_millis(2_000);
+    let cluster = TestCluster::start_with(lease_spec(lease_ttl.as_millis() as u64)).await;
+    let client = Arc::new(cluster.client());
+    let book = RelayBook::default();
+    let victim = SimRelay::start(client.clone(), &book, "relay-1", "", 10_000)
+        .await
+        .expect("relay");
+    let (acked, failures) = AttachLoad::start(client.clone(), "host", HOSTS, 32)
+        .finish()
+        .await;
+    assert!(
+        failures.is_empty(),
+        "attaches failed: {:?}",
+        &failures[..failures.len().min(3)]
+    );
+    assert_eq!(acked.len() as u64, HOSTS);
+    let mut others = Vec::new();
+    for n in 2..=3 {
+        let relay_id = format!("relay-{n}");
+        others.push(
+            SimRelay::start(client.clone(), &book, &relay_id, "", 10_000)
+                .await
+                .expect("relay"),
+        );
+    }
+    let leader = cluster.leader().await;
+    let commit_before = cluster.status(leader).await.commit_index;
+
+    let killed_at = Instant::now();
+    victim.stop();
+    let bound = lease_ttl + Duration::from_secs(1);
+    wait_until(bound * 3, "relay-1 holds no route", || {
+        let client = client.clone();
+        async move {
+            let relays = client.list_relays().await.expect("relays").relays;
+            relays
+                .iter()
+                .any(|r| r.relay_id == "relay-1" && r.route_count == 0)
+        }
+    })
+    .await;
+    let took = killed_at.elapsed();
+    let relays = client.list_relays().await.expect("relays").relays;
+    let carried: u64 = relays
+        .iter()
+        .filter(|r| r.relay_id != "relay-1")
+        .map(|r| u64::from(r.route_count))
+        .sum();
+    assert_eq!(carried, HOSTS, "every host is on a live relay");
+    let entries = cluster.status(leader).await.commit_index - commit_before;
+    println!(
+        "relay-1 died under {HOSTS} hosts: all re-placed in {} ms (bound {} ms) over {entries} log entries",
+        took.as_millis(),
+        bound.as_millis()
+    );
+    assert!(took < bound, "re-placed after {} ms", took.as_millis());
+    assert!(
+        entries >= 3,
+        "3,000 hosts move in at least three bounded entries, not {entries}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -18,6 +18,8 @@ use switchboard_raft_store::types::LogId;
 
 use super::Attempt;
 use super::Site;
+use super::Target;
+use super::Unanswered;
 
 impl Site {
     /// The applied state once it includes every write acknowledged before
@@ -25,30 +27,24 @@ impl Site {
     /// until the read deadline.
     pub async fn read_linearizable(&self, lease_read: bool) -> Result<Arc<AppliedState>, ApiError> {
         let deadline = Instant::now() + self.settings.read_deadline;
-        let mut last_failure: String;
-        loop {
-            let attempt = match self.leader() {
-                Some((leader, _)) if leader == self.id => self.read_index_here(lease_read).await,
-                Some((leader, node)) => {
-                    self.read_index_from(leader, &node, lease_read, deadline)
-                        .await
+        let read_log_id = self
+            .until_answered(deadline, |target| async move {
+                match target {
+                    Target::Here => self.read_index_here(lease_read).await,
+                    Target::Leader(leader, node) => {
+                        self.read_index_from(leader, &node, lease_read, deadline)
+                            .await
+                    }
                 }
-                None => Err(Attempt::Retry(
-                    "no leader known (election in progress?)".into(),
-                )),
-            };
-            match attempt {
-                Ok(read_log_id) => return self.await_applied(read_log_id, deadline).await,
-                Err(Attempt::Fail(error)) => return Err(error),
-                Err(Attempt::Retry(reason)) => last_failure = reason,
-            }
-            if Instant::now() >= deadline {
-                return Err(ApiError::Unavailable(format!(
-                    "no linearizable read within {} ms: {last_failure}",
-                    self.settings.read_deadline.as_millis()
-                )));
-            }
-            self.pause_for_change(deadline).await;
+            })
+            .await;
+        match read_log_id {
+            Ok(read_log_id) => self.await_applied(read_log_id, deadline).await,
+            Err(Unanswered::Failed(error)) => Err(error),
+            Err(Unanswered::Expired(last_failure)) => Err(ApiError::Unavailable(format!(
+                "no linearizable read within {} ms: {last_failure}",
+                self.settings.read_deadline.as_millis()
+            ))),
         }
     }
 

@@ -121,6 +121,22 @@ enum Attempt {
     Fail(ApiError),
 }
 
+/// Where one attempt of a write or linearizable read goes.
+enum Target {
+    /// This site leads.
+    Here,
+    /// Another site leads.
+    Leader(SiteId, SiteNode),
+}
+
+/// Why `until_answered` stopped without an answer.
+enum Unanswered {
+    /// An attempt failed in a way another will not fix.
+    Failed(ApiError),
+    /// The deadline passed; the last attempt's failure.
+    Expired(String),
+}
+
 impl Site {
     /// The leader this site knows of, with its address.
     pub fn leader(&self) -> Option<(SiteId, SiteNode)> {
@@ -174,6 +190,39 @@ impl Site {
     /// Whether this site leads.
     pub fn is_leader(&self) -> bool {
         self.leader().is_some_and(|(id, _)| id == self.id)
+    }
+
+    /// Runs `attempt` against whichever site leads, again after every
+    /// retryable failure (leader changes, elections), until one answers,
+    /// one fails for good, or `deadline` passes.
+    async fn until_answered<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        mut attempt: F,
+    ) -> Result<T, Unanswered>
+    where
+        F: FnMut(Target) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Attempt>>,
+    {
+        let mut last_failure: String;
+        loop {
+            let result = match self.leader() {
+                Some((leader, _)) if leader == self.id => attempt(Target::Here).await,
+                Some((leader, node)) => attempt(Target::Leader(leader, node)).await,
+                None => Err(Attempt::Retry(
+                    "no leader known (election in progress?)".into(),
+                )),
+            };
+            match result {
+                Ok(value) => return Ok(value),
+                Err(Attempt::Fail(error)) => return Err(Unanswered::Failed(error)),
+                Err(Attempt::Retry(reason)) => last_failure = reason,
+            }
+            if Instant::now() >= deadline {
+                return Err(Unanswered::Expired(last_failure));
+            }
+            self.pause_for_change(deadline).await;
+        }
     }
 
     async fn pause_for_change(&self, deadline: Instant) {

@@ -25,6 +25,8 @@ use tonic::Code;
 
 use super::Attempt;
 use super::Site;
+use super::Target;
+use super::Unanswered;
 
 /// Turns a refusal into an error and passes every other reply through.
 pub fn accepted(reply: Reply) -> Result<Reply, ApiError> {
@@ -82,31 +84,24 @@ impl Site {
     pub async fn propose(&self, proposal: Proposal) -> Result<Reply, ApiError> {
         proposal.command.validate()?;
         let deadline = Instant::now() + self.settings.write_deadline;
-        let mut last_failure: String;
-        loop {
-            let attempt = match self.leader() {
-                Some((leader, _)) if leader == self.id => {
-                    self.propose_here(proposal.clone(), deadline).await
+        let proposal = &proposal;
+        let answered = self
+            .until_answered(deadline, |target| async move {
+                match target {
+                    Target::Here => self.propose_here(proposal.clone(), deadline).await,
+                    Target::Leader(leader, node) => {
+                        self.forward_write(leader, &node, proposal, deadline).await
+                    }
                 }
-                Some((leader, node)) => {
-                    self.forward_write(leader, &node, &proposal, deadline).await
-                }
-                None => Err(Attempt::Retry(
-                    "no leader known (election in progress?)".into(),
-                )),
-            };
-            match attempt {
-                Ok(reply) => return accepted(reply),
-                Err(Attempt::Fail(error)) => return Err(error),
-                Err(Attempt::Retry(reason)) => last_failure = reason,
-            }
-            if Instant::now() >= deadline {
-                return Err(ApiError::DeadlineExceeded(format!(
-                    "write not confirmed within {} ms ({last_failure}); its outcome is unknown, retry with the same request id",
-                    self.settings.write_deadline.as_millis()
-                )));
-            }
-            self.pause_for_change(deadline).await;
+            })
+            .await;
+        match answered {
+            Ok(reply) => accepted(reply),
+            Err(Unanswered::Failed(error)) => Err(error),
+            Err(Unanswered::Expired(last_failure)) => Err(ApiError::DeadlineExceeded(format!(
+                "write not confirmed within {} ms ({last_failure}); its outcome is unknown, retry with the same request id",
+                self.settings.write_deadline.as_millis()
+            ))),
         }
     }
 
