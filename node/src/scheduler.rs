@@ -294,6 +294,69 @@ async fn keep_leadership_off_drained_site(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::site::Clock;
+    use switchboard_raft_store::ActorKind;
+    use switchboard_raft_store::Command;
+    use switchboard_raft_store::State;
+    use switchboard_raft_store::command::RelayRegistration;
+    use switchboard_raft_store::state::ChangeSet;
+    use switchboard_raft_store::state::MaintenanceTarget;
+
+    fn apply(state: &mut State, index: u64, command: Command, now_ms: u64) {
+        let mut proposal = Proposal::new(
+            RequestId::NONE,
+            Actor::new(ActorKind::Admin, "test"),
+            command,
+        );
+        proposal.issued_at_ms = now_ms;
+        let reply = state.apply(index, &proposal, &mut ChangeSet::default());
+        assert!(
+            !matches!(reply.outcome, switchboard_raft_store::Outcome::Refused(_)),
+            "{reply}"
+        );
+    }
+
+    /// Under paused time, with the site's clock: a maintenance window's
+    /// first step is planned when the clock reaches its start, not before.
+    #[tokio::test(start_paused = true)]
+    async fn a_window_starts_when_the_site_clock_reaches_it() {
+        let clock = Clock::starting_at(1_700_000_000_000);
+        let mut state = State::new();
+        for (index, relay) in [(1, "a"), (2, "b")] {
+            let registration = RelayRegistration {
+                relay_id: RelayId::new(relay).unwrap(),
+                endpoint: format!("{relay}:443"),
+                region: String::new(),
+                labels: Default::default(),
+                capacity: 10,
+                incarnation: 1,
+            };
+            apply(
+                &mut state,
+                index,
+                Command::RegisterRelay(registration),
+                clock.unix_ms(),
+            );
+        }
+        let start_ms = clock.unix_ms() + 5_000;
+        let window = Command::ScheduleMaintenance {
+            target: MaintenanceTarget::Relay(RelayId::new("a").unwrap()),
+            start_ms,
+            end_ms: start_ms + 60_000,
+            reason: "firmware".into(),
+        };
+        apply(&mut state, 3, window, clock.unix_ms());
+        assert_eq!(state.windows().count(), 1, "the window was scheduled");
+        let health = VoterHealth {
+            voters: [1].into(),
+            healthy: [1].into(),
+        };
+        let planned = |state: &State| maintenance_plan::plan(state, clock.unix_ms(), 100, &health);
+        tokio::time::advance(Duration::from_millis(4_999)).await;
+        assert!(planned(&state).commands.is_empty(), "a millisecond early");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(!planned(&state).commands.is_empty(), "due at its start");
+    }
 
     /// Under paused time, on the scheduler's own ticker: a drain at 25 hosts
     /// a second moves 25 hosts per second of ticks, whatever the tick.

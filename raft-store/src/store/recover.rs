@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use openraft::Membership;
 
+use rocksdb::DB;
 use rocksdb::WriteBatch;
 use rocksdb::WriteOptions;
 
@@ -22,6 +23,7 @@ use crate::error::Error;
 use crate::raft_records;
 use crate::site_node::SiteNode;
 use crate::state::ChangeSet;
+use crate::state::State;
 use crate::store::AppliedState;
 use crate::store::CF_APPLIED;
 use crate::store::CF_LOG;
@@ -34,6 +36,7 @@ use crate::store::log_store::KEY_PURGED;
 use crate::store::open;
 use crate::store::state_machine::KEY_LAST_APPLIED;
 use crate::store::state_machine::KEY_MEMBERSHIP;
+use crate::types::LogId;
 use crate::types::StoredMembership;
 
 /// What a recovery kept.
@@ -97,38 +100,7 @@ pub fn recover_single_site(
     let stored = StoredMembership::new(Some(last_applied), membership);
 
     let db = &opened.db;
-    let mut batch = WriteBatch::default();
-    for key in changes.keys() {
-        match state.row_value(key) {
-            Some(value) => batch.put_cf(cf(db, CF_STATE), key.encode(), value),
-            None => batch.delete_cf(cf(db, CF_STATE), key.encode()),
-        }
-    }
-    batch.put_cf(
-        cf(db, CF_APPLIED),
-        KEY_MEMBERSHIP,
-        raft_records::encode(&stored),
-    );
-    batch.put_cf(
-        cf(db, CF_APPLIED),
-        KEY_LAST_APPLIED,
-        raft_records::encode(&Some(last_applied)),
-    );
-    // The log is dropped: its entries after the applied index may never have
-    // been committed, and the ones before are in the state. The applied index
-    // becomes the purged index, so the log continues from there.
-    batch.delete_range_cf(cf(db, CF_LOG), 0u64.to_be_bytes(), u64::MAX.to_be_bytes());
-    batch.delete_cf(cf(db, CF_LOG), u64::MAX.to_be_bytes());
-    batch.put_cf(
-        cf(db, CF_RAFT),
-        KEY_PURGED,
-        raft_records::encode(&last_applied),
-    );
-    batch.put_cf(
-        cf(db, CF_RAFT),
-        KEY_COMMITTED,
-        raft_records::encode(&Some(last_applied)),
-    );
+    let batch = recovery_batch(db, &state, &changes, &stored, last_applied);
     let mut options = WriteOptions::default();
     // Synced: the site must not come back half recovered.
     options.set_sync(true);
@@ -161,3 +133,48 @@ pub fn recover_single_site(
 
 /// How long recovery waits for the database to close before returning.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// The one batch that makes the data dir a cluster of one: the changed
+/// state rows, the new membership at the applied index, and the log
+/// dropped up to it.
+fn recovery_batch(
+    db: &DB,
+    state: &State,
+    changes: &ChangeSet,
+    stored: &StoredMembership,
+    last_applied: LogId,
+) -> WriteBatch {
+    let mut batch = WriteBatch::default();
+    for key in changes.keys() {
+        match state.row_value(key) {
+            Some(value) => batch.put_cf(cf(db, CF_STATE), key.encode(), value),
+            None => batch.delete_cf(cf(db, CF_STATE), key.encode()),
+        }
+    }
+    batch.put_cf(
+        cf(db, CF_APPLIED),
+        KEY_MEMBERSHIP,
+        raft_records::encode(stored),
+    );
+    batch.put_cf(
+        cf(db, CF_APPLIED),
+        KEY_LAST_APPLIED,
+        raft_records::encode(&Some(last_applied)),
+    );
+    // The log is dropped: its entries after the applied index may never have
+    // been committed, and the ones before are in the state. The applied index
+    // becomes the purged index, so the log continues from there.
+    batch.delete_range_cf(cf(db, CF_LOG), 0u64.to_be_bytes(), u64::MAX.to_be_bytes());
+    batch.delete_cf(cf(db, CF_LOG), u64::MAX.to_be_bytes());
+    batch.put_cf(
+        cf(db, CF_RAFT),
+        KEY_PURGED,
+        raft_records::encode(&last_applied),
+    );
+    batch.put_cf(
+        cf(db, CF_RAFT),
+        KEY_COMMITTED,
+        raft_records::encode(&Some(last_applied)),
+    );
+    batch
+}
