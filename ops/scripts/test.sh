@@ -60,6 +60,8 @@ cargo build -p switchboard-api --examples --locked
 
 phase "unit and property tests"
 run_tests --workspace --locked --exclude switchboard-tests --lib --bins --tests
+# The harness's own tests: the history checker on hand-made histories.
+run_tests -p switchboard-tests --locked --lib
 
 phase "pure state machine without RocksDB"
 run_tests -p switchboard-raft-store --no-default-features --locked --lib

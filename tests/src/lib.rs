@@ -6,6 +6,7 @@
 //! time (a process-wide lock), and everything is killed and deleted when the
 //! cluster is dropped.
 
+pub mod checker;
 pub mod load;
 
 use std::path::PathBuf;
