@@ -5,6 +5,7 @@
 mod dev;
 mod durability;
 mod failover;
+mod faults;
 mod membership;
 mod operations;
 mod reads;

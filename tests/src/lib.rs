@@ -7,6 +7,7 @@
 //! cluster is dropped.
 
 pub mod checker;
+pub mod history;
 pub mod load;
 
 use std::path::PathBuf;

@@ -23,6 +23,9 @@ impl ClusterClient {
         let mut builder = Endpoint::from_shared(format!("{scheme}://{endpoint}"))
             .map_err(|_| ClientError::InvalidEndpoint(endpoint.to_owned()))?
             .connect_timeout(self.settings.connect_timeout)
+            .http2_keep_alive_interval(self.settings.keepalive_interval)
+            .keep_alive_timeout(self.settings.keepalive_timeout)
+            .keep_alive_while_idle(true)
             .tcp_nodelay(true);
         if let Some(tls) = &self.tls {
             builder = builder

@@ -18,10 +18,12 @@ impl ClusterClient {
     pub async fn status_of(&self, endpoint: &str) -> Result<pb::StatusResponse, ClientError> {
         let channel = self.channel(endpoint)?;
         let mut request = self.request(pb::StatusRequest {});
-        request.set_timeout(self.settings.connect_timeout.max(Duration::from_secs(2)));
-        Self::admin_client(channel)
-            .status(request)
+        let timeout = self.settings.connect_timeout.max(Duration::from_secs(2));
+        request.set_timeout(timeout);
+        let answer = tokio::time::timeout(timeout, Self::admin_client(channel).status(request))
             .await
+            .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no status in time")));
+        answer
             .map(|r| r.into_inner())
             .map_err(|status| ClientError::Refused {
                 endpoint: endpoint.to_owned(),

@@ -96,7 +96,18 @@ impl ClusterClient {
                 }
                 attempts += 1;
                 let channel = self.channel(&endpoint)?;
-                match call(channel).await {
+                // Bounded here, not only by the grpc-timeout header: a site
+                // that stopped answering (paused, or dark behind a dead
+                // link) may never send the error that ends the call.
+                let answer = tokio::time::timeout(self.settings.attempt_timeout, call(channel))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Status::deadline_exceeded(format!(
+                            "no answer within {} ms",
+                            self.settings.attempt_timeout.as_millis()
+                        )))
+                    });
+                match answer {
                     Ok(value) => {
                         if let Some(index) = endpoints.iter().position(|e| e == &endpoint) {
                             self.preferred.store(index, Ordering::Relaxed);

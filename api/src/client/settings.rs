@@ -15,6 +15,13 @@ pub struct ClientSettings {
     pub backoff_max: Duration,
     /// Time to open a connection to a site.
     pub connect_timeout: Duration,
+    /// HTTP/2 ping interval on every connection, idle or not: a site that
+    /// went dark without a reset (power loss, a cut line, a paused process)
+    /// is noticed by a missing pong, not after the kernel's ~15 minutes.
+    pub keepalive_interval: Duration,
+    /// How long a ping may go unanswered before the connection is dropped
+    /// and its calls and watches fail over. Well under a relay lease.
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for ClientSettings {
@@ -25,6 +32,8 @@ impl Default for ClientSettings {
             backoff_initial: Duration::from_millis(50),
             backoff_max: Duration::from_secs(1),
             connect_timeout: Duration::from_millis(500),
+            keepalive_interval: Duration::from_secs(1),
+            keepalive_timeout: Duration::from_secs(2),
         }
     }
 }
