@@ -25,7 +25,13 @@ use crate::ids::RequestId;
 use crate::types::Entry;
 use crate::types::TypeConfig;
 
-struct RocksBuilder;
+/// Opens a fresh store per suite case and remembers each one's stop
+/// signal, so the test can wait until every database is closed: a RocksDB
+/// still closing in its writer thread when the test process exits races
+/// the C++ runtime's teardown ("pthread lock: Invalid argument").
+struct RocksBuilder {
+    stopped: std::sync::Arc<std::sync::Mutex<Vec<crate::store::Stopped>>>,
+}
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for RocksBuilder {
     async fn build(
@@ -37,15 +43,29 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
             site_id: 0,
         };
         let opened = open(dir.path(), &identity).expect("open store");
+        self.stopped
+            .lock()
+            .expect("not poisoned")
+            .push(opened.stopped.clone());
         Ok((dir, opened.log, opened.state_machine))
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rocksdb_store_passes_openraft_log_suite() {
-    Suite::test_all(RocksBuilder)
+    let stopped = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let builder = RocksBuilder {
+        stopped: stopped.clone(),
+    };
+    Suite::test_all(builder)
         .await
         .expect("openraft storage suite");
+    for stopped in stopped.lock().expect("not poisoned").iter() {
+        assert!(
+            stopped.wait(std::time::Duration::from_secs(10)),
+            "every suite store closes within 10 s"
+        );
+    }
 }
 
 /// Drops a store and waits until its database is closed.
