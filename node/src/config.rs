@@ -99,6 +99,12 @@ pub struct Timing {
     pub read_deadline_ms: u64,
     /// How long a snapshot may take to send and install. Default 120000.
     pub install_snapshot_timeout_ms: u64,
+    /// The staleness a local read may have when its caller names no bound
+    /// (max_stale_ms 0). Default 10000, a relay lease: a route staler than
+    /// that may name a relay already declared down and its hosts moved. A
+    /// site that has not heard from a leader since it started serves no
+    /// local read at all, whatever the bound.
+    pub local_read_stale_ms_max: u64,
 }
 
 impl Default for Timing {
@@ -110,6 +116,7 @@ impl Default for Timing {
             write_deadline_ms: 5000,
             read_deadline_ms: 3000,
             install_snapshot_timeout_ms: 120_000,
+            local_read_stale_ms_max: 10_000,
         }
     }
 }
@@ -403,6 +410,7 @@ impl SiteConfig {
             write_deadline: Duration::from_millis(self.timing.write_deadline_ms),
             read_deadline: Duration::from_millis(self.timing.read_deadline_ms),
             leader_lease: Duration::from_millis(self.timing.election_max_ms),
+            local_read_stale_max: Duration::from_millis(self.timing.local_read_stale_ms_max),
             relay_lease_ttl: Duration::from_millis(self.relays.lease_ttl_ms),
             heartbeat_forward_interval: Duration::from_millis(
                 self.relays.heartbeat_forward_interval_ms,

@@ -57,6 +57,7 @@ pub mod local {
     pub use crate::dev::launcher::LAUNCHER_ADMIN;
     pub use crate::dev::launcher::LaunchSpec;
     pub use crate::dev::launcher::LocalCluster;
+    pub use crate::dev::launcher::SiteHost;
     pub use crate::dev::sim::RelayBook;
     pub use crate::dev::sim::SimHost;
     pub use crate::dev::sim::SimOptions;

@@ -138,9 +138,10 @@ async fn main() -> anyhow::Result<()> {
             let config = config.map(|path| SiteConfig::load(&path)).transpose()?;
             let recovered = recover::recover(&data_dir, config.as_ref())?;
             println!(
-                "recovered {}: a cluster of one at log index {}, {} routes, {} relays, node-info era {}",
+                "recovered {}: a cluster of one at log index {} ({} entries of its log applied on recovery), {} routes, {} relays, node-info era {}",
                 data_dir.display(),
                 recovered.applied_index,
+                recovered.applied_index - recovered.applied_before,
                 recovered.routes,
                 recovered.relays,
                 recovered.era

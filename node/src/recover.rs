@@ -19,7 +19,8 @@ WARNING: switchboard recover makes this site a cluster of one.
   - Every other site is dropped from the membership. Do this only when the
     others are lost for good: a majority that comes back would be a second
     cluster with the same id.
-  - Writes the others acknowledged that this site never applied are lost.
+  - Every entry in this site's log is kept and applied; writes the others
+    acknowledged that never reached this site are lost.
   - Node info enters a new era, so clients replace their cached documents.
   - Stop the other sites' processes and wipe their data dirs before they
     rejoin as new members (sbctl members add-learner, then promote).";

@@ -44,6 +44,7 @@ use crate::config::SiteConfig;
 use crate::error::NodeError;
 use crate::http;
 use crate::leases::keeper;
+use crate::peer::leader_age::LeaderAge;
 use crate::peer::network::PeerNetworkFactory;
 use crate::scheduler;
 
@@ -114,7 +115,7 @@ pub async fn serve(
         labels: config.labels.clone(),
     };
 
-    let (site, security, stopped) = start_site(&config).await?;
+    let (site, security, stopped) = start_site(&config, &node).await?;
 
     let (stop, stop_signal) = watch::channel(false);
     let (peer_router, api_router) = (peer_router(&site), api_router(&site));
@@ -198,6 +199,7 @@ pub async fn serve(
 /// the signal that the storage has closed.
 async fn start_site(
     config: &SiteConfig,
+    own: &SiteNode,
 ) -> Result<(Arc<Site>, Security, switchboard_raft_store::store::Stopped), NodeError> {
     let identity = Identity {
         cluster_id: config.cluster_id.clone(),
@@ -213,9 +215,11 @@ async fn start_site(
         .transpose()
         .map_err(|e| NodeError::Config(e.to_string()))?;
     let peers = security.peers.clone();
+    let leader_age = LeaderAge::default();
     let network = PeerNetworkFactory {
         self_id: config.id,
         peers: peers.clone(),
+        leader_age: leader_age.clone(),
     };
     let raft_config = Arc::new(config.raft_config()?);
     let raft = openraft::Raft::new(
@@ -227,10 +231,12 @@ async fn start_site(
     )
     .await
     .map_err(|e| NodeError::Raft(e.to_string()))?;
+    leader_age.attach(raft.metrics());
     let site = Arc::new(Site {
         id: config.id,
         name: config.name.clone(),
         cluster_id: config.cluster_id.clone(),
+        own: own.clone(),
         raft,
         reader: store.reader,
         snapshots: store.snapshots,

@@ -67,7 +67,9 @@ phase "pure state machine without RocksDB"
 run_tests -p switchboard-raft-store --no-default-features --locked --lib
 
 phase "multi-process cluster tests"
-# One cluster at a time: each test starts its own site processes.
+# One cluster at a time: each test starts its own site processes. The fault
+# tests put sites in network namespaces; here they must not skip.
+export SWITCHBOARD_REQUIRE_NETNS=1
 run_tests -p switchboard-tests --locked --test cluster -- --test-threads=1
 
 phase ""

@@ -57,6 +57,10 @@ pub struct Target {
 pub enum Command {
     /// Ask every site for its view: role, leader, term, log, commit and applied index.
     Status,
+    /// Form a new cluster of the sites named by --endpoints or --cluster:
+    /// each is asked for its id, addresses and labels, and all become the
+    /// first voters. Once, on sites started with empty data dirs.
+    Init,
     /// Relays.
     #[command(subcommand)]
     Relay(RelayCommand),
@@ -323,6 +327,10 @@ pub enum MembersCommand {
         api: String,
         #[arg(long)]
         http: String,
+        /// A failure-domain label, key=value (repeat for more). Default:
+        /// the labels the new site's own config gives it.
+        #[arg(long = "label", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
         /// Wait, showing progress, until the learner has caught up.
         #[arg(long)]
         wait: bool,
@@ -358,8 +366,12 @@ pub enum LeaderCommand {
     },
 }
 
+/// A `key=value` label from the command line.
 fn parse_label(text: &str) -> Result<(String, String), String> {
-    text.split_once('=')
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("{text:?} is not key=value"))
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() && !value.is_empty() => {
+            Ok((key.to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("{text:?} is not key=value")),
+    }
 }

@@ -22,6 +22,7 @@ use switchboard_raft_store::topology::DomainRisk;
 use switchboard_raft_store::topology::TopologyRelay;
 use switchboard_raft_store::topology::TopologySite;
 use switchboard_raft_store::topology::analyze;
+use switchboard_raft_store::topology::missing_domains;
 
 use crate::commands::CliError;
 use crate::commands::emit;
@@ -599,6 +600,17 @@ pub async fn topology_check(
             ),
         })
         .collect();
+    for unplaced in missing_domains(&sites) {
+        let what = if unplaced.missing.is_empty() {
+            "no voter has failure-domain labels: nothing can be checked".to_owned()
+        } else {
+            format!("it has no {} label", unplaced.missing.join(", "))
+        };
+        eprintln!(
+            "warning: site {} cannot be placed in a failure domain: {what}; re-add it with --label or set [labels] in its config",
+            unplaced.site_id
+        );
+    }
     let risks: Vec<DomainRisk> = analyze(&sites, &relays, capacity_share)
         .into_iter()
         .filter(|risk| all || risk.critical())

@@ -148,9 +148,27 @@ pub fn write_snapshot(
 
 /// Fsyncs a directory so a rename or create in it is durable.
 pub fn sync_dir(dir: &Path) -> Result<(), Error> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))
+}
+
+/// Creates `dir` and whatever parents it lacks, and fsyncs the parent of
+/// each directory it made: a directory's entry lives in its parent, so
+/// without that a crash can take the new directory, and every file synced
+/// inside it, away.
+pub fn create_dir_synced(dir: &Path) -> Result<(), Error> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+    fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    for made in missing.iter().rev() {
+        sync_dir(made.parent().unwrap_or(Path::new(".")))?;
+    }
+    Ok(())
 }
 
 struct CrcReader<R: Read> {
@@ -312,4 +330,24 @@ pub fn read_chunk(file: &SnapshotFile, offset: u64, len: usize) -> Result<Vec<u8
         .read_exact_at(&mut buf, offset)
         .map_err(|e| Error::io("reading snapshot chunk", e))?;
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_is_made_with_its_missing_parents_and_an_existing_one_is_kept() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let deep = root.path().join("a").join("b").join("c");
+        create_dir_synced(&deep).expect("made and synced");
+        assert!(deep.is_dir());
+        std::fs::write(deep.join("kept"), b"x").expect("write");
+        create_dir_synced(&deep).expect("already there");
+        assert!(
+            deep.join("kept").exists(),
+            "an existing directory is left as it is"
+        );
+        sync_dir(Path::new("")).expect("the empty path is the working directory");
+    }
 }

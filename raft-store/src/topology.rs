@@ -140,6 +140,38 @@ pub fn analyze(
     risks
 }
 
+/// A voter the check cannot place: it lacks a label that other voters
+/// have (it joined without the labels its config gives it, say), or no
+/// voter has any label at all, so no domain can be checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MissingDomain {
+    /// The voter.
+    pub site_id: u64,
+    /// The labels other voters have and it lacks; empty when no voter has
+    /// any.
+    pub missing: Vec<String>,
+}
+
+/// The voters whose failure domains are unknown to the check.
+pub fn missing_domains(sites: &[TopologySite]) -> Vec<MissingDomain> {
+    let voters: Vec<&TopologySite> = sites.iter().filter(|s| s.voter).collect();
+    let keys: BTreeSet<&String> = voters.iter().flat_map(|s| s.labels.keys()).collect();
+    voters
+        .iter()
+        .filter_map(|site| {
+            let missing: Vec<String> = keys
+                .iter()
+                .filter(|key| !site.labels.contains_key(key.as_str()))
+                .map(|key| (*key).clone())
+                .collect();
+            (keys.is_empty() || !missing.is_empty()).then_some(MissingDomain {
+                site_id: site.site_id,
+                missing,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -231,5 +263,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn voters_without_the_labels_of_the_others_are_named() {
+        let sites = [
+            site(1, &[("datacenter", "tsukuba"), ("power", "a")]),
+            site(2, &[("datacenter", "osaka"), ("power", "b")]),
+            site(4, &[]),
+            site(5, &[("datacenter", "tokyo")]),
+        ];
+        assert_eq!(
+            missing_domains(&sites),
+            vec![
+                MissingDomain {
+                    site_id: 4,
+                    missing: vec!["datacenter".into(), "power".into()],
+                },
+                MissingDomain {
+                    site_id: 5,
+                    missing: vec!["power".into()],
+                },
+            ]
+        );
+        let unlabelled = [site(1, &[]), site(2, &[])];
+        assert_eq!(
+            missing_domains(&unlabelled).len(),
+            2,
+            "no labels at all: every voter is unplaced"
+        );
+        let mut learner = site(3, &[]);
+        learner.voter = false;
+        assert!(
+            missing_domains(&[site(1, &[("dc", "a")]), learner]).is_empty(),
+            "a learner costs no quorum"
+        );
     }
 }

@@ -8,6 +8,7 @@ mod failover;
 mod faults;
 mod membership;
 mod operations;
+mod partitions;
 mod reads;
 mod relays;
 mod sbctl;

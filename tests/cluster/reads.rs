@@ -89,6 +89,21 @@ async fn writes_at_any_site_and_reads_with_bounded_staleness() {
         "no linearizable read without a quorum: {refused}"
     );
 
+    // Restarted alone, it has heard from no leader since it started: its
+    // state may predate anything, so it serves no local read at any bound.
+    cluster.cluster.kill(reader).expect("kill");
+    cluster.cluster.restart(reader).expect("restart");
+    let refused = cluster
+        .site_client_with_deadline(reader, Duration::from_millis(500))
+        .resolve("h1", pb::Consistency::Local, 0)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some(Code::Unavailable), "{refused}");
+    assert!(
+        refused.to_string().contains("since it started"),
+        "{refused}"
+    );
+
     // Back together, the site is fresh again.
     cluster.cluster.restart(leader).expect("restart");
     cluster.cluster.restart(writer).expect("restart");

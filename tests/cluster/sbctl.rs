@@ -114,3 +114,122 @@ async fn sbctl_shows_status_manages_relays_and_fails_clearly() {
         text(&no_target.stderr)
     );
 }
+
+/// A cluster built by hand as the runbook does it: sites started with
+/// empty data dirs, `sbctl init`, a site added with `members add-learner`
+/// (its labels taken from its own config), one added without labels (the
+/// topology check warns that it cannot place it), and `notice set --json`
+/// printing an object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_built_by_hand_with_sbctl_keeps_every_sites_failure_domain() {
+    let mut cluster = TestCluster::start_with(switchboard_tests::TestSpec {
+        bootstrap: switchboard_tests::Bootstrap::Manual,
+        ..switchboard_tests::TestSpec::default()
+    })
+    .await;
+    let cluster_json = cluster.cluster_json();
+    let init = switchboard_tests::sbctl_json(&cluster_json, &["init"]).await;
+    let members = init.as_array().expect("the first voters");
+    assert_eq!(members.len(), 3, "{init}");
+    for (n, member) in members.iter().enumerate() {
+        assert_eq!(
+            member["labels"]["datacenter"],
+            format!("dc-{}", n + 1),
+            "each site's own labels: {member}"
+        );
+    }
+    let again = sbctl(&cluster_json, &["init"]).await;
+    assert!(!again.status.success(), "a cluster is initialized once");
+    cluster.leader().await;
+
+    let fourth = cluster
+        .cluster
+        .spawn_additional_site()
+        .expect("a fourth site");
+    let endpoints = cluster.cluster.endpoints(fourth).expect("endpoints");
+    let id = fourth.to_string();
+    let added = switchboard_tests::sbctl_json(
+        &cluster_json,
+        &[
+            "members",
+            "add-learner",
+            "--id",
+            &id,
+            "--name",
+            &endpoints.name,
+            "--raft",
+            &endpoints.raft_addr,
+            "--api",
+            &endpoints.api_addr,
+            "--http",
+            &endpoints.http_addr,
+            "--wait",
+        ],
+    )
+    .await;
+    let joined = added
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|m| m["site_id"] == fourth)
+        .cloned()
+        .expect("the fourth site is a member");
+    assert_eq!(
+        joined["labels"]["datacenter"], "dc-4",
+        "labels from the site's own config: {joined}"
+    );
+    let bad_label = sbctl(
+        &cluster_json,
+        &[
+            "members",
+            "add-learner",
+            "--id",
+            "9",
+            "--name",
+            "x",
+            "--raft",
+            "a:1",
+            "--api",
+            "a:2",
+            "--http",
+            "a:3",
+            "--label",
+            "nolabel",
+        ],
+    )
+    .await;
+    assert!(!bad_label.status.success());
+    assert!(
+        text(&bad_label.stderr).contains("is not key=value"),
+        "{}",
+        text(&bad_label.stderr)
+    );
+
+    // A fifth site added through the API with no labels, and promoted: the
+    // check cannot place it, and says so.
+    let fifth = cluster
+        .cluster
+        .spawn_additional_site()
+        .expect("a fifth site");
+    let mut endpoints = cluster.cluster.endpoints(fifth).expect("endpoints");
+    endpoints.labels.clear();
+    let admin = cluster.client();
+    admin.add_learner(endpoints).await.expect("add learner");
+    admin
+        .wait_caught_up(fifth, std::time::Duration::from_secs(30), |_, _| {})
+        .await
+        .expect("caught up");
+    admin.promote_voter(fifth, true).await.expect("promote");
+    let check = sbctl(&cluster.cluster_json(), &["topology", "check"]).await;
+    let warned = text(&check.stderr);
+    assert!(
+        warned.contains(&format!("warning: site {fifth} cannot be placed"))
+            && warned.contains("no datacenter label"),
+        "{warned}"
+    );
+
+    let notice =
+        switchboard_tests::sbctl_json(&cluster_json, &["notice", "set", "back at 06:00"]).await;
+    assert_eq!(notice["notice"], "back at 06:00", "{notice}");
+    assert!(notice["epoch"].as_u64().is_some(), "{notice}");
+}

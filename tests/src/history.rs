@@ -2,8 +2,9 @@
 //! invocations and completions for the checker.
 //!
 //! Clients attach and detach through the client library (which retries
-//! across sites with one request id per call) and resolve linearizably at
-//! one site each. A write whose call fails without a refusal is recorded as
+//! across sites with one request id per call) and resolve at one site each,
+//! linearizably or from the site's local state with the staleness it
+//! declares. A write whose call fails without a refusal is recorded as
 //! indeterminate: it may or may not have taken effect. A refused write (no
 //! room, bad input) changed nothing and is left out; so are failed reads.
 
@@ -127,15 +128,40 @@ impl Recorder {
         }
     }
 
-    /// Resolves `host` linearizably through `client` and records what it saw.
-    pub async fn resolve(&self, client: &ClusterClient, host: &str) {
+    /// Resolves `host` linearizably through `client` and records what it
+    /// saw; returns whether it got an answer (a failed read is left out).
+    pub async fn resolve(&self, client: &ClusterClient, host: &str) -> bool {
         let invoked_at = self.now();
         let seen = match client.resolve(host, pb::Consistency::Linearizable, 0).await {
             Ok(answer) => answer.route.as_ref().map(|r| self.route(r)),
             Err(error) if error.code() == Some(Code::NotFound) => None,
-            Err(_) => return,
+            Err(_) => return false,
         };
         self.record(host, RouteOperation::Resolve(seen), invoked_at, true);
+        true
+    }
+
+    /// Resolves `host` from the local state of the site `client` talks to,
+    /// and records what it saw as a read that may have taken effect as early
+    /// as the staleness it declared before its invocation: a site that
+    /// claims less staleness than the truth shows up as a read the checker
+    /// cannot place.
+    pub async fn resolve_local(&self, client: &ClusterClient, host: &str) {
+        let invoked_at = self.now();
+        let (seen, staleness_ms) = match client.resolve(host, pb::Consistency::Local, 0).await {
+            Ok(answer) => (
+                answer.route.as_ref().map(|r| self.route(r)),
+                answer.staleness_ms,
+            ),
+            // A local "no route" declares no staleness: it cannot be placed
+            // in time, so it is left out.
+            Err(_) => return,
+        };
+        // Staleness is whole milliseconds, rounded down: one more covers it.
+        let declared_us = staleness_ms.saturating_add(1).saturating_mul(1_000);
+        let invoked_at = invoked_at.saturating_sub(declared_us);
+        let operation = RouteOperation::ResolveLocal { seen, staleness_ms };
+        self.record(host, operation, invoked_at, true);
     }
 
     /// How many operations are recorded so far.
@@ -200,7 +226,10 @@ impl Workload {
                         match rng.random_range(0..10) {
                             0..4 => recorder.attach(&writer, &host).await,
                             4..6 => recorder.detach(&writer, &host).await,
-                            _ => recorder.resolve(&reader, &host).await,
+                            6..8 => {
+                                recorder.resolve(&reader, &host).await;
+                            }
+                            _ => recorder.resolve_local(&reader, &host).await,
                         }
                         tokio::time::sleep(OPERATION_PAUSE).await;
                     }

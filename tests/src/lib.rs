@@ -9,6 +9,8 @@
 pub mod checker;
 pub mod history;
 pub mod load;
+pub mod nemesis;
+pub mod netns;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,6 +28,7 @@ pub use switchboard_node::Timing;
 pub use switchboard_node::local::Bootstrap;
 use switchboard_node::local::LaunchSpec;
 pub use switchboard_node::local::LocalCluster;
+pub use switchboard_node::local::SiteHost;
 use switchboard_proto::v1 as pb;
 
 /// Held for the life of a test cluster: multi-process tests run one at a time.
@@ -86,6 +89,8 @@ pub struct TestSpec {
     pub relays: RelayTiming,
     /// Failure-domain labels per site id.
     pub site_labels: std::collections::BTreeMap<u64, std::collections::BTreeMap<String, String>>,
+    /// Sites placed in network namespaces (`netns::Network::site_hosts`).
+    pub site_hosts: std::collections::BTreeMap<u64, SiteHost>,
 }
 
 impl Default for TestSpec {
@@ -103,6 +108,7 @@ impl Default for TestSpec {
                 ..RelayTiming::default()
             },
             site_labels: Default::default(),
+            site_hosts: Default::default(),
         }
     }
 }
@@ -128,6 +134,7 @@ impl TestCluster {
         launch.tls_reload_interval_ms = spec.tls_reload_interval_ms;
         launch.relays = spec.relays;
         launch.site_labels = spec.site_labels;
+        launch.site_hosts = spec.site_hosts;
         launch.log_filter = "info,openraft=warn".into();
         let cluster = LocalCluster::start(launch)
             .await
@@ -147,6 +154,28 @@ impl TestCluster {
     /// A client that knows every site, retrying fast.
     pub fn client(&self) -> ClusterClient {
         self.cluster.client().expect("client")
+    }
+
+    /// A client of every site that tries site `first` before the others.
+    pub fn client_preferring(&self, first: u64) -> ClusterClient {
+        let mut endpoints = vec![self.api(first)];
+        endpoints.extend(
+            self.cluster
+                .sites
+                .iter()
+                .filter(|(id, _)| **id != first)
+                .map(|(_, site)| site.report.api_addr.clone()),
+        );
+        let settings = ClientSettings {
+            backoff_initial: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(200),
+            ..ClientSettings::default()
+        };
+        let credentials = self
+            .cluster
+            .credentials(switchboard_node::local::LAUNCHER_ADMIN)
+            .expect("admin credentials");
+        ClusterClient::new(endpoints, settings, credentials).expect("client")
     }
 
     /// A client that talks to one site only and never retries elsewhere.
@@ -257,6 +286,38 @@ impl TestCluster {
             .wait_for_leader(self.timing().failover_bound() * 4)
             .await
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The leader once every site of `sites` names it, it is one of them
+    /// and it says it leads; the other sites may be cut off or down.
+    pub async fn leader_among(&self, sites: &[u64]) -> u64 {
+        let deadline = self.timing().failover_bound() * 4;
+        let until = Instant::now() + deadline;
+        loop {
+            let mut named = Vec::new();
+            for &id in sites {
+                let status = self.site_client_with_deadline(id, Duration::from_millis(500));
+                if let Ok(status) = status.status_of(&self.api(id)).await {
+                    named.push((id, status.leader_id, status.role));
+                }
+            }
+            if let Some(&(_, leader, _)) = named.first()
+                && named.len() == sites.len()
+                && sites.contains(&leader)
+                && named.iter().all(|(_, l, _)| *l == leader)
+                && named
+                    .iter()
+                    .any(|(id, _, role)| *id == leader && role == "leader")
+            {
+                return leader;
+            }
+            assert!(
+                Instant::now() < until,
+                "sites {sites:?} agreed on no leader among them within {} ms: {named:?}",
+                deadline.as_millis()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// One site's status.

@@ -47,12 +47,24 @@ impl ClusterClient {
         unary!(self, host_client, message, detach)
     }
 
-    /// Opens a watch of a host's route on the first site that takes it.
+    /// Opens a watch on the first site that takes it. The stream ends when
+    /// its site fails; [`ClusterClient::follow_route`] gives one that moves.
     pub async fn watch_route(
         &self,
         host_id: &str,
         after_index: u64,
     ) -> Result<tonic::Streaming<pb::RouteEvent>, ClientError> {
+        self.open_watch_route(host_id, after_index)
+            .await
+            .map(|(stream, _)| stream)
+    }
+
+    /// As `watch_route`, also naming the site the stream is on.
+    pub(super) async fn open_watch_route(
+        &self,
+        host_id: &str,
+        after_index: u64,
+    ) -> Result<(tonic::Streaming<pb::RouteEvent>, String), ClientError> {
         let message = pb::WatchRouteRequest {
             host_id: host_id.to_owned(),
             after_index,

@@ -9,11 +9,12 @@
 /// One unary call through `call` (retries, leader hints, deadlines):
 /// `message` is cloned into a fresh request for every attempt.
 macro_rules! unary {
-    // A stream lives on: only opening it has a deadline.
+    // A stream lives on: only opening it has a deadline. Answers the stream
+    // and the site it is on.
     ($client:ident, $stub:ident, $message:expr, $method:ident, stream) => {{
         let message = $message;
         $client
-            .call(|channel| {
+            .call_at(|channel| {
                 let mut request = $client.request(message.clone());
                 request.metadata_mut().remove("grpc-timeout");
                 async move { Ok(Self::$stub(channel).$method(request).await?.into_inner()) }
@@ -34,6 +35,7 @@ macro_rules! unary {
 mod channels;
 mod credentials;
 mod error;
+mod follow;
 mod hosts;
 mod membership;
 mod operations;
@@ -44,6 +46,9 @@ mod settings;
 
 pub use credentials::Credentials;
 pub use error::ClientError;
+pub use follow::Followed;
+pub use follow::Follower;
+pub use follow::WatchMessage;
 pub use membership::CATCH_UP_POLL_INTERVAL;
 pub use retry::RETRY_AFTER_MAX_MS;
 pub use settings::ClientSettings;

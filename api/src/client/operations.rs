@@ -170,6 +170,7 @@ impl ClusterClient {
             save_snapshot,
             stream
         )
+        .map(|(stream, _)| stream)
     }
 
     /// One step of a restore.

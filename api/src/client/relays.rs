@@ -47,12 +47,24 @@ impl ClusterClient {
         Ok(response)
     }
 
-    /// Opens a watch of the hosts on a relay.
+    /// Opens a watch on the first site that takes it. The stream ends when
+    /// its site fails; [`ClusterClient::follow_relay_routes`] gives one that moves.
     pub async fn watch_relay_routes(
         &self,
         relay_id: &str,
         after_index: u64,
     ) -> Result<tonic::Streaming<pb::RelayRoutesEvent>, ClientError> {
+        self.open_watch_relay_routes(relay_id, after_index)
+            .await
+            .map(|(stream, _)| stream)
+    }
+
+    /// As `watch_relay_routes`, also naming the site the stream is on.
+    pub(super) async fn open_watch_relay_routes(
+        &self,
+        relay_id: &str,
+        after_index: u64,
+    ) -> Result<(tonic::Streaming<pb::RelayRoutesEvent>, String), ClientError> {
         let message = pb::WatchRoutesRequest {
             relay_id: relay_id.to_owned(),
             after_index,

@@ -70,6 +70,24 @@ impl ClusterClient {
         F: Fn(Channel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
+        self.call_at(call).await.map(|(value, _)| value)
+    }
+
+    /// Makes the site after `endpoint` the first one tried: `endpoint`
+    /// went quiet or stale under a watch.
+    pub(super) fn step_past(&self, endpoint: &str) {
+        let endpoints = self.endpoints();
+        if let Some(index) = endpoints.iter().position(|e| e == endpoint) {
+            self.preferred.store(index + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// As `call`, also saying which site answered.
+    pub(super) async fn call_at<T, F, Fut>(&self, call: F) -> Result<(T, String), ClientError>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
         let started = Instant::now();
         let deadline = started + self.settings.call_deadline;
         let mut backoff = self.backoff();
@@ -112,7 +130,7 @@ impl ClusterClient {
                         if let Some(index) = endpoints.iter().position(|e| e == &endpoint) {
                             self.preferred.store(index, Ordering::Relaxed);
                         }
-                        return Ok(value);
+                        return Ok((value, endpoint));
                     }
                     Err(status) if retry_after(&status).is_some() => {
                         // Rate limited: the site says when to come back.

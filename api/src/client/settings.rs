@@ -22,6 +22,10 @@ pub struct ClientSettings {
     /// How long a ping may go unanswered before the connection is dropped
     /// and its calls and watches fail over. Well under a relay lease.
     pub keepalive_timeout: Duration,
+    /// How long a followed watch may hear nothing (sites send a progress
+    /// heartbeat every second), or hear only that its site is this stale,
+    /// before it is reopened at another site from the last index it saw.
+    pub watch_quiet_timeout: Duration,
 }
 
 impl Default for ClientSettings {
@@ -34,6 +38,7 @@ impl Default for ClientSettings {
             connect_timeout: Duration::from_millis(500),
             keepalive_interval: Duration::from_secs(1),
             keepalive_timeout: Duration::from_secs(2),
+            watch_quiet_timeout: Duration::from_secs(3),
         }
     }
 }

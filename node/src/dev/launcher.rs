@@ -60,6 +60,9 @@ pub enum Bootstrap {
     /// Every site's config lists the initial voters (`initial_sites`), with
     /// ports picked beforehand; the sites form the cluster themselves.
     InitialSites,
+    /// Nobody initializes: the sites start and wait, as an operator's
+    /// would before `sbctl init`.
+    Manual,
 }
 
 /// A free TCP port on loopback, as the kernel hands it out now.
@@ -103,6 +106,19 @@ pub struct LaunchSpec {
     pub relays: RelayTiming,
     /// Failure-domain labels per site id, added to its `datacenter=dc-N`.
     pub site_labels: BTreeMap<u64, BTreeMap<String, String>>,
+    /// Sites that run somewhere other than this host's loopback (a network
+    /// namespace of a test), by id; the rest bind 127.0.0.1.
+    pub site_hosts: BTreeMap<u64, SiteHost>,
+}
+
+/// Where a site runs when it is not on this host's loopback.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteHost {
+    /// The address it binds and advertises.
+    pub ip: String,
+    /// The command that runs the site there, before the binary
+    /// (e.g. `ip netns exec <namespace>`).
+    pub exec_prefix: Vec<String>,
 }
 
 /// The operator identity the launcher's clients use.
@@ -127,7 +143,15 @@ impl LaunchSpec {
             tls_reload_interval_ms: 5_000,
             relays: RelayTiming::default(),
             site_labels: BTreeMap::new(),
+            site_hosts: BTreeMap::new(),
         }
+    }
+
+    /// The address site `id` binds.
+    fn ip_of(&self, id: u64) -> &str {
+        self.site_hosts
+            .get(&id)
+            .map_or("127.0.0.1", |host| host.ip.as_str())
     }
 }
 
@@ -204,9 +228,10 @@ impl LocalCluster {
         if cluster.spec.bootstrap == Bootstrap::InitialSites {
             // Every site must know every address before any starts.
             for config in &mut configs {
-                config.raft_addr = format!("127.0.0.1:{}", free_port()?);
-                config.api_addr = format!("127.0.0.1:{}", free_port()?);
-                config.http_addr = format!("127.0.0.1:{}", free_port()?);
+                let ip = cluster.spec.ip_of(config.id).to_owned();
+                config.raft_addr = format!("{ip}:{}", free_port()?);
+                config.api_addr = format!("{ip}:{}", free_port()?);
+                config.http_addr = format!("{ip}:{}", free_port()?);
             }
             let initial: Vec<InitialSite> = configs
                 .iter()
@@ -249,9 +274,11 @@ impl LocalCluster {
                 .await
                 .map_err(|e| NodeError::Launcher(format!("initializing the cluster: {e}")))?;
         }
-        cluster
-            .wait_for_leader(cluster.spec.timing.failover_bound() * 10)
-            .await?;
+        if cluster.spec.bootstrap != Bootstrap::Manual {
+            cluster
+                .wait_for_leader(cluster.spec.timing.failover_bound() * 10)
+                .await?;
+        }
         Ok(cluster)
     }
 
@@ -261,14 +288,15 @@ impl LocalCluster {
 
     fn new_config(&self, id: u64) -> SiteConfig {
         let base = self.spec.base_port;
+        let ip = self.spec.ip_of(id);
         SiteConfig {
             id,
             name: format!("site-{id}"),
             cluster_id: self.spec.cluster_id.clone(),
             data_dir: self.site_dir(id).join("data"),
-            raft_addr: format!("127.0.0.1:{}", port(base, id, 0)),
-            api_addr: format!("127.0.0.1:{}", port(base, id, 1)),
-            http_addr: format!("127.0.0.1:{}", port(base, id, 2)),
+            raft_addr: format!("{ip}:{}", port(base, id, 0)),
+            api_addr: format!("{ip}:{}", port(base, id, 1)),
+            http_addr: format!("{ip}:{}", port(base, id, 2)),
             advertise_host: None,
             labels: {
                 let mut labels = BTreeMap::from([("datacenter".to_owned(), format!("dc-{id}"))]);
@@ -348,7 +376,17 @@ impl LocalCluster {
             .open(&site.log_path)
             .map_err(|e| NodeError::io(format!("opening {}", site.log_path.display()), e))?;
         use std::os::unix::process::CommandExt;
-        Command::new(&self.spec.binary)
+        let mut command = match self.spec.site_hosts.get(&site.id) {
+            Some(host) if !host.exec_prefix.is_empty() => {
+                // `ip netns exec` execs the binary itself: the child's pid
+                // is the site's, for signals.
+                let mut command = Command::new(&host.exec_prefix[0]);
+                command.args(&host.exec_prefix[1..]).arg(&self.spec.binary);
+                command
+            }
+            _ => Command::new(&self.spec.binary),
+        };
+        command
             // Its own process group: a Ctrl-C at the launcher's terminal
             // reaches the launcher only, which then stops the sites in order.
             .process_group(0)

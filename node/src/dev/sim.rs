@@ -22,10 +22,10 @@ use std::time::Duration;
 use std::time::Instant;
 
 use crate::site::unix_ms;
-use futures::StreamExt;
 use serde::Serialize;
 use switchboard_api::Admission;
 use switchboard_api::ClusterClient;
+use switchboard_api::Followed;
 use switchboard_api::new_request_id;
 use switchboard_proto::v1 as pb;
 use tokio::sync::watch;
@@ -175,40 +175,28 @@ async fn relay_watch_loop(
     counters: Arc<RelayCounters>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    // The follower moves between sites by itself; it ends only on a final
+    // refusal (the relay was removed, say).
+    let mut routes = client.follow_relay_routes(&relay_id);
     loop {
-        match client.watch_relay_routes(&relay_id, 0).await {
-            Ok(mut stream) => {
-                admission.clear_routes();
-                loop {
-                    let event = tokio::select! {
-                        event = stream.next() => event,
-                        _ = stopped.changed() => return,
-                    };
-                    match event {
-                        Some(Ok(event)) => {
-                            if event.host_id.is_empty() {
-                                continue;
-                            }
-                            if event.attached {
-                                admission.route_attached(&event.host_id, event.generation);
-                            } else {
-                                admission.route_detached(&event.host_id);
-                            }
-                        }
-                        Some(Err(status)) => {
-                            tracing::debug!(relay = %relay_id, %status, "relay watch ended; resyncing");
-                            break;
-                        }
-                        None => break,
-                    }
-                }
-            }
-            Err(error) => tracing::debug!(relay = %relay_id, %error, "cannot open the relay watch"),
-        }
-        counters.watch_resyncs.fetch_add(1, Ordering::Relaxed);
-        tokio::select! {
-            _ = tokio::time::sleep(SIM_RETRY_PAUSE) => {}
+        let followed = tokio::select! {
+            followed = routes.next() => followed,
             _ = stopped.changed() => return,
+        };
+        match followed {
+            Ok(Followed::Restarted) => {
+                counters.watch_resyncs.fetch_add(1, Ordering::Relaxed);
+                admission.clear_routes();
+            }
+            Ok(Followed::Event(event)) if event.host_id.is_empty() => {}
+            Ok(Followed::Event(event)) if event.attached => {
+                admission.route_attached(&event.host_id, event.generation);
+            }
+            Ok(Followed::Event(event)) => admission.route_detached(&event.host_id),
+            Err(error) => {
+                tracing::warn!(relay = %relay_id, %error, "the relay watch was refused");
+                return;
+            }
         }
     }
 }
@@ -284,36 +272,36 @@ async fn host_watch_loop(
     view: Arc<Mutex<HostView>>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let mut route_watch = client.follow_route(&host_id);
     loop {
-        if let Ok(mut stream) = client.watch_route(&host_id, 0).await {
-            loop {
-                let event = tokio::select! {
-                    event = stream.next() => event,
-                    _ = stopped.changed() => return,
-                };
-                let Some(Ok(event)) = event else { break };
-                let Some(route) = event.route else { continue };
-                {
-                    let mut view = view.lock();
-                    if route.generation != view.generation {
-                        view.moves += 1;
-                        view.changed_at = Some(Instant::now());
-                    }
-                    view.relay_id = route.relay_id.clone();
-                    view.generation = route.generation;
-                }
-                let admitted = connect(&book, &host_id, &route.relay_id, route.generation).await;
-                let mut view = view.lock();
-                match admitted {
-                    Some(true) => view.admitted += 1,
-                    Some(false) => view.refused += 1,
-                    None => {}
-                }
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(SIM_RETRY_PAUSE) => {}
+        let followed = tokio::select! {
+            followed = route_watch.next() => followed,
             _ = stopped.changed() => return,
+        };
+        let event = match followed {
+            Ok(Followed::Event(event)) => event,
+            Ok(Followed::Restarted) => continue,
+            Err(error) => {
+                tracing::warn!(host = %host_id, %error, "the route watch was refused");
+                return;
+            }
+        };
+        let Some(route) = event.route else { continue };
+        {
+            let mut view = view.lock();
+            if route.generation != view.generation {
+                view.moves += 1;
+                view.changed_at = Some(Instant::now());
+            }
+            view.relay_id = route.relay_id.clone();
+            view.generation = route.generation;
+        }
+        let admitted = connect(&book, &host_id, &route.relay_id, route.generation).await;
+        let mut view = view.lock();
+        match admitted {
+            Some(true) => view.admitted += 1,
+            Some(false) => view.refused += 1,
+            None => {}
         }
     }
 }

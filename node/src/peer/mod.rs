@@ -3,5 +3,6 @@
 //! them (Raft RPCs, snapshot chunks, forwarded writes, read index).
 
 pub mod clients;
+pub mod leader_age;
 pub mod network;
 pub mod service;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::peer::clients::PeerClients;
+use crate::peer::leader_age::LeaderAge;
 use openraft::RaftNetworkFactory;
 use openraft::errors::NetworkError;
 use openraft::errors::RPCError;
@@ -41,6 +42,8 @@ use tonic::Status;
 pub struct PeerNetworkFactory {
     pub self_id: u64,
     pub peers: PeerClients,
+    /// Stamps this site's quorum-ack age on its AppendEntries.
+    pub leader_age: LeaderAge,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetworkFactory {
@@ -52,6 +55,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetworkFactory {
             target,
             addr: node.raft_addr.clone(),
             peers: self.peers.clone(),
+            leader_age: self.leader_age.clone(),
         }
     }
 }
@@ -62,6 +66,7 @@ pub struct PeerConnection {
     target: u64,
     addr: String,
     peers: PeerClients,
+    leader_age: LeaderAge,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,13 +127,17 @@ impl PeerConnection {
             .peers
             .raft_client(self.target, &self.addr)
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&WireError(e.to_string()))))?;
-        let request = self.peers.request(
+        let mut request = self.peers.request(
             self.target,
             RaftMessage {
                 body: raft_records::encode(message),
             },
             Some(timeout),
         );
+        if matches!(action, RPCTypes::AppendEntries) {
+            self.leader_age
+                .stamp(request.metadata_mut(), crate::site::unix_ms());
+        }
         let response = call(client, request)
             .await
             .map_err(|status| self.status_error(status, action, timeout))?;

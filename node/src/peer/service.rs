@@ -35,6 +35,7 @@ use tonic::Streaming;
 use crate::leases::heartbeats::HEARTBEATS_PENDING_MAX;
 use crate::peer::clients::CLUSTER_HEADER;
 use crate::peer::clients::TARGET_SITE_HEADER;
+use crate::peer::leader_age::quorum_ack_age;
 use crate::site::Site;
 use switchboard_api::ApiError;
 use switchboard_api::limits;
@@ -100,19 +101,22 @@ impl RaftPeer for PeerService {
         let rpc: AppendEntriesRequest<TypeConfig> =
             decode("append entries", &request.get_ref().body)?;
         let leader_commit = rpc.leader_commit.as_ref().map_or(0, |id| id.index);
+        let leader_age = quorum_ack_age(request.metadata(), self.site.clock.unix_ms());
         let response = self
             .site
             .raft
             .append_entries(rpc)
             .await
             .map_err(raft_failure)?;
+        // A message without the leader's quorum-ack age proves nothing
+        // about freshness (see peer::leader_age).
         if matches!(
             response,
             AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_)
-        ) {
-            self.site
-                .contact
-                .record(leader_commit, self.site.reader.load().applied_index());
+        ) && let Some(age) = leader_age
+        {
+            let applied = self.site.reader.load().applied_index();
+            self.site.contact.record(leader_commit, applied, age);
         }
         Ok(message(&response))
     }

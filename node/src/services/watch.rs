@@ -2,11 +2,14 @@
 //! index on, with node-info updates folded in.
 //!
 //! A watch from index 0 starts with the current state, then follows the
-//! change feed. A watch from an older index than the site retains, or one
+//! change feed; when nothing changes it sends a progress heartbeat every
+//! `WATCH_PROGRESS_INTERVAL` with the index it is at and the site's
+//! staleness, so a client can tell a quiet watch from a dead or cut-off one. A watch from an older index than the site retains, or one
 //! that falls behind the live feed, ends with OUT_OF_RANGE: the caller
 //! resyncs from a full read (index 0).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use switchboard_proto::v1 as pb;
 use switchboard_raft_store::ids::HostId;
@@ -23,6 +26,11 @@ use switchboard_api::convert;
 
 /// Messages buffered per watcher before it counts as slow.
 pub const WATCH_BUFFER_MESSAGES: usize = 256;
+/// How often a watch with nothing to send says it is alive (a progress
+/// heartbeat, as etcd's progress notify): a tenth of the default relay
+/// lease, so a client that hears nothing for a few of them (the library's
+/// `watch_quiet_timeout`, 3 s) moves to another site well within a lease.
+pub const WATCH_PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A stream of watch messages.
 pub type WatchStream<T> = ReceiverStream<Result<T, Status>>;
@@ -36,6 +44,9 @@ trait Watcher: Send + 'static {
     type Message: Send + 'static;
     /// Messages for one change.
     fn on_event(&mut self, site: &Site, event: &IndexedEvent) -> Vec<Self::Message>;
+    /// A progress heartbeat: everything up to `index` was sent, and the
+    /// serving site is `staleness_ms` stale.
+    fn progress(&self, index: u64, staleness_ms: u64) -> Self::Message;
 }
 
 /// Runs a watch: initial messages, replay, then live events, into a bounded stream.
@@ -67,10 +78,12 @@ fn run<W: Watcher>(
             }
         };
         let mut open = send_all(initial, &sender).await;
+        let mut sent_up_to = after_index;
         for event in replay {
             if !open {
                 break;
             }
+            sent_up_to = sent_up_to.max(event.index);
             if matches!(event.event, ChangeEvent::Reset) {
                 let _ = sender
                     .send(Err(out_of_range("the site installed a snapshot")))
@@ -80,11 +93,24 @@ fn run<W: Watcher>(
             }
             open = send_all(watcher.on_event(&site, &event), &sender).await;
         }
+        let mut heartbeat = tokio::time::interval(WATCH_PROGRESS_INTERVAL);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.reset();
         while open {
             let event = tokio::select! {
                 _ = sender.closed() => break,
                 event = live.recv() => event,
+                _ = heartbeat.tick() => {
+                    let staleness = site.staleness_ms().unwrap_or(u64::MAX);
+                    // Skipped when the buffer is full: the watch is not quiet.
+                    let _ = sender.try_send(Ok(watcher.progress(sent_up_to, staleness)));
+                    continue;
+                }
             };
+            if let Ok(event) = &event {
+                sent_up_to = sent_up_to.max(event.index);
+                heartbeat.reset();
+            }
             match event {
                 // The feed hands each event once: replayed ones were published
                 // before the subscription, live ones after it.
@@ -148,11 +174,22 @@ fn route_event(
         route,
         index,
         node_info,
+        ..Default::default()
     }
 }
 
 impl Watcher for HostWatcher {
     type Message = pb::RouteEvent;
+
+    fn progress(&self, index: u64, staleness_ms: u64) -> pb::RouteEvent {
+        pb::RouteEvent {
+            host_id: self.host_id.to_string(),
+            index,
+            progress: true,
+            staleness_ms,
+            ..Default::default()
+        }
+    }
 
     fn on_event(&mut self, site: &Site, event: &IndexedEvent) -> Vec<pb::RouteEvent> {
         match &event.event {
@@ -185,6 +222,7 @@ impl Watcher for HostWatcher {
                     route,
                     index: event.index,
                     node_info,
+                    ..Default::default()
                 }]
             }
             ChangeEvent::NodeInfo { .. } => match self.known.newer(site) {
@@ -227,6 +265,15 @@ struct RelayWatcher {
 impl Watcher for RelayWatcher {
     type Message = pb::RelayRoutesEvent;
 
+    fn progress(&self, index: u64, staleness_ms: u64) -> pb::RelayRoutesEvent {
+        pb::RelayRoutesEvent {
+            index,
+            progress: true,
+            staleness_ms,
+            ..Default::default()
+        }
+    }
+
     fn on_event(&mut self, site: &Site, event: &IndexedEvent) -> Vec<pb::RelayRoutesEvent> {
         let mut out = Vec::new();
         match &event.event {
@@ -244,7 +291,7 @@ impl Watcher for RelayWatcher {
                         attached: false,
                         index: event.index,
                         synced: false,
-                        node_info: None,
+                        ..Default::default()
                     });
                 }
                 if let Some((relay_id, generation)) = &change.current
@@ -256,7 +303,7 @@ impl Watcher for RelayWatcher {
                         attached: true,
                         index: event.index,
                         synced: false,
-                        node_info: None,
+                        ..Default::default()
                     });
                 }
             }
@@ -300,7 +347,7 @@ pub fn watch_relay(
                 attached: true,
                 index,
                 synced: false,
-                node_info: None,
+                ..Default::default()
             })
             .collect();
         initial.push(pb::RelayRoutesEvent {

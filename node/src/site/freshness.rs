@@ -1,12 +1,16 @@
 //! How stale this site's applied state is.
 //!
-//! `staleness_ms` is the time since this site last heard from a leader whose
-//! commit index it had applied. Each AppendEntries (heartbeats included)
-//! brings the leader's commit index; once the applied index reaches it, the
-//! state was fresh as of that message's arrival.
+//! `staleness_ms` is the time since the state this site has applied was
+//! last known current. Each AppendEntries (heartbeats included) brings the
+//! leader's commit index and when the leader last heard from a quorum
+//! (`peer::leader_age`: its age on arrival, time in flight included);
+//! once the applied index reaches that commit index, the state was current
+//! as of that acknowledgement. A deposed leader's heartbeats carry an ever
+//! older acknowledgement, so they keep nobody fresh.
 
 use parking_lot::Mutex;
 use std::collections::VecDeque;
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// Leader messages waiting for apply to reach their commit index. Older ones
@@ -17,7 +21,7 @@ pub const PENDING_CONTACTS_MAX: usize = 256;
 struct Contacts {
     /// When this site was last known fresh.
     fresh_at: Option<Instant>,
-    /// (arrival, leader commit index), oldest first, not yet applied.
+    /// (confirmed at, leader commit index), oldest first, not yet applied.
     pending: VecDeque<(Instant, u64)>,
 }
 
@@ -38,20 +42,23 @@ impl Default for LeaderContact {
 }
 
 impl LeaderContact {
-    /// Notes a message from the leader carrying `leader_commit`, seen when
-    /// this site had applied up to `applied`.
-    pub fn record(&self, leader_commit: u64, applied: u64) {
+    /// Notes a message from the leader carrying `leader_commit` and the age
+    /// of the leader's last quorum acknowledgement, seen when this site had
+    /// applied up to `applied`.
+    pub fn record(&self, leader_commit: u64, applied: u64, leader_age: Duration) {
         let now = Instant::now();
+        let confirmed = now.checked_sub(leader_age).unwrap_or(now);
         let mut contacts = self.contacts.lock();
         if leader_commit <= applied {
-            contacts.fresh_at = Some(now);
+            // Never backwards: an older confirmation adds nothing.
+            contacts.fresh_at = Some(contacts.fresh_at.map_or(confirmed, |at| at.max(confirmed)));
             contacts.pending.clear();
             return;
         }
         if contacts.pending.len() == PENDING_CONTACTS_MAX {
             contacts.pending.pop_front();
         }
-        contacts.pending.push_back((now, leader_commit));
+        contacts.pending.push_back((confirmed, leader_commit));
     }
 
     /// Milliseconds since the site was last known fresh, given what it has
@@ -77,7 +84,7 @@ mod tests {
     fn a_site_is_fresh_only_once_it_applied_what_the_leader_committed() {
         let contact = LeaderContact::default();
         assert_eq!(contact.staleness_ms(0), None);
-        contact.record(10, 5);
+        contact.record(10, 5, Duration::ZERO);
         assert_eq!(
             contact.staleness_ms(5),
             None,
@@ -85,7 +92,7 @@ mod tests {
         );
         let staleness = contact.staleness_ms(10).expect("fresh as of the message");
         assert!(staleness < 1_000);
-        contact.record(3, 10);
+        contact.record(3, 10, Duration::ZERO);
         assert!(contact.staleness_ms(10).unwrap() < 1_000);
     }
 
@@ -93,13 +100,12 @@ mod tests {
     /// whose commit index the site then applied, to the millisecond.
     #[tokio::test(start_paused = true)]
     async fn staleness_counts_from_the_message_that_the_site_caught_up_with() {
-        use std::time::Duration;
         let contact = LeaderContact::default();
-        contact.record(10, 5);
+        contact.record(10, 5, Duration::ZERO);
         tokio::time::advance(Duration::from_millis(300)).await;
         assert_eq!(contact.staleness_ms(5), None);
         assert_eq!(contact.staleness_ms(10), Some(300));
-        contact.record(12, 12);
+        contact.record(12, 12, Duration::ZERO);
         tokio::time::advance(Duration::from_millis(250)).await;
         assert_eq!(contact.staleness_ms(12), Some(250));
         tokio::time::advance(Duration::from_secs(60)).await;
@@ -107,6 +113,35 @@ mod tests {
             contact.staleness_ms(12),
             Some(60_250),
             "no leader message for a minute: a minute stale"
+        );
+    }
+
+    /// Under paused time: a deposed leader that still reaches this site
+    /// sends heartbeats whose quorum-ack age grows; they keep the site no
+    /// fresher than that leader's last acknowledgement.
+    #[tokio::test(start_paused = true)]
+    async fn heartbeats_of_a_deposed_leader_keep_nobody_fresh() {
+        let contact = LeaderContact::default();
+        contact.record(7, 7, Duration::from_millis(40));
+        assert_eq!(contact.staleness_ms(7), Some(40));
+        for _ in 0..20 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            // The leader lost its quorum at the first message: the age it
+            // sends grows with every heartbeat.
+            let age = contact.staleness_ms(7).expect("known");
+            contact.record(7, 7, Duration::from_millis(age));
+        }
+        assert_eq!(
+            contact.staleness_ms(7),
+            Some(2_040),
+            "two seconds of heartbeats from a leader without a quorum"
+        );
+        contact.record(9, 7, Duration::from_millis(5));
+        assert_eq!(contact.staleness_ms(7), Some(2_040), "not yet applied");
+        assert_eq!(
+            contact.staleness_ms(9),
+            Some(5),
+            "a live leader's commit applied"
         );
     }
 }

@@ -10,10 +10,63 @@ use openraft::async_runtime::watch::WatchReceiver;
 use switchboard_api::ApiError;
 
 use super::Site;
+use switchboard_raft_store::TypeConfig;
+
+/// How a site stands as leader, from its Raft metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// It does not lead.
+    NotLeader,
+    /// It leads and is the only voter: it is its own quorum.
+    Alone,
+    /// It leads; a quorum last acknowledged it this long ago.
+    Acked(Duration),
+    /// It leads and no quorum has acknowledged it yet (just elected).
+    Unacked,
+}
+
+/// How site `id` stands as leader in `metrics`.
+pub fn standing_of(metrics: &openraft::RaftMetrics<TypeConfig>, id: u64) -> Standing {
+    use openraft::Instant as _;
+    if metrics.current_leader != Some(id) {
+        return Standing::NotLeader;
+    }
+    if metrics.membership_config.membership().voter_ids().count() == 1 {
+        return Standing::Alone;
+    }
+    match &metrics.last_quorum_acked {
+        Some(at) => Standing::Acked(at.elapsed()),
+        None => Standing::Unacked,
+    }
+}
 
 /// How long a leader transfer may take: the target must catch up, time out
 /// the old lease and win an election.
 pub const TRANSFER_LEADER_DEADLINE: Duration = Duration::from_secs(10);
+
+impl Site {
+    /// How this site stands as leader now.
+    pub fn standing(&self) -> Standing {
+        standing_of(&self.raft.metrics().borrow_watched(), self.id)
+    }
+
+    /// Refuses work that a leader cut off from its quorum could not finish:
+    /// past its lease it can serve no lease read and expect no commit soon,
+    /// and another site leads or soon will. The caller moves on at once
+    /// instead of waiting out the deadline here.
+    pub fn refuse_if_cut_off_leader(&self) -> Result<(), ApiError> {
+        match self.standing() {
+            Standing::Acked(since) if since > self.settings.leader_lease => {
+                Err(ApiError::Unavailable(format!(
+                    "site {} leads but has heard from no quorum for {} ms (cut off?); try another site",
+                    self.id,
+                    since.as_millis()
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
 
 /// The other voter to hand leadership to, as the leader sees it: one in
 /// client service before a drained one, then the longest replicated log.

@@ -20,8 +20,10 @@ pub mod signer;
 mod writes;
 
 pub use clock::Clock;
+pub use leadership::Standing;
 pub use leadership::TRANSFER_LEADER_DEADLINE;
 pub use leadership::most_caught_up_voter;
+pub use leadership::standing_of;
 pub use leadership::transfer_leadership;
 
 use std::time::Duration;
@@ -63,6 +65,8 @@ pub struct SiteSettings {
     /// The leader lease (openraft's: `election_timeout_max`). A leader that a
     /// quorum acknowledged within it reports zero staleness.
     pub leader_lease: Duration,
+    /// The staleness a local read may have when its caller names no bound.
+    pub local_read_stale_max: Duration,
     /// A relay without an acknowledged heartbeat for this long is down.
     pub relay_lease_ttl: Duration,
     /// How often a follower forwards the heartbeats it received.
@@ -78,6 +82,8 @@ pub struct Site {
     pub id: SiteId,
     pub name: String,
     pub cluster_id: String,
+    /// Itself as it joins a cluster: name, advertised addresses, labels.
+    pub own: SiteNode,
     pub raft: SiteRaft,
     pub reader: StateReader,
     pub snapshots: SnapshotDir,
@@ -207,7 +213,10 @@ impl Site {
         let mut last_failure: String;
         loop {
             let result = match self.leader() {
-                Some((leader, _)) if leader == self.id => attempt(Target::Here).await,
+                Some((leader, _)) if leader == self.id => match self.refuse_if_cut_off_leader() {
+                    Ok(()) => attempt(Target::Here).await,
+                    Err(error) => Err(Attempt::Fail(error)),
+                },
                 Some((leader, node)) => attempt(Target::Leader(leader, node)).await,
                 None => Err(Attempt::Retry(
                     "no leader known (election in progress?)".into(),

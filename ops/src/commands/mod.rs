@@ -332,6 +332,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
             client_command::client_command(&client, command, out, json).await?
         }
         Command::Status => status::status(&client, out, json).await?,
+        Command::Init => members_command::init(&client, out, json).await?,
         Command::Relay(command) => {
             relay_command::relay_command(&client, command, out, json).await?
         }

@@ -9,6 +9,16 @@ use super::CliError;
 use super::emit;
 use crate::cli::NoticeCommand;
 
+/// What `sbctl notice` prints with `--json`.
+#[derive(serde::Serialize)]
+struct NoticeView {
+    /// The notice now in force ("" when cleared).
+    notice: String,
+    /// The node-info version that carries it.
+    era: u64,
+    epoch: u64,
+}
+
 /// `sbctl notice`.
 pub(super) async fn notice(
     client: &ClusterClient,
@@ -22,7 +32,12 @@ pub(super) async fn notice(
     };
     let response = client.set_notice(&new_request_id(), &text).await?;
     let version = response.current.unwrap_or_default();
-    emit(out, json, &(version.era, version.epoch), || {
+    let shown = NoticeView {
+        notice: text.clone(),
+        era: version.era,
+        epoch: version.epoch,
+    };
+    emit(out, json, &shown, || {
         format!(
             "notice {}; node info is now at era {} epoch {}\n",
             if text.is_empty() { "cleared" } else { "set" },

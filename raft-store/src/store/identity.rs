@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::error::Error;
+use crate::snapshot_file::create_dir_synced;
 use crate::snapshot_file::sync_dir;
 
 const FILE_NAME: &str = "IDENTITY";
@@ -69,8 +70,8 @@ impl Identity {
     /// Claims `data_dir` for this identity: writes it on first use, and
     /// refuses a dir that belongs to another cluster or site.
     pub fn claim(&self, data_dir: &Path) -> Result<(), Error> {
-        fs::create_dir_all(data_dir)
-            .map_err(|e| Error::io(format!("creating {}", data_dir.display()), e))?;
+        // Synced up the tree: the dir holds everything that must survive.
+        create_dir_synced(data_dir)?;
         if let Some(found) = Identity::read(data_dir)? {
             if &found != self {
                 return Err(Error::IdentityMismatch {

@@ -94,6 +94,46 @@ impl LogStore {
         }
     }
 
+    /// Entries with indexes in `start..end_excluded`, in order, at most
+    /// `LOG_READ_ENTRIES_MAX` of them (read again from the next index for
+    /// more).
+    pub(crate) fn read_entries(&self, start: u64, end_excluded: u64) -> Result<Vec<Entry>, Error> {
+        let mut entries = Vec::new();
+        if start >= end_excluded {
+            return Ok(entries);
+        }
+        let key = index_key(start);
+        let iterator = self.db.iterator_cf(
+            cf(&self.db, CF_LOG),
+            IteratorMode::From(&key, Direction::Forward),
+        );
+        for item in iterator {
+            let (key, value) = item.map_err(|source| Error::Rocks {
+                context: "reading log",
+                source,
+            })?;
+            let index =
+                u64::from_be_bytes(key.as_ref().try_into().map_err(|_| Error::Corrupt {
+                    what: "log key",
+                    reason: format!("{} bytes", key.len()),
+                })?);
+            if index >= end_excluded {
+                break;
+            }
+            let entry: Entry = raft_records::decode("log entry", &value)?;
+            assert_eq!(
+                entry.log_id().index,
+                index,
+                "a log entry is stored under its own index"
+            );
+            entries.push(entry);
+            if entries.len() >= LOG_READ_ENTRIES_MAX {
+                break;
+            }
+        }
+        Ok(entries)
+    }
+
     /// The last purged log id.
     pub fn purged(&self) -> Result<Option<LogId>, Error> {
         self.read_raft_key(KEY_PURGED, "purged log id")
@@ -115,43 +155,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(&n) => n,
             Bound::Unbounded => u64::MAX,
         };
-        let mut entries = Vec::new();
-        if start >= end_excluded {
-            return Ok(entries);
-        }
-        let key = index_key(start);
-        let iterator = self.db.iterator_cf(
-            cf(&self.db, CF_LOG),
-            IteratorMode::From(&key, Direction::Forward),
-        );
-        for item in iterator {
-            let (key, value) = item.map_err(|source| {
-                to_io(Error::Rocks {
-                    context: "reading log",
-                    source,
-                })
-            })?;
-            let index = u64::from_be_bytes(key.as_ref().try_into().map_err(|_| {
-                to_io(Error::Corrupt {
-                    what: "log key",
-                    reason: format!("{} bytes", key.len()),
-                })
-            })?);
-            if index >= end_excluded {
-                break;
-            }
-            let entry: Entry = raft_records::decode("log entry", &value).map_err(to_io)?;
-            assert_eq!(
-                entry.log_id().index,
-                index,
-                "a log entry is stored under its own index"
-            );
-            entries.push(entry);
-            if entries.len() >= LOG_READ_ENTRIES_MAX {
-                break;
-            }
-        }
-        Ok(entries)
+        self.read_entries(start, end_excluded).map_err(to_io)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {

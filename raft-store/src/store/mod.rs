@@ -131,15 +131,19 @@ pub fn open(data_dir: &Path, identity: &Identity) -> Result<OpenedStore, Error> 
     identity.claim(data_dir)?;
     // Held by the writer thread until the database is closed.
     let lock = DataDirLock::acquire(data_dir)?;
+    // Made (and its entry synced) here: RocksDB syncs the files it makes
+    // inside, not the directory's own entry in the data dir.
+    let db_dir = data_dir.join("db");
+    crate::snapshot_file::create_dir_synced(&db_dir)?;
     let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
     let families =
         COLUMN_FAMILIES.map(|name| ColumnFamilyDescriptor::new(name, family_options(&cache)));
-    let db = DB::open_cf_descriptors(&database_options(), data_dir.join("db"), families).map_err(
-        |source| Error::Rocks {
+    let db = DB::open_cf_descriptors(&database_options(), &db_dir, families).map_err(|source| {
+        Error::Rocks {
             context: "opening the database",
             source,
-        },
-    )?;
+        }
+    })?;
     let db = Arc::new(db);
     let writer = Writer::start(db.clone(), lock)?;
     let snapshots = SnapshotDir::open(&data_dir.join("snapshots"))?;

@@ -1,12 +1,18 @@
 //! Rebuilding a cluster from the one site that survived a disaster (as
 //! etcd's `--force-new-cluster`): offline, on the survivor's data dir.
 //!
-//! The survivor keeps its applied state; its Raft membership becomes itself
-//! alone; its log is emptied behind the applied index (which becomes the
-//! purged index); node info enters a new era, because writes other sites
-//! acknowledged but this one never applied may be lost and cached documents
-//! of the old era must not outrank the recovered cluster's. Other sites then
-//! join as new members with empty data dirs.
+//! The survivor keeps its applied state and every entry of its log: those
+//! after the applied index are applied too, as etcd commits its whole log.
+//! They may have been committed by a quorum this site no longer hears from
+//! (it had them, but had not learned they were committed, or had not yet
+//! applied them), so an acknowledged write in them must not be dropped; the
+//! ones no quorum had committed are writes whose callers got no answer, and
+//! applying them is what a retry would have done. Its Raft membership
+//! becomes itself alone; the log is then emptied behind its last entry
+//! (which becomes the purged index); node info enters a new era, because
+//! writes other sites acknowledged that never reached this one are lost,
+//! and cached documents of the old era must not outrank the recovered
+//! cluster's. Other sites then join as new members with empty data dirs.
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -30,19 +36,23 @@ use crate::store::CF_LOG;
 use crate::store::CF_RAFT;
 use crate::store::CF_STATE;
 use crate::store::Identity;
+use crate::store::OpenedStore;
 use crate::store::cf;
 use crate::store::log_store::KEY_COMMITTED;
 use crate::store::log_store::KEY_PURGED;
 use crate::store::open;
 use crate::store::state_machine::KEY_LAST_APPLIED;
 use crate::store::state_machine::KEY_MEMBERSHIP;
+use crate::store::state_machine::apply_payload;
 use crate::types::LogId;
 use crate::types::StoredMembership;
 
 /// What a recovery kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recovered {
-    /// The index the survivor had applied.
+    /// The index the survivor had applied before recovery.
+    pub applied_before: u64,
+    /// The index the recovered state is at: the survivor's last log entry.
     pub applied_index: u64,
     /// Routes it holds.
     pub routes: usize,
@@ -84,6 +94,8 @@ pub fn recover_single_site(
     };
     let mut state = applied.state.clone();
     let mut changes = ChangeSet::default();
+    let last_applied_before = last_applied;
+    let last_applied = apply_the_rest_of_the_log(&opened, &mut state, &mut changes, last_applied)?;
     state.apply_membership(
         vec![(site_id, node.name.clone(), node.api_addr.clone(), true)],
         &mut changes,
@@ -119,6 +131,7 @@ pub fn recover_single_site(
     };
     opened.snapshots.build(&recovered_state)?;
     let recovered = Recovered {
+        applied_before: last_applied_before.index,
         applied_index: last_applied.index,
         routes: recovered_state.state.routes().len(),
         relays: recovered_state.state.relays().count(),
@@ -129,6 +142,35 @@ pub fn recover_single_site(
     drop(opened);
     stopped.wait(CLOSE_WAIT);
     Ok(recovered)
+}
+
+/// Applies every log entry after `applied` to `state`, in order; returns
+/// the id of the last one (or `applied`, if the log ends there). Membership
+/// entries change only the state's site rows: recovery replaces the
+/// membership itself. The work is bounded by the log, which snapshots keep
+/// to `logs_since_last` + `logs_kept` entries.
+fn apply_the_rest_of_the_log(
+    opened: &OpenedStore,
+    state: &mut State,
+    changes: &mut ChangeSet,
+    applied: LogId,
+) -> Result<LogId, Error> {
+    let mut last = applied;
+    loop {
+        let entries = opened.log.read_entries(last.index + 1, u64::MAX)?;
+        if entries.is_empty() {
+            return Ok(last);
+        }
+        for entry in entries {
+            assert_eq!(
+                entry.log_id.index,
+                last.index + 1,
+                "the log has no holes after the applied index"
+            );
+            last = entry.log_id;
+            apply_payload(state, entry.log_id, entry.payload, changes);
+        }
+    }
 }
 
 /// How long recovery waits for the database to close before returning.

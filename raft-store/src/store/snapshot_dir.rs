@@ -13,6 +13,7 @@ use openraft::type_config::alias::SnapshotOf;
 
 use crate::error::Error;
 use crate::snapshot_file::SnapshotFile;
+use crate::snapshot_file::create_dir_synced;
 use crate::snapshot_file::read_meta;
 use crate::snapshot_file::sync_dir;
 use crate::snapshot_file::write_snapshot;
@@ -49,7 +50,9 @@ impl SnapshotDir {
     /// Opens the directory, keeps the newest readable snapshot and removes
     /// the rest (older files, unfinished builds, partial receives).
     pub fn open(dir: &Path) -> Result<Self, Error> {
-        fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        // Synced: a snapshot renamed into a directory whose own entry was
+        // lost with a crash is lost with it.
+        create_dir_synced(dir)?;
         let mut best: Option<SnapshotRecord> = None;
         let entries =
             fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;

@@ -137,6 +137,7 @@ impl StateMachineStore {
             last_applied,
             membership,
         };
+        let applied = finish_interrupted_install(&db, &snapshots, applied)?;
         let (applied_index, _) = watch::channel(applied.applied_index());
         let feed = ChangeFeed::new(applied.applied_index() + 1);
         Ok(StateMachineStore {
@@ -178,19 +179,7 @@ impl StateMachineStore {
     }
 
     fn applied_rows_batch(&self) -> WriteBatch {
-        let mut batch = WriteBatch::default();
-        let applied = cf(&self.db, CF_APPLIED);
-        batch.put_cf(
-            applied,
-            KEY_LAST_APPLIED,
-            raft_records::encode(&self.applied.last_applied),
-        );
-        batch.put_cf(
-            applied,
-            KEY_MEMBERSHIP,
-            raft_records::encode(&self.applied.membership),
-        );
-        batch
+        applied_rows_batch(&self.db, &self.applied)
     }
 
     /// Writes the touched rows and the applied log id in one batch.
@@ -239,41 +228,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let index = log_id.index;
             let node_info_before = self.applied.state.node_info().version();
             let replaced_before = self.changes.replaced();
-            let reply = match entry.payload {
-                EntryPayload::Blank => Reply {
-                    log_index: index,
-                    outcome: Outcome::Noop,
-                },
-                EntryPayload::Normal(proposal) => {
-                    metrics::counter!("switchboard_state_commands_applied_total", "command" => proposal.command.name())
-                        .increment(1);
-                    self.applied
-                        .state
-                        .apply(index, &proposal, &mut self.changes)
-                }
-                EntryPayload::Membership(membership) => {
-                    let voters: Vec<u64> = membership.voter_ids().collect();
-                    let sites = membership
-                        .nodes()
-                        .map(|(id, node)| {
-                            (
-                                *id,
-                                node.name.clone(),
-                                node.api_addr.clone(),
-                                voters.contains(id),
-                            )
-                        })
-                        .collect();
-                    self.applied
-                        .state
-                        .apply_membership(sites, &mut self.changes);
-                    self.applied.membership = StoredMembership::new(Some(log_id), membership);
-                    Reply {
-                        log_index: index,
-                        outcome: Outcome::Noop,
-                    }
-                }
-            };
+            let (reply, membership) = apply_payload(
+                &mut self.applied.state,
+                log_id,
+                entry.payload,
+                &mut self.changes,
+            );
+            if let Some(membership) = membership {
+                self.applied.membership = membership;
+            }
             self.applied.last_applied = Some(log_id);
             events.extend(self.changes.take_route_changes().into_iter().map(|change| {
                 IndexedEvent {
@@ -335,22 +298,20 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         let row_count = rows.len();
         let state = State::from_rows(rows.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
-
+        // Adopted first, synced: a crash after this leaves a current snapshot
+        // newer than the applied state, which `open` installs again. The
+        // other order could leave a state ahead of every snapshot, with the
+        // log it replaced gone, so no lagging site could be caught up.
+        self.snapshots.adopt(&staged, meta)?;
         self.applied = AppliedState {
             state,
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
         self.changes.clear();
-        let state_cf = cf(&self.db, CF_STATE);
-        let mut batch = self.applied_rows_batch();
-        batch.delete_range_cf(state_cf, STATE_KEYS_START, STATE_KEYS_END);
-        for (key, value) in rows {
-            batch.put_cf(state_cf, key, value);
-        }
+        let batch = replacing_batch(&self.db, &self.applied, rows);
         // Synced: openraft drops the log the snapshot covers right after this.
         self.writer.write_synced(batch).await?;
-        self.snapshots.adopt(&staged, meta)?;
         self.publish();
         self.feed.publish([IndexedEvent {
             index: self.applied.applied_index(),
@@ -388,5 +349,117 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .await
             .map_err(io::Error::other)??;
         Ok(snapshot)
+    }
+}
+
+/// A batch that records `applied`'s log id and membership.
+fn applied_rows_batch(db: &DB, applied: &AppliedState) -> WriteBatch {
+    let mut batch = WriteBatch::default();
+    let applied_cf = cf(db, CF_APPLIED);
+    batch.put_cf(
+        applied_cf,
+        KEY_LAST_APPLIED,
+        raft_records::encode(&applied.last_applied),
+    );
+    batch.put_cf(
+        applied_cf,
+        KEY_MEMBERSHIP,
+        raft_records::encode(&applied.membership),
+    );
+    batch
+}
+
+/// A batch that replaces every state row with `rows` (a snapshot's, of
+/// `applied`) and records `applied`'s log id and membership with them.
+fn replacing_batch(db: &DB, applied: &AppliedState, rows: Vec<(Vec<u8>, Vec<u8>)>) -> WriteBatch {
+    let state_cf = cf(db, CF_STATE);
+    let mut batch = applied_rows_batch(db, applied);
+    batch.delete_range_cf(state_cf, STATE_KEYS_START, STATE_KEYS_END);
+    for (key, value) in rows {
+        batch.put_cf(state_cf, key, value);
+    }
+    batch
+}
+
+/// Finishes a snapshot install that a crash cut short: the snapshot file
+/// was adopted (so it is current) but the state it carries was not written.
+/// Returns the state to start from: the snapshot's if it is newer than
+/// `applied`, else `applied` unchanged.
+fn finish_interrupted_install(
+    db: &DB,
+    snapshots: &SnapshotDir,
+    applied: AppliedState,
+) -> Result<AppliedState, Error> {
+    let newer = snapshots
+        .current_meta()
+        .filter(|meta| meta.last_log_id > applied.last_applied);
+    let (Some(meta), Some(snapshot)) = (newer, snapshots.current()?) else {
+        return Ok(applied);
+    };
+    let (file_meta, rows) = read_snapshot(&snapshot.snapshot)?;
+    assert_eq!(
+        file_meta,
+        crate::snapshot_meta::SnapshotMetaRecord::from(&meta),
+        "the current snapshot's file holds the meta it was adopted with"
+    );
+    let state = State::from_rows(rows.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
+    let installed = AppliedState {
+        state,
+        last_applied: meta.last_log_id,
+        membership: meta.last_membership.clone(),
+    };
+    let mut options = rocksdb::WriteOptions::default();
+    // Synced, before the site serves: the log this snapshot replaced may be
+    // gone already.
+    options.set_sync(true);
+    db.write_opt(replacing_batch(db, &installed, rows), &options)
+        .map_err(|source| Error::Rocks {
+            context: "finishing an interrupted snapshot install",
+            source,
+        })?;
+    tracing::warn!(
+        last_log_id = ?meta.last_log_id,
+        "finished a snapshot install that a crash had cut short"
+    );
+    Ok(installed)
+}
+
+/// Applies one entry's payload to `state`: the pure part of apply, shared
+/// with offline recovery. Returns the reply and, for a membership entry,
+/// the membership it installs.
+pub(crate) fn apply_payload(
+    state: &mut State,
+    log_id: LogId,
+    payload: openraft::type_config::alias::EntryPayloadOf<TypeConfig>,
+    changes: &mut ChangeSet,
+) -> (Reply, Option<StoredMembership>) {
+    let index = log_id.index;
+    let noop = Reply {
+        log_index: index,
+        outcome: Outcome::Noop,
+    };
+    match payload {
+        EntryPayload::Blank => (noop, None),
+        EntryPayload::Normal(proposal) => {
+            metrics::counter!("switchboard_state_commands_applied_total", "command" => proposal.command.name())
+                .increment(1);
+            (state.apply(index, &proposal, changes), None)
+        }
+        EntryPayload::Membership(membership) => {
+            let voters: Vec<u64> = membership.voter_ids().collect();
+            let sites = membership
+                .nodes()
+                .map(|(id, node)| {
+                    (
+                        *id,
+                        node.name.clone(),
+                        node.api_addr.clone(),
+                        voters.contains(id),
+                    )
+                })
+                .collect();
+            state.apply_membership(sites, changes);
+            (noop, Some(StoredMembership::new(Some(log_id), membership)))
+        }
     }
 }

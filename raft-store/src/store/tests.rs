@@ -173,6 +173,49 @@ async fn acknowledged_entries_survive_reopen() {
     assert_eq!(opened.reader.load().state.routes().len(), 299);
 }
 
+/// Recovery keeps the whole log: entries this site stored but had not
+/// applied (a quorum may have committed them) are applied, not dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_applies_every_entry_of_the_log_not_only_the_applied_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut opened = open(dir.path(), &identity()).unwrap();
+        for chunk in entries(1, 500).chunks(50) {
+            append_and_wait(&mut opened.log, chunk.to_vec()).await;
+        }
+        apply_all(&mut opened.state_machine, entries(1, 300)).await;
+        close(opened);
+    }
+    let node = crate::SiteNode {
+        name: "survivor".into(),
+        raft_addr: "127.0.0.1:1".into(),
+        api_addr: "127.0.0.1:2".into(),
+        http_addr: "127.0.0.1:3".into(),
+        labels: Default::default(),
+    };
+    let recovered = recover_single_site(dir.path(), &identity(), Some(node)).unwrap();
+    assert_eq!(recovered.applied_before, 300);
+    assert_eq!(recovered.applied_index, 500, "the log's last entry");
+    assert_eq!(
+        recovered.routes, 499,
+        "hosts 2..=500, the unapplied 200 too"
+    );
+    let mut opened = open(dir.path(), &identity()).unwrap();
+    assert_eq!(opened.reader.load().state.routes().len(), 499);
+    assert!(
+        opened
+            .reader
+            .load()
+            .state
+            .route(&HostId::new("h500").unwrap())
+            .is_some()
+    );
+    let log = opened.log.get_log_state().await.unwrap();
+    assert_eq!(log.last_purged_log_id.unwrap().index, 500);
+    assert_eq!(log.last_log_id.unwrap().index, 500);
+    close(opened);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_dir_of_another_site_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -249,6 +292,55 @@ async fn snapshots_transfer_the_exact_state_and_reject_corruption() {
     bytes[middle] ^= 0x55;
     std::fs::write(&damaged, bytes).unwrap();
     assert!(read_snapshot(&SnapshotFile::open(&damaged).unwrap()).is_err());
+}
+
+/// A crash in the middle of an install, after the snapshot file was
+/// adopted and before its state was written, is finished when the store
+/// opens: the state is the snapshot's, not the older one left in RocksDB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_install_cut_short_after_adopting_its_file_is_finished_on_open() {
+    let leader_dir = tempfile::tempdir().unwrap();
+    let mut leader = open(leader_dir.path(), &identity()).unwrap();
+    apply_all(&mut leader.state_machine, entries(1, 500)).await;
+    let snapshot = leader
+        .state_machine
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+
+    let follower_dir = tempfile::tempdir().unwrap();
+    let follower_identity = Identity {
+        cluster_id: "test".into(),
+        site_id: 2,
+    };
+    let mut follower = open(follower_dir.path(), &follower_identity).unwrap();
+    apply_all(&mut follower.state_machine, entries(1, 300)).await;
+    close(follower);
+    // What adopt leaves behind: the file, renamed into the snapshot dir.
+    let name = snapshot.snapshot.path.file_name().unwrap();
+    std::fs::copy(
+        &snapshot.snapshot.path,
+        follower_dir.path().join("snapshots").join(name),
+    )
+    .unwrap();
+
+    let reopened = open(follower_dir.path(), &follower_identity).unwrap();
+    assert_eq!(reopened.reader.load().applied_index(), 500);
+    assert_eq!(
+        reopened.reader.load().state.rows().collect::<Vec<_>>(),
+        leader.reader.load().state.rows().collect::<Vec<_>>()
+    );
+    close(reopened);
+    let again = open(follower_dir.path(), &follower_identity).unwrap();
+    assert_eq!(
+        again.reader.load().applied_index(),
+        500,
+        "the finished install was written to RocksDB"
+    );
+    close(again);
+    close(leader);
 }
 
 /// Purging drops the log up to a point and the log state says so.

@@ -1,6 +1,7 @@
 //! One host's route as a sequential object, for the checker.
 //!
-//! Clients attach, detach and resolve (linearizable reads). The cluster may
+//! Clients attach, detach and resolve (linearizable reads, and local reads
+//! placed in time by the staleness they declared). The cluster may
 //! also move a host on its own (a relay down, a drain), which no client
 //! invokes: the model allows such a move before any operation, as long as
 //! it gives a new relay-and-generation with a higher generation, because a
@@ -33,6 +34,15 @@ pub enum RouteOperation {
     /// A linearizable resolve; the route seen (`None`: not attached).
     /// Timed-out reads change nothing and are left out of the history.
     Resolve(Option<Route>),
+    /// A local resolve: the route seen, and the staleness the site declared
+    /// (its event's invocation is moved back by as much, so it may take
+    /// effect that early and no earlier).
+    ResolveLocal {
+        /// The route seen.
+        seen: Option<Route>,
+        /// The staleness declared.
+        staleness_ms: u64,
+    },
 }
 
 /// What the host's route may be.
@@ -89,6 +99,7 @@ impl Model for RouteModel {
                 floor: state.floor,
             }),
             RouteOperation::Resolve(seen) => resolve(state, *seen),
+            RouteOperation::ResolveLocal { seen, .. } => resolve(state, *seen),
         }
     }
 }

@@ -62,6 +62,14 @@ impl AdminApi {
                 relay_count: applied.state.relays().count() as u64,
                 route_count: applied.state.routes().len() as u64,
                 version: env!("CARGO_PKG_VERSION").into(),
+                own: Some(pb::SiteEndpoints {
+                    site_id: self.site.id,
+                    name: self.site.own.name.clone(),
+                    raft_addr: self.site.own.raft_addr.clone(),
+                    api_addr: self.site.own.api_addr.clone(),
+                    http_addr: self.site.own.http_addr.clone(),
+                    labels: self.site.own.labels.clone().into_iter().collect(),
+                }),
             }
         };
         let staleness_ms = self.site.staleness_ms().unwrap_or(u64::MAX);

@@ -1,0 +1,215 @@
+//! Watches that outlive their site.
+//!
+//! A watch is one gRPC stream to one site. When that site dies, goes dark
+//! without a reset, or is cut off from the leader, the stream either ends,
+//! goes quiet, or carries only progress heartbeats that say the site is
+//! stale. A [`Follower`] notices each of these within the client's
+//! `watch_quiet_timeout` and reopens the watch at another known site from
+//! the last index it saw, so no change is missed and none is delivered
+//! twice; when no site still holds that history, it starts again from the
+//! full current state and says so ([`Followed::Restarted`]).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use backon::ExponentialBackoff;
+use backon::ExponentialBuilder;
+use switchboard_proto::v1 as pb;
+use tonic::Code;
+use tonic::Streaming;
+
+use super::ClientError;
+use super::ClusterClient;
+
+/// A message of a watch stream.
+pub trait WatchMessage: Sized + Send + 'static {
+    /// The log index the message is at.
+    fn index(&self) -> u64;
+    /// For a progress heartbeat, the serving site's staleness; `None` for
+    /// a change.
+    fn progress_staleness_ms(&self) -> Option<u64>;
+    /// Opens a watch of `id` from after `after_index`, on the first site
+    /// that takes it; answers the stream and that site.
+    fn open(
+        client: &ClusterClient,
+        id: &str,
+        after_index: u64,
+    ) -> impl Future<Output = Result<(Streaming<Self>, String), ClientError>> + Send;
+}
+
+impl WatchMessage for pb::RouteEvent {
+    fn index(&self) -> u64 {
+        self.index
+    }
+
+    fn progress_staleness_ms(&self) -> Option<u64> {
+        self.progress.then_some(self.staleness_ms)
+    }
+
+    async fn open(
+        client: &ClusterClient,
+        host_id: &str,
+        after_index: u64,
+    ) -> Result<(Streaming<Self>, String), ClientError> {
+        client.open_watch_route(host_id, after_index).await
+    }
+}
+
+impl WatchMessage for pb::RelayRoutesEvent {
+    fn index(&self) -> u64 {
+        self.index
+    }
+
+    fn progress_staleness_ms(&self) -> Option<u64> {
+        self.progress.then_some(self.staleness_ms)
+    }
+
+    async fn open(
+        client: &ClusterClient,
+        relay_id: &str,
+        after_index: u64,
+    ) -> Result<(Streaming<Self>, String), ClientError> {
+        client.open_watch_relay_routes(relay_id, after_index).await
+    }
+}
+
+/// What a followed watch yields.
+#[derive(Debug)]
+pub enum Followed<T> {
+    /// A change, or (after [`Followed::Restarted`]) part of the full state.
+    Event(T),
+    /// The watch (re)started from the full current state: drop what you
+    /// hold from it first. The first thing every follower yields.
+    Restarted,
+}
+
+/// A watch that moves to another site when its site fails.
+pub struct Follower<T: WatchMessage> {
+    client: Arc<ClusterClient>,
+    id: String,
+    after_index: u64,
+    stream: Option<(Streaming<T>, String)>,
+    backoff: ExponentialBackoff,
+}
+
+/// Whether a failed open is worth another try (else it is the caller's
+/// mistake or lack of permission, which no site will answer otherwise).
+fn final_refusal(code: Option<Code>) -> bool {
+    matches!(
+        code,
+        Some(
+            Code::InvalidArgument
+                | Code::PermissionDenied
+                | Code::Unauthenticated
+                | Code::NotFound
+                | Code::FailedPrecondition
+        )
+    )
+}
+
+impl<T: WatchMessage> Follower<T> {
+    fn new(client: Arc<ClusterClient>, id: &str) -> Self {
+        let backoff = Self::fresh_backoff(&client);
+        Follower {
+            client,
+            id: id.to_owned(),
+            after_index: 0,
+            stream: None,
+            backoff,
+        }
+    }
+
+    fn fresh_backoff(client: &ClusterClient) -> ExponentialBackoff {
+        ExponentialBuilder::new()
+            .with_min_delay(client.settings.backoff_initial)
+            .with_max_delay(client.settings.backoff_max)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+
+    /// The last index this follower has seen everything up to.
+    pub fn index(&self) -> u64 {
+        self.after_index
+    }
+
+    /// The site the watch is on now, if it is open.
+    pub fn site(&self) -> Option<&str> {
+        self.stream.as_ref().map(|(_, endpoint)| endpoint.as_str())
+    }
+
+    /// Gives up on the current site: the next open tries another first.
+    fn leave(&mut self) {
+        if let Some((_, endpoint)) = self.stream.take() {
+            self.client.step_past(&endpoint);
+        }
+    }
+
+    /// The next change. Waits as long as it takes, moving between sites;
+    /// fails only with a final refusal (no permission, bad id).
+    pub async fn next(&mut self) -> Result<Followed<T>, ClientError> {
+        let quiet = self.client.settings.watch_quiet_timeout;
+        loop {
+            if self.stream.is_none() {
+                match T::open(&self.client, &self.id, self.after_index).await {
+                    Ok(opened) => {
+                        self.stream = Some(opened);
+                        self.backoff = Self::fresh_backoff(&self.client);
+                        if self.after_index == 0 {
+                            return Ok(Followed::Restarted);
+                        }
+                    }
+                    Err(error) if final_refusal(error.code()) => return Err(error),
+                    Err(_) => {
+                        let pause = self.backoff.next().unwrap_or(Duration::from_secs(1));
+                        tokio::time::sleep(pause).await;
+                        continue;
+                    }
+                }
+            }
+            let (stream, _) = self.stream.as_mut().expect("opened above");
+            match tokio::time::timeout(quiet, stream.message()).await {
+                Ok(Ok(Some(message))) => {
+                    self.after_index = self.after_index.max(message.index());
+                    match message.progress_staleness_ms() {
+                        None => return Ok(Followed::Event(message)),
+                        Some(stale) if u128::from(stale) > quiet.as_millis() => self.leave(),
+                        Some(_) => {}
+                    }
+                }
+                Ok(Err(status)) if status.code() == Code::OutOfRange => {
+                    // The site no longer holds the history after our index.
+                    self.after_index = 0;
+                    self.stream = None;
+                }
+                Ok(Err(status)) if final_refusal(Some(status.code())) => {
+                    let endpoint = self.stream.take().map(|(_, e)| e).unwrap_or_default();
+                    return Err(ClientError::Refused {
+                        endpoint,
+                        code: status.code(),
+                        message: status.message().to_owned(),
+                    });
+                }
+                // Ended or failed: open again, another site first.
+                Ok(Ok(None)) | Ok(Err(_)) => self.leave(),
+                // Quiet past the heartbeats: the site or its link is gone.
+                Err(_) => self.leave(),
+            }
+        }
+    }
+}
+
+impl ClusterClient {
+    /// Follows a host's route from its current state on, across sites.
+    pub fn follow_route(self: &Arc<Self>, host_id: &str) -> Follower<pb::RouteEvent> {
+        Follower::new(self.clone(), host_id)
+    }
+
+    /// Follows the hosts on a relay from the full current set on, across
+    /// sites.
+    pub fn follow_relay_routes(self: &Arc<Self>, relay_id: &str) -> Follower<pb::RelayRoutesEvent> {
+        Follower::new(self.clone(), relay_id)
+    }
+}

@@ -1,0 +1,182 @@
+//! One fault test's run: a cluster, relays with room, the seeded workload
+//! recording its history, and at the end the checker's verdict.
+//!
+//! A test starts a [`Run`], does its faults between [`Run::progress`]
+//! calls, and calls [`Run::finish`], which heals nothing itself: the test
+//! heals first, then `finish` closes the history with one linearizable read
+//! of every host (an acknowledged write that was lost shows there) and
+//! asserts that every host's history is linearizable.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use switchboard_api::ClusterClient;
+use switchboard_node::local::RelayBook;
+use switchboard_node::local::SimRelay;
+
+use crate::TestCluster;
+use crate::TestSpec;
+use crate::checker::check_per_host;
+use crate::history::Recorder;
+use crate::history::Workload;
+use crate::wait_until;
+
+/// Hosts the workload works on, and its clients.
+pub const HOSTS: usize = 12;
+pub const CLIENTS: usize = 6;
+/// Relays the hosts are placed on, each with room for every host.
+const RELAYS: usize = 3;
+/// The longest the workload may take to record the operations a step asks
+/// for: far above its pace (about a hundred operations a second), so only a
+/// cluster that stopped serving fails it.
+pub const PROGRESS_DEADLINE: Duration = Duration::from_secs(30);
+/// A site client's deadline per call in the workload: short, so a read at a
+/// cut-off site gives up and the client goes on.
+const READER_DEADLINE: Duration = Duration::from_secs(2);
+
+/// The seed of this run: `SWITCHBOARD_SEED` to replay one, else fixed, so
+/// CI is repeatable.
+pub fn seed() -> u64 {
+    std::env::var("SWITCHBOARD_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_261_202)
+}
+
+/// A fault test in progress.
+pub struct Run {
+    /// What the test is called in its output.
+    pub name: String,
+    /// This run's seed.
+    pub seed: u64,
+    /// Every choice the test makes, from the seed.
+    pub rng: StdRng,
+    pub cluster: TestCluster,
+    /// A client of every site: the workload's writer.
+    pub writer: Arc<ClusterClient>,
+    workload: Workload,
+    _relays: Vec<SimRelay>,
+}
+
+impl Run {
+    /// Starts the cluster as specified, three relays and the workload.
+    pub async fn start(name: &str, spec: TestSpec) -> Run {
+        let seed = seed();
+        println!("{name}: seed {seed} (replay with SWITCHBOARD_SEED={seed})");
+        let cluster = TestCluster::start_with(spec).await;
+        let writer = Arc::new(cluster.client());
+        let book = RelayBook::default();
+        let mut relays = Vec::new();
+        for n in 1..=RELAYS {
+            let relay = SimRelay::start(writer.clone(), &book, &format!("relay-{n}"), "", 1_000)
+                .await
+                .expect("relay");
+            relays.push(relay);
+        }
+        let sites: Vec<u64> = cluster.cluster.sites.keys().copied().collect();
+        let readers = sites
+            .iter()
+            .map(|&site| Arc::new(cluster.site_client_with_deadline(site, READER_DEADLINE)))
+            .collect();
+        let workload = Workload::start(seed, writer.clone(), readers, CLIENTS, HOSTS);
+        Run {
+            name: name.to_owned(),
+            seed,
+            rng: StdRng::seed_from_u64(seed),
+            cluster,
+            writer,
+            workload,
+            _relays: relays,
+        }
+    }
+
+    /// The history so far.
+    pub fn recorder(&self) -> &Arc<Recorder> {
+        &self.workload.recorder
+    }
+
+    /// Waits until the workload has recorded `more` operations.
+    pub async fn progress(&self, more: usize, what: &str) {
+        let recorder = self.recorder();
+        let target = recorder.len() + more;
+        wait_until(PROGRESS_DEADLINE, what, || {
+            let done = recorder.len() >= target;
+            async move { done }
+        })
+        .await;
+    }
+
+    /// Stops the workload, closes the history with a linearizable read of
+    /// every host once the sites agree on a leader, and asserts that every
+    /// host's history is linearizable.
+    pub async fn finish(self) {
+        let Run {
+            name,
+            seed,
+            cluster,
+            writer,
+            workload,
+            ..
+        } = self;
+        let recorder = workload.stop().await;
+        cluster.leader().await;
+        for host in 0..HOSTS {
+            let host = format!("lin-{host}");
+            wait_until(
+                PROGRESS_DEADLINE,
+                &format!("a final read of {host}"),
+                || recorder.resolve(&writer, &host),
+            )
+            .await;
+        }
+        let history = recorder.history();
+        let failures = check_per_host(history.events.clone());
+        println!(
+            "{name}: {} operations on {HOSTS} hosts ({} indeterminate): {} hosts not linearizable",
+            history.events.len(),
+            history.indeterminate(),
+            failures.len()
+        );
+        if !failures.is_empty() {
+            let dump = dump_failures(&name, &history.events, failures.keys());
+            panic!("{name}, seed {seed}: not linearizable: {failures:?}; histories in {dump}");
+        }
+    }
+}
+
+/// Writes the histories of the hosts that failed, in invocation order, to a
+/// file kept after the test; returns its path.
+fn dump_failures<'a>(
+    name: &str,
+    events: &[(
+        String,
+        crate::checker::Event<crate::checker::RouteOperation>,
+    )],
+    hosts: impl Iterator<Item = &'a String>,
+) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    for host in hosts {
+        let mut mine: Vec<_> = events.iter().filter(|(h, _)| h == host).collect();
+        mine.sort_by_key(|(_, e)| e.invoked_at);
+        let _ = writeln!(text, "== {host}");
+        for (_, event) in mine {
+            let _ = writeln!(
+                text,
+                "{:>12} {:>12} {:?}",
+                event.invoked_at,
+                event
+                    .returned_at
+                    .map_or_else(|| "-".to_owned(), |t| t.to_string()),
+                event.operation
+            );
+        }
+    }
+    let path = std::env::temp_dir().join(format!("switchboard-history-{name}.txt"));
+    match std::fs::write(&path, text) {
+        Ok(()) => path.display().to_string(),
+        Err(e) => format!("(not written: {e})"),
+    }
+}
