@@ -9,6 +9,7 @@
 pub mod checker;
 pub mod history;
 pub mod load;
+pub mod lossy_fs;
 pub mod nemesis;
 pub mod netns;
 
@@ -72,8 +73,9 @@ pub async fn one_cluster_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
 /// A cluster for one test; killed and deleted on drop.
 pub struct TestCluster {
     pub cluster: LocalCluster,
-    // Dropped after `cluster`, whose drop kills the processes.
-    _dir: tempfile::TempDir,
+    // Dropped after `cluster`, whose drop kills the processes; `None` when
+    // the test gave its own directory.
+    _dir: Option<tempfile::TempDir>,
     _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
@@ -91,6 +93,10 @@ pub struct TestSpec {
     pub site_labels: std::collections::BTreeMap<u64, std::collections::BTreeMap<String, String>>,
     /// Sites placed in network namespaces (`netns::Network::site_hosts`).
     pub site_hosts: std::collections::BTreeMap<u64, SiteHost>,
+    /// Where the sites keep their data (`<dir>/site-N/data`), when the test
+    /// prepares it (mounts a lossy filesystem there, say); else a fresh
+    /// temp dir.
+    pub dir: Option<PathBuf>,
 }
 
 impl Default for TestSpec {
@@ -109,6 +115,7 @@ impl Default for TestSpec {
             },
             site_labels: Default::default(),
             site_hosts: Default::default(),
+            dir: None,
         }
     }
 }
@@ -122,11 +129,18 @@ impl TestCluster {
     /// Starts a cluster as specified.
     pub async fn start_with(spec: TestSpec) -> Self {
         let turn = one_cluster_at_a_time().await;
-        let dir = tempfile::Builder::new()
-            .prefix("switchboard-test-")
-            .tempdir()
-            .expect("temp dir");
-        let mut launch = LaunchSpec::new(binary("switchboard"), dir.path().to_owned());
+        let (dir, path) = match spec.dir {
+            Some(path) => (None, path),
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix("switchboard-test-")
+                    .tempdir()
+                    .expect("temp dir");
+                let path = dir.path().to_owned();
+                (Some(dir), path)
+            }
+        };
+        let mut launch = LaunchSpec::new(binary("switchboard"), path);
         launch.sites = spec.sites;
         launch.timing = spec.timing;
         launch.snapshots = spec.snapshots;

@@ -440,9 +440,10 @@ impl LocalCluster {
             .recv_timeout(SITE_START_DEADLINE)
             .map_err(|_| {
                 NodeError::Launcher(format!(
-                    "site {id} did not report ready within {} s; see {}",
+                    "site {id} did not report ready within {} s; {} ends:\n{}",
                     SITE_START_DEADLINE.as_secs(),
-                    site.log_path.display()
+                    site.log_path.display(),
+                    log_tail(&site.log_path)
                 ))
             })?;
         let report: ReadyReport = serde_json::from_str(&json)
@@ -698,6 +699,16 @@ impl Drop for LocalCluster {
             }
         }
     }
+}
+
+/// Lines of a site's log shown when it fails to start.
+const LOG_TAIL_LINES: usize = 20;
+
+/// The last lines of a log, for an error message.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
