@@ -185,3 +185,77 @@ async fn membership_changes_under_load_keep_every_host_linearizable() {
 async fn a_site_wiped_and_replaced_under_load_keeps_every_host_linearizable() {
     run_with_checker(Fault::WipeAndReplace).await;
 }
+
+/// The site whose clock is skewed in the skew tests.
+const SKEWED_SITE: u64 = 3;
+/// Where Debian's faketime puts its preload library (the thread-safe one).
+const FAKETIME_LIBRARIES: [&str; 2] = [
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+];
+
+/// Site 3's wall clock runs `offset_ms` off the others' (libfaketime; its
+/// monotonic clock is left alone), more than the 100 ms the docs allow.
+/// Leadership moves to it and away each round, so proposals stamped by a
+/// clock ahead and then behind both reach the state. Linearizable reads and
+/// writes must stay linearizable; local reads at the skewed site may
+/// declare up to the offset too little staleness, and the checker allows
+/// it exactly that much.
+async fn run_with_skew(offset_ms: i64) {
+    let name = format!("ClockSkew{offset_ms:+}ms");
+    let magnitude = offset_ms.unsigned_abs();
+    let sign = if offset_ms < 0 { '-' } else { '+' };
+    let skew = format!("{sign}{}.{:03}s", magnitude / 1_000, magnitude % 1_000);
+    // libfaketime preloaded by `env`, which execs the site in place: the
+    // `faketime` wrapper forks, and a kill would reach it, not the site.
+    let Some(library) = FAKETIME_LIBRARIES
+        .iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        assert!(
+            std::env::var_os("SWITCHBOARD_REQUIRE_NETNS").is_none(),
+            "{name}: libfaketime is not installed (Debian's faketime)"
+        );
+        eprintln!("{name}: SKIPPED, NOT RUN: libfaketime is not installed (Debian's faketime)");
+        return;
+    };
+    let skewed = switchboard_tests::SiteHost {
+        ip: "127.0.0.1".into(),
+        exec_prefix: vec![
+            "env".into(),
+            format!("LD_PRELOAD={library}"),
+            format!("FAKETIME={skew}"),
+            "FAKETIME_DONT_FAKE_MONOTONIC=1".into(),
+        ],
+    };
+    let spec = TestSpec {
+        site_hosts: [(SKEWED_SITE, skewed)].into(),
+        ..TestSpec::default()
+    };
+    let mut run = Run::start(&name, spec).await;
+    run.recorder()
+        .allow_clock_offset(SKEWED_SITE, offset_ms.unsigned_abs());
+    let admin = run.cluster.client();
+    for _ in 0..ROUNDS {
+        run.progress(40, "the workload runs").await;
+        for to in [SKEWED_SITE, 1] {
+            admin
+                .transfer_leader(to, true)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: leadership to {to}: {e}"));
+            run.progress(40, "the workload runs under the new leader")
+                .await;
+        }
+    }
+    run.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_site_clock_250_ms_ahead_keeps_every_host_linearizable() {
+    run_with_skew(250).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_site_clock_250_ms_behind_keeps_every_host_linearizable() {
+    run_with_skew(-250).await;
+}

@@ -36,6 +36,10 @@ pub struct Recorder {
     events: Mutex<Vec<(String, Event<RouteOperation>)>>,
     /// Relay ids seen, numbered in order of first sight.
     relays: Mutex<BTreeMap<String, u32>>,
+    /// Per site, how far its clock may be off the leader's, in ms: its
+    /// declared staleness may be that much low (docs/architecture.md,
+    /// "Clocks"), so its local reads are placed that much earlier still.
+    clock_allowance_ms: Mutex<BTreeMap<u64, u64>>,
 }
 
 /// What the recorder holds at the end.
@@ -60,11 +64,20 @@ impl Default for Recorder {
             started: Instant::now(),
             events: Mutex::new(Vec::new()),
             relays: Mutex::new(BTreeMap::new()),
+            clock_allowance_ms: Mutex::new(BTreeMap::new()),
         }
     }
 }
 
 impl Recorder {
+    /// Allows site `site`'s local reads a clock offset of `ms`.
+    pub fn allow_clock_offset(&self, site: u64, ms: u64) {
+        self.clock_allowance_ms
+            .lock()
+            .expect("allowance lock")
+            .insert(site, ms);
+    }
+
     /// Now, in the history's time.
     pub fn now(&self) -> u64 {
         self.started.elapsed().as_micros() as u64
@@ -148,17 +161,28 @@ impl Recorder {
     /// cannot place.
     pub async fn resolve_local(&self, client: &ClusterClient, host: &str) {
         let invoked_at = self.now();
-        let (seen, staleness_ms) = match client.resolve(host, pb::Consistency::Local, 0).await {
+        let (seen, staleness_ms, site) = match client.resolve(host, pb::Consistency::Local, 0).await
+        {
             Ok(answer) => (
                 answer.route.as_ref().map(|r| self.route(r)),
                 answer.staleness_ms,
+                answer.served_by_site,
             ),
             // A local "no route" declares no staleness: it cannot be placed
             // in time, so it is left out.
             Err(_) => return,
         };
         // Staleness is whole milliseconds, rounded down: one more covers it.
-        let declared_us = staleness_ms.saturating_add(1).saturating_mul(1_000);
+        let allowance = self
+            .clock_allowance_ms
+            .lock()
+            .expect("allowance lock")
+            .get(&site)
+            .copied()
+            .unwrap_or(0);
+        let declared_us = staleness_ms
+            .saturating_add(1 + allowance)
+            .saturating_mul(1_000);
         let invoked_at = invoked_at.saturating_sub(declared_us);
         let operation = RouteOperation::ResolveLocal { seen, staleness_ms };
         self.record(host, operation, invoked_at, true);
