@@ -232,7 +232,7 @@ async fn run_with_skew(offset_ms: i64) {
         site_hosts: [(SKEWED_SITE, skewed)].into(),
         ..TestSpec::default()
     };
-    let mut run = Run::start(&name, spec).await;
+    let run = Run::start(&name, spec).await;
     run.recorder()
         .allow_clock_offset(SKEWED_SITE, offset_ms.unsigned_abs());
     let admin = run.cluster.client();
