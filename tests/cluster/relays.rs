@@ -22,6 +22,7 @@ use switchboard_tests::TestCluster;
 use switchboard_tests::TestSpec;
 use switchboard_tests::load::AttachLoad;
 use switchboard_tests::load::register_relays;
+use switchboard_tests::signed_node_info;
 use switchboard_tests::wait_until;
 use tonic::Code;
 
@@ -32,23 +33,6 @@ fn lease_spec(lease_ttl_ms: u64) -> TestSpec {
             ..RelayTiming::default()
         },
         ..TestSpec::default()
-    }
-}
-
-/// Waits until the cluster has a signing key, and returns node info.
-async fn signed_node_info(client: &ClusterClient) -> pb::SignedNodeInfo {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(response) = client.refresh_node_info().await
-            && let Some(node_info) = response.node_info
-        {
-            return node_info;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the cluster made no signing key within 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -7,6 +7,7 @@
 //! cluster is dropped.
 
 pub mod checker;
+pub mod delay_proxy;
 pub mod history;
 pub mod load;
 pub mod lossy_fs;
@@ -93,6 +94,8 @@ pub struct TestSpec {
     pub site_labels: std::collections::BTreeMap<u64, std::collections::BTreeMap<String, String>>,
     /// Sites placed in network namespaces (`netns::Network::site_hosts`).
     pub site_hosts: std::collections::BTreeMap<u64, SiteHost>,
+    /// Site names by id (default `site-N`).
+    pub site_names: std::collections::BTreeMap<u64, String>,
     /// Where the sites keep their data (`<dir>/site-N/data`), when the test
     /// prepares it (mounts a lossy filesystem there, say); else a fresh
     /// temp dir.
@@ -115,6 +118,7 @@ impl Default for TestSpec {
             },
             site_labels: Default::default(),
             site_hosts: Default::default(),
+            site_names: Default::default(),
             dir: None,
         }
     }
@@ -149,6 +153,7 @@ impl TestCluster {
         launch.relays = spec.relays;
         launch.site_labels = spec.site_labels;
         launch.site_hosts = spec.site_hosts;
+        launch.site_names = spec.site_names;
         launch.log_filter = "info,openraft=warn".into();
         let cluster = LocalCluster::start(launch)
             .await
@@ -443,6 +448,24 @@ pub async fn http_get(addr: &str, path: &str) -> String {
         .expect("answer within 5 s")
         .expect("read");
     response
+}
+
+/// Waits until the cluster has a signing key (within 20 s), and returns
+/// its node info.
+pub async fn signed_node_info(client: &ClusterClient) -> pb::SignedNodeInfo {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(response) = client.refresh_node_info().await
+            && let Some(node_info) = response.node_info
+        {
+            return node_info;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cluster made no signing key within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Polls `condition` every 20 ms until it holds; panics after `deadline`.

@@ -63,9 +63,13 @@ pub struct Run {
 impl Run {
     /// Starts the cluster as specified, three relays and the workload.
     pub async fn start(name: &str, spec: TestSpec) -> Run {
+        Run::start_on(name, TestCluster::start_with(spec).await).await
+    }
+
+    /// Starts three relays and the workload on a cluster that leads.
+    pub async fn start_on(name: &str, cluster: TestCluster) -> Run {
         let seed = seed();
         println!("{name}: seed {seed} (replay with SWITCHBOARD_SEED={seed})");
-        let cluster = TestCluster::start_with(spec).await;
         let writer = Arc::new(cluster.client());
         let book = RelayBook::default();
         let mut relays = Vec::new();

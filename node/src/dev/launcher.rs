@@ -109,6 +109,8 @@ pub struct LaunchSpec {
     /// Sites that run somewhere other than this host's loopback (a network
     /// namespace of a test), by id; the rest bind 127.0.0.1.
     pub site_hosts: BTreeMap<u64, SiteHost>,
+    /// Site names by id (default `site-N`).
+    pub site_names: BTreeMap<u64, String>,
 }
 
 /// Where a site runs when it is not on this host's loopback.
@@ -144,6 +146,7 @@ impl LaunchSpec {
             relays: RelayTiming::default(),
             site_labels: BTreeMap::new(),
             site_hosts: BTreeMap::new(),
+            site_names: BTreeMap::new(),
         }
     }
 
@@ -291,7 +294,12 @@ impl LocalCluster {
         let ip = self.spec.ip_of(id);
         SiteConfig {
             id,
-            name: format!("site-{id}"),
+            name: self
+                .spec
+                .site_names
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| format!("site-{id}")),
             cluster_id: self.spec.cluster_id.clone(),
             data_dir: self.site_dir(id).join("data"),
             raft_addr: format!("{ip}:{}", port(base, id, 0)),
