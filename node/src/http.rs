@@ -75,6 +75,9 @@ pub struct StatusView {
     pub cluster_id: String,
     pub role: &'static str,
     pub leader_id: Option<u64>,
+    /// On a follower past the leader lease without word from the leader:
+    /// how long it has heard nothing (the leader it names may be down).
+    pub leader_unheard_ms: Option<u64>,
     pub term: u64,
     pub last_log_index: u64,
     pub commit_index: u64,
@@ -185,6 +188,10 @@ pub fn status_view(site: &Site) -> StatusView {
         cluster_id: site.cluster_id.clone(),
         role: crate::site::role_name(metrics.state),
         leader_id: metrics.current_leader,
+        leader_unheard_ms: staleness_ms.filter(|&ms| {
+            metrics.current_leader != Some(site.id)
+                && u128::from(ms) > site.settings.leader_lease.as_millis()
+        }),
         term: metrics.current_term,
         last_log_index: last_log,
         commit_index: metrics.local_committed.as_ref().map_or(0, |id| id.index),
@@ -213,10 +220,13 @@ fn escape(text: &str) -> String {
 async fn status_page(State(state): State<HttpState>) -> Response {
     let view = status_view(&state.site);
     let mut html = String::new();
-    let leader = view.leader_id.map_or_else(
-        || "none (election in progress)".to_owned(),
-        |id| format!("site {id}"),
-    );
+    let leader = match (view.leader_id, view.leader_unheard_ms) {
+        (None, _) => "none (election in progress)".to_owned(),
+        (Some(id), Some(ms)) => {
+            format!("site {id}? not heard from for {ms} ms: it may be down (election pending)")
+        }
+        (Some(id), None) => format!("site {id}"),
+    };
     let staleness = view.staleness_ms.map_or_else(
         || "never heard from a leader".to_owned(),
         |ms| format!("{ms} ms"),

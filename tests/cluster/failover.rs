@@ -183,3 +183,47 @@ async fn sigterm_on_the_leader_hands_leadership_over() {
     let new_leader = cluster.leader().await;
     assert_ne!(new_leader, leader);
 }
+
+/// Survivors' status pages stop naming a dead leader as if it were alive
+/// once they have not heard from it for a lease: from then until a new
+/// leader is elected they say it may be down. (They named the dead leader
+/// for about a second.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_survivors_status_page_does_not_name_a_dead_leader_as_alive() {
+    let mut cluster = TestCluster::start().await;
+    let leader = cluster.leader().await;
+    let survivor = (1..=3).find(|&s| s != leader).expect("a survivor");
+    let page_addr = cluster.cluster.sites[&survivor].report.http_addr.clone();
+    cluster.cluster.kill(leader).expect("kill -9");
+    let killed_at = Instant::now();
+    // Past the lease and two heartbeats, nothing the survivor heard before
+    // the kill keeps it fresh.
+    let timing = cluster.timing();
+    let trust_until = Duration::from_millis(timing.election_max_ms + 2 * timing.heartbeat_ms);
+    let named_as_alive = format!("leader: <b>site {leader}</b>");
+    let (mut flagged, mut pages) = (0, 0);
+    let until = killed_at + timing.failover_bound() * 4;
+    loop {
+        let page = switchboard_tests::http_get(&page_addr, "/").await;
+        pages += 1;
+        let new_leader = (1..=3)
+            .filter(|&s| s != leader)
+            .any(|s| page.contains(&format!("leader: <b>site {s}</b>")));
+        if new_leader {
+            break;
+        }
+        if killed_at.elapsed() > trust_until {
+            assert!(
+                !page.contains(&named_as_alive),
+                "{} ms after the kill the page still names the dead leader as alive",
+                killed_at.elapsed().as_millis()
+            );
+            if page.contains("may be down") {
+                flagged += 1;
+            }
+        }
+        assert!(Instant::now() < until, "no new leader on the page");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("{pages} pages read until the new leader showed; {flagged} said the old one may be down");
+}
