@@ -225,5 +225,7 @@ async fn a_survivors_status_page_does_not_name_a_dead_leader_as_alive() {
         assert!(Instant::now() < until, "no new leader on the page");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    println!("{pages} pages read until the new leader showed; {flagged} said the old one may be down");
+    println!(
+        "{pages} pages read until the new leader showed; {flagged} said the old one may be down"
+    );
 }

@@ -318,3 +318,69 @@ async fn a_watch_on_a_cut_off_or_dark_site_moves_to_another_and_misses_no_change
         network.heal();
     }
 }
+
+/// A watch opened at a site that is behind the caller's index (as when a
+/// followed watch moves from a site further ahead) sends nothing the caller
+/// was already told: while the site catches up it applies those entries
+/// again, and they used to go out, out of order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_watch_at_a_site_behind_the_callers_index_repeats_nothing() {
+    let test = "a_watch_at_a_site_behind_the_callers_index_repeats_nothing";
+    let Some(network) = network_or_say_why(&SITES, test) else {
+        return;
+    };
+    let cluster = switchboard_tests::TestCluster::start_with(TestSpec {
+        site_hosts: network.site_hosts(),
+        ..TestSpec::default()
+    })
+    .await;
+    switchboard_tests::load::register_relays(&cluster.client(), 1, 100).await;
+    let leader = cluster.leader().await;
+    let behind = others(leader)[0];
+    let at_leader = cluster.site_client(leader);
+    network.split(&[behind], &others(behind));
+    let mut told_up_to = 0;
+    for _ in 0..3 {
+        let attached = at_leader
+            .attach(&switchboard_api::new_request_id(), "h1", "")
+            .await
+            .expect("attach");
+        at_leader
+            .detach(&switchboard_api::new_request_id(), "h1")
+            .await
+            .expect("detach");
+        told_up_to = told_up_to.max(attached.applied_index + 1);
+    }
+    let lagging = cluster.status(behind).await.applied_index;
+    assert!(
+        lagging < told_up_to,
+        "site {behind} is behind: {lagging} < {told_up_to}"
+    );
+    let mut stream = cluster
+        .site_client(behind)
+        .watch_route("h1", told_up_to)
+        .await
+        .expect("a watch from an index the site has not reached");
+    network.heal();
+    let attached = at_leader
+        .attach(&switchboard_api::new_request_id(), "h1", "")
+        .await
+        .expect("a change after the caller's index");
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("an event in time")
+            .expect("stream")
+            .expect("event");
+        if event.progress {
+            continue;
+        }
+        assert!(
+            event.index > told_up_to,
+            "event {} repeats what the caller was told up to {told_up_to}",
+            event.index
+        );
+        assert_eq!(event.route, attached.route, "the next change, first");
+        break;
+    }
+}

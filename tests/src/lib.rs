@@ -13,6 +13,7 @@ pub mod load;
 pub mod lossy_fs;
 pub mod nemesis;
 pub mod netns;
+pub mod watchers;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,5 +1,8 @@
 //! One fault test's run: a cluster, relays with room, the seeded workload
-//! recording its history, and at the end the checker's verdict.
+//! recording its history, an operator draining relays and a relay going
+//! down and coming back (so the cluster moves hosts on its own), a watch
+//! of every host, and at the end the checker's verdict and the watches'
+//! invariants.
 //!
 //! A test starts a [`Run`], does its faults between [`Run::progress`]
 //! calls, and calls [`Run::finish`], which heals nothing itself: the test
@@ -22,6 +25,9 @@ use crate::checker::check_per_host;
 use crate::history::Recorder;
 use crate::history::Workload;
 use crate::wait_until;
+use crate::watchers::Watchers;
+use crate::watchers::as_told;
+use rand::RngExt;
 
 /// Hosts the workload works on, and its clients.
 pub const HOSTS: usize = 12;
@@ -35,6 +41,17 @@ pub const PROGRESS_DEADLINE: Duration = Duration::from_secs(30);
 /// A site client's deadline per call in the workload: short, so a read at a
 /// cut-off site gives up and the client goes on.
 const READER_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Pause between two steps of the operator.
+const OPERATOR_PAUSE: Duration = Duration::from_millis(700);
+/// The relay lease the runs use: short, so a relay that stops
+/// heartbeating is declared down within a round.
+pub const RUN_LEASE_TTL_MS: u64 = 3_000;
+/// Relay leases longer than this are not waited out by the operator.
+const LEASE_WAITED_MAX_MS: u64 = 10_000;
+/// How long after healing every watch may take to arrive at the final
+/// routes: a quiet timeout to leave a dead site, and a few seconds more.
+const WATCHES_SETTLE: Duration = Duration::from_secs(10);
 
 /// The seed of this run: `SWITCHBOARD_SEED` to replay one, else fixed, so
 /// CI is repeatable.
@@ -57,12 +74,15 @@ pub struct Run {
     /// A client of every site: the workload's writer.
     pub writer: Arc<ClusterClient>,
     workload: Workload,
-    _relays: Vec<SimRelay>,
+    operator: tokio::task::JoinHandle<()>,
+    watchers: Watchers,
 }
 
 impl Run {
-    /// Starts the cluster as specified, three relays and the workload.
-    pub async fn start(name: &str, spec: TestSpec) -> Run {
+    /// Starts the cluster as specified (with `RUN_LEASE_TTL_MS` relay
+    /// leases), three relays, the operator, the watches and the workload.
+    pub async fn start(name: &str, mut spec: TestSpec) -> Run {
+        spec.relays.lease_ttl_ms = RUN_LEASE_TTL_MS;
         Run::start_on(name, TestCluster::start_with(spec).await).await
     }
 
@@ -85,6 +105,10 @@ impl Run {
             .map(|&site| Arc::new(cluster.site_client_with_deadline(site, READER_DEADLINE)))
             .collect();
         let workload = Workload::start(seed, writer.clone(), readers, CLIENTS, HOSTS);
+        let hosts: Vec<String> = (0..HOSTS).map(|n| format!("lin-{n}")).collect();
+        let watchers = Watchers::start(writer.clone(), &hosts);
+        let lease_ttl_ms = cluster.cluster.spec.relays.lease_ttl_ms;
+        let operator = tokio::spawn(operate(writer.clone(), book, relays, lease_ttl_ms, seed));
         Run {
             name: name.to_owned(),
             seed,
@@ -92,7 +116,8 @@ impl Run {
             cluster,
             writer,
             workload,
-            _relays: relays,
+            operator,
+            watchers,
         }
     }
 
@@ -122,8 +147,11 @@ impl Run {
             cluster,
             writer,
             workload,
+            operator,
+            watchers,
             ..
         } = self;
+        operator.abort();
         let recorder = workload.stop().await;
         cluster.leader().await;
         for host in 0..HOSTS {
@@ -146,6 +174,94 @@ impl Run {
         if !failures.is_empty() {
             let dump = dump_failures(&name, &history.events, failures.keys());
             panic!("{name}, seed {seed}: not linearizable: {failures:?}; histories in {dump}");
+        }
+        watches_arrive(&name, seed, &writer, &watchers).await;
+        watchers.stop();
+    }
+}
+
+/// Every watch keeps its invariants and arrives at the route a
+/// linearizable read gives, within `WATCHES_SETTLE`.
+async fn watches_arrive(name: &str, seed: u64, writer: &ClusterClient, watchers: &Watchers) {
+    let violations = watchers.violations();
+    assert!(
+        violations.is_empty(),
+        "{name}, seed {seed}: watch invariants broken: {violations:?}"
+    );
+    let mut truth = std::collections::BTreeMap::new();
+    for host in 0..HOSTS {
+        let host = format!("lin-{host}");
+        let read = writer
+            .resolve(&host, switchboard_proto::v1::Consistency::Linearizable, 0)
+            .await;
+        let route = match read {
+            Ok(answer) => as_told(answer.route.as_ref()),
+            Err(error) if error.code() == Some(tonic::Code::NotFound) => None,
+            Err(error) => panic!("{name}: the final read of {host}: {error}"),
+        };
+        truth.insert(host, route);
+    }
+    let until = std::time::Instant::now() + WATCHES_SETTLE;
+    loop {
+        let told = watchers.last_told();
+        let behind: Vec<String> = truth
+            .iter()
+            .filter(|(host, route)| told.get(*host) != Some(route))
+            .map(|(host, route)| {
+                format!(
+                    "{host}: told {:?}, holds {route:?}; record {:?}",
+                    told.get(host),
+                    watchers.record_of(host)
+                )
+            })
+            .collect();
+        if behind.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{name}, seed {seed}: watches not at their hosts' routes {} ms after healing: {behind:#?}",
+            WATCHES_SETTLE.as_millis()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The operator: drains a relay and gives it back, and lets another go
+/// down (its heartbeats stop until its lease runs out) and come back,
+/// over and over, at seeded choices. Its calls may fail under the faults;
+/// it goes on.
+async fn operate(
+    admin: Arc<ClusterClient>,
+    book: RelayBook,
+    mut relays: Vec<SimRelay>,
+    lease_ttl_ms: u64,
+    seed: u64,
+) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x6f70);
+    loop {
+        let drained = format!("relay-{}", rng.random_range(1..=RELAYS));
+        let _ = admin.drain_relay(&drained, 1_000, 0, true).await;
+        tokio::time::sleep(OPERATOR_PAUSE).await;
+        let _ = admin.undrain_relay(&drained).await;
+        tokio::time::sleep(OPERATOR_PAUSE).await;
+        if lease_ttl_ms > LEASE_WAITED_MAX_MS {
+            continue;
+        }
+        let down = rng.random_range(0..relays.len());
+        let relay_id = relays[down].relay_id.clone();
+        relays.remove(down).stop();
+        tokio::time::sleep(Duration::from_millis(lease_ttl_ms) + OPERATOR_PAUSE).await;
+        // Back, as a restarted relay process (a new incarnation); under a
+        // fault the registration may wait for a leader.
+        loop {
+            match SimRelay::start(admin.clone(), &book, &relay_id, "", 1_000).await {
+                Ok(relay) => break relays.push(relay),
+                Err(error) => {
+                    println!("operator: {relay_id} could not come back yet: {error}");
+                    tokio::time::sleep(OPERATOR_PAUSE).await;
+                }
+            }
         }
     }
 }

@@ -108,6 +108,12 @@ fn run<W: Watcher>(
                 }
             };
             if let Ok(event) = &event {
+                // A site behind the caller (a watch moved here from a site
+                // further ahead) applies entries the caller was already
+                // told of: they are not sent again, nor out of order.
+                if event.index <= after_index {
+                    continue;
+                }
                 sent_up_to = sent_up_to.max(event.index);
                 heartbeat.reset();
             }

@@ -1,0 +1,152 @@
+//! Route watchers beside the workload: one followed watch per host,
+//! recording what it was told, and the invariants a watch must keep.
+//!
+//! Within one run of a watch (between restarts from the full state) every
+//! change comes once and in log order, so indexes strictly rise and a
+//! host's generation never falls; after healing, every watch arrives at
+//! the route a linearizable read gives (nothing lost).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use switchboard_api::ClusterClient;
+use switchboard_api::Followed;
+use switchboard_proto::v1 as pb;
+
+/// What one watch was told, in order; `None` marks a restart.
+pub type Told = Vec<Option<(u64, Option<(String, u64)>)>>;
+
+/// Watches of every workload host.
+pub struct Watchers {
+    told: Arc<Mutex<BTreeMap<String, Told>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Watchers {
+    /// Follows every host in `hosts` through `client`.
+    pub fn start(client: Arc<ClusterClient>, hosts: &[String]) -> Watchers {
+        let told: Arc<Mutex<BTreeMap<String, Told>>> = Arc::new(Mutex::new(BTreeMap::new()));
+        let tasks = hosts
+            .iter()
+            .map(|host| {
+                let (told, client, host) = (told.clone(), client.clone(), host.clone());
+                tokio::spawn(async move {
+                    let mut follower = client.follow_route(&host);
+                    while let Ok(followed) = follower.next().await {
+                        let entry = match followed {
+                            Followed::Restarted => None,
+                            Followed::Event(event) => {
+                                Some((event.index, event.route.map(|r| (r.relay_id, r.generation))))
+                            }
+                        };
+                        told.lock()
+                            .expect("watchers lock")
+                            .entry(host.clone())
+                            .or_default()
+                            .push(entry);
+                    }
+                })
+            })
+            .collect();
+        Watchers { told, tasks }
+    }
+
+    /// The last route each watch was told.
+    pub fn last_told(&self) -> BTreeMap<String, Option<(String, u64)>> {
+        self.told
+            .lock()
+            .expect("watchers lock")
+            .iter()
+            .filter_map(|(host, told)| {
+                told.iter()
+                    .rev()
+                    .flatten()
+                    .next()
+                    .map(|(_, route)| (host.clone(), route.clone()))
+            })
+            .collect()
+    }
+
+    /// What the watch of `host` was told, for a failure message.
+    pub fn record_of(&self, host: &str) -> Told {
+        self.told
+            .lock()
+            .expect("watchers lock")
+            .get(host)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every broken invariant, as text.
+    pub fn violations(&self) -> Vec<String> {
+        let told = self.told.lock().expect("watchers lock");
+        told.iter()
+            .flat_map(|(host, told)| violations_of(host, told))
+            .collect()
+    }
+
+    /// Stops every watch.
+    pub fn stop(self) {
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The invariants of one watch's record.
+pub fn violations_of(host: &str, told: &Told) -> Vec<String> {
+    let mut found = Vec::new();
+    let (mut index, mut generation) = (None::<u64>, 0);
+    for entry in told {
+        let Some((at, route)) = entry else {
+            (index, generation) = (None, 0);
+            continue;
+        };
+        if index.is_some_and(|last| *at <= last) {
+            found.push(format!("{host}: index {at} after {}", index.unwrap_or(0)));
+        }
+        index = Some(*at);
+        if let Some((_, seen)) = route {
+            if *seen < generation {
+                found.push(format!("{host}: generation {seen} after {generation}"));
+            }
+            generation = *seen;
+        }
+    }
+    found
+}
+
+/// The route a linearizable read gives, as the watchers record it.
+pub fn as_told(route: Option<&pb::Route>) -> Option<(String, u64)> {
+    route.map(|r| (r.relay_id.clone(), r.generation))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(relay: &str, generation: u64) -> Option<(String, u64)> {
+        Some((relay.to_owned(), generation))
+    }
+
+    #[test]
+    fn reordered_repeated_or_regressing_events_are_caught_and_restarts_reset() {
+        let good: Told = vec![
+            None,
+            Some((5, route("r1", 2))),
+            Some((9, None)),
+            Some((12, route("r2", 7))),
+            None,
+            Some((10, route("r2", 7))),
+        ];
+        assert!(
+            violations_of("h", &good).is_empty(),
+            "a restart may start lower"
+        );
+        let reordered: Told = vec![None, Some((9, route("r1", 2))), Some((9, route("r1", 3)))];
+        assert_eq!(violations_of("h", &reordered).len(), 1);
+        let regressed: Told = vec![None, Some((5, route("r1", 4))), Some((6, route("r2", 3)))];
+        assert_eq!(violations_of("h", &regressed).len(), 1);
+    }
+}
