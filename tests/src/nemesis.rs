@@ -76,6 +76,10 @@ pub struct Run {
     workload: Workload,
     operator: tokio::task::JoinHandle<()>,
     watchers: Watchers,
+    /// Held here, not only by the operator: stopping the operator must not
+    /// stop the relays (their leases would run out and the cluster would
+    /// move hosts after the final reads).
+    _relays: Arc<tokio::sync::Mutex<Vec<SimRelay>>>,
 }
 
 impl Run {
@@ -108,7 +112,14 @@ impl Run {
         let hosts: Vec<String> = (0..HOSTS).map(|n| format!("lin-{n}")).collect();
         let watchers = Watchers::start(writer.clone(), &hosts);
         let lease_ttl_ms = cluster.cluster.spec.relays.lease_ttl_ms;
-        let operator = tokio::spawn(operate(writer.clone(), book, relays, lease_ttl_ms, seed));
+        let relays = Arc::new(tokio::sync::Mutex::new(relays));
+        let operator = tokio::spawn(operate(
+            writer.clone(),
+            book,
+            relays.clone(),
+            lease_ttl_ms,
+            seed,
+        ));
         Run {
             name: name.to_owned(),
             seed,
@@ -118,6 +129,7 @@ impl Run {
             workload,
             operator,
             watchers,
+            _relays: relays,
         }
     }
 
@@ -188,21 +200,9 @@ async fn watches_arrive(name: &str, seed: u64, writer: &ClusterClient, watchers:
         violations.is_empty(),
         "{name}, seed {seed}: watch invariants broken: {violations:?}"
     );
-    let mut truth = std::collections::BTreeMap::new();
-    for host in 0..HOSTS {
-        let host = format!("lin-{host}");
-        let read = writer
-            .resolve(&host, switchboard_proto::v1::Consistency::Linearizable, 0)
-            .await;
-        let route = match read {
-            Ok(answer) => as_told(answer.route.as_ref()),
-            Err(error) if error.code() == Some(tonic::Code::NotFound) => None,
-            Err(error) => panic!("{name}: the final read of {host}: {error}"),
-        };
-        truth.insert(host, route);
-    }
     let until = std::time::Instant::now() + WATCHES_SETTLE;
     loop {
+        let truth = final_routes(name, writer).await;
         let told = watchers.last_told();
         let behind: Vec<String> = truth
             .iter()
@@ -223,8 +223,29 @@ async fn watches_arrive(name: &str, seed: u64, writer: &ClusterClient, watchers:
             "{name}, seed {seed}: watches not at their hosts' routes {} ms after healing: {behind:#?}",
             WATCHES_SETTLE.as_millis()
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Every workload host's route, read linearizably.
+async fn final_routes(
+    name: &str,
+    writer: &ClusterClient,
+) -> std::collections::BTreeMap<String, Option<(String, u64)>> {
+    let mut truth = std::collections::BTreeMap::new();
+    for host in 0..HOSTS {
+        let host = format!("lin-{host}");
+        let read = writer
+            .resolve(&host, switchboard_proto::v1::Consistency::Linearizable, 0)
+            .await;
+        let route = match read {
+            Ok(answer) => as_told(answer.route.as_ref()),
+            Err(error) if error.code() == Some(tonic::Code::NotFound) => None,
+            Err(error) => panic!("{name}: the final read of {host}: {error}"),
+        };
+        truth.insert(host, route);
+    }
+    truth
 }
 
 /// The operator: drains a relay and gives it back, and lets another go
@@ -234,7 +255,7 @@ async fn watches_arrive(name: &str, seed: u64, writer: &ClusterClient, watchers:
 async fn operate(
     admin: Arc<ClusterClient>,
     book: RelayBook,
-    mut relays: Vec<SimRelay>,
+    relays: Arc<tokio::sync::Mutex<Vec<SimRelay>>>,
     lease_ttl_ms: u64,
     seed: u64,
 ) {
@@ -248,15 +269,19 @@ async fn operate(
         if lease_ttl_ms > LEASE_WAITED_MAX_MS {
             continue;
         }
-        let down = rng.random_range(0..relays.len());
-        let relay_id = relays[down].relay_id.clone();
-        relays.remove(down).stop();
+        let relay_id = {
+            let mut relays = relays.lock().await;
+            let down = rng.random_range(0..relays.len());
+            let relay = relays.remove(down);
+            relay.stop();
+            relay.relay_id.clone()
+        };
         tokio::time::sleep(Duration::from_millis(lease_ttl_ms) + OPERATOR_PAUSE).await;
         // Back, as a restarted relay process (a new incarnation); under a
         // fault the registration may wait for a leader.
         loop {
             match SimRelay::start(admin.clone(), &book, &relay_id, "", 1_000).await {
-                Ok(relay) => break relays.push(relay),
+                Ok(relay) => break relays.lock().await.push(relay),
                 Err(error) => {
                     println!("operator: {relay_id} could not come back yet: {error}");
                     tokio::time::sleep(OPERATOR_PAUSE).await;

@@ -82,7 +82,11 @@ impl Watchers {
     pub fn violations(&self) -> Vec<String> {
         let told = self.told.lock().expect("watchers lock");
         told.iter()
-            .flat_map(|(host, told)| violations_of(host, told))
+            .flat_map(|(host, told)| {
+                violations_of(host, told)
+                    .into_iter()
+                    .map(move |violation| format!("{violation}; record {told:?}"))
+            })
             .collect()
     }
 

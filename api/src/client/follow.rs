@@ -30,6 +30,8 @@ pub trait WatchMessage: Sized + Send + 'static {
     /// For a progress heartbeat, the serving site's staleness; `None` for
     /// a change.
     fn progress_staleness_ms(&self) -> Option<u64>;
+    /// Newer signed node info the message carries.
+    fn node_info(&self) -> Option<&pb::SignedNodeInfo>;
     /// Opens a watch of `id` from after `after_index`, on the first site
     /// that takes it; answers the stream and that site.
     fn open(
@@ -39,41 +41,36 @@ pub trait WatchMessage: Sized + Send + 'static {
     ) -> impl Future<Output = Result<(Streaming<Self>, String), ClientError>> + Send;
 }
 
-impl WatchMessage for pb::RouteEvent {
-    fn index(&self) -> u64 {
-        self.index
-    }
+/// Implements [`WatchMessage`] for a watch event type whose stream the
+/// client opens with `$open`.
+macro_rules! watch_message {
+    ($message:ty, $open:ident) => {
+        impl WatchMessage for $message {
+            fn index(&self) -> u64 {
+                self.index
+            }
 
-    fn progress_staleness_ms(&self) -> Option<u64> {
-        self.progress.then_some(self.staleness_ms)
-    }
+            fn progress_staleness_ms(&self) -> Option<u64> {
+                self.progress.then_some(self.staleness_ms)
+            }
 
-    async fn open(
-        client: &ClusterClient,
-        host_id: &str,
-        after_index: u64,
-    ) -> Result<(Streaming<Self>, String), ClientError> {
-        client.open_watch_route(host_id, after_index).await
-    }
+            fn node_info(&self) -> Option<&pb::SignedNodeInfo> {
+                self.node_info.as_ref()
+            }
+
+            async fn open(
+                client: &ClusterClient,
+                id: &str,
+                after_index: u64,
+            ) -> Result<(Streaming<Self>, String), ClientError> {
+                client.$open(id, after_index).await
+            }
+        }
+    };
 }
 
-impl WatchMessage for pb::RelayRoutesEvent {
-    fn index(&self) -> u64 {
-        self.index
-    }
-
-    fn progress_staleness_ms(&self) -> Option<u64> {
-        self.progress.then_some(self.staleness_ms)
-    }
-
-    async fn open(
-        client: &ClusterClient,
-        relay_id: &str,
-        after_index: u64,
-    ) -> Result<(Streaming<Self>, String), ClientError> {
-        client.open_watch_relay_routes(relay_id, after_index).await
-    }
-}
+watch_message!(pb::RouteEvent, open_watch_route);
+watch_message!(pb::RelayRoutesEvent, open_watch_relay_routes);
 
 /// What a followed watch yields.
 #[derive(Debug)]
@@ -173,6 +170,7 @@ impl<T: WatchMessage> Follower<T> {
             match tokio::time::timeout(quiet, stream.message()).await {
                 Ok(Ok(Some(message))) => {
                     self.after_index = self.after_index.max(message.index());
+                    self.client.offer(message.node_info());
                     match message.progress_staleness_ms() {
                         None => return Ok(Followed::Event(message)),
                         Some(stale) if u128::from(stale) > quiet.as_millis() => self.leave(),

@@ -14,6 +14,7 @@ use std::time::Duration;
 use switchboard_proto::v1 as pb;
 use switchboard_raft_store::ids::HostId;
 use switchboard_raft_store::ids::RelayId;
+use switchboard_raft_store::store::AppliedState;
 use switchboard_raft_store::store::ChangeEvent;
 use switchboard_raft_store::store::IndexedEvent;
 use tokio::sync::broadcast::error::RecvError;
@@ -163,18 +164,17 @@ struct HostWatcher {
     known: KnownNodeInfo,
 }
 
+/// A host's route in `applied`, as an event at its index.
 fn route_event(
-    site: &Site,
+    applied: &AppliedState,
     host_id: &HostId,
-    index: u64,
     node_info: Option<pb::SignedNodeInfo>,
 ) -> pb::RouteEvent {
-    let route = site
-        .reader
-        .load()
+    let route = applied
         .state
         .route(host_id)
         .map(|route| convert::route(&route));
+    let index = applied.applied_index();
     pb::RouteEvent {
         host_id: host_id.to_string(),
         route,
@@ -231,13 +231,17 @@ impl Watcher for HostWatcher {
                     ..Default::default()
                 }]
             }
+            // New node info rides on a progress message: the route as of
+            // this index is whatever the watch last sent (the state now may
+            // be further on, and a route read from it, labelled with this
+            // index, would arrive out of order).
             ChangeEvent::NodeInfo { .. } => match self.known.newer(site) {
-                Some(node_info) => vec![route_event(
-                    site,
-                    &self.host_id,
-                    event.index,
-                    Some(node_info),
-                )],
+                Some(node_info) => {
+                    let staleness = site.staleness_ms().unwrap_or(u64::MAX);
+                    let mut message = self.progress(event.index, staleness);
+                    message.node_info = Some(node_info);
+                    vec![message]
+                }
                 None => Vec::new(),
             },
             _ => Vec::new(),
@@ -254,9 +258,11 @@ pub fn watch_host(
 ) -> Result<WatchStream<pb::RouteEvent>, Status> {
     let mut known = KnownNodeInfo(known);
     let (start, initial) = if after_index == 0 {
-        let index = site.reader.load().applied_index();
+        // One load: the route and the index it is at come from one state.
+        let applied = site.reader.load();
         let node_info = known.newer(&site);
-        (index, vec![route_event(&site, &host_id, index, node_info)])
+        let event = route_event(&applied, &host_id, node_info);
+        (applied.applied_index(), vec![event])
     } else {
         (after_index, Vec::new())
     };
