@@ -143,22 +143,15 @@ fn the_lossy_filesystem_loses_exactly_what_was_not_synced() {
     );
     let lost = lossy.lose_unsynced().expect("cut the power");
     assert_eq!(lost.files, 2, "{lost:?}");
-    assert_eq!(
-        std::fs::read(mountpoint.join("synced")).expect("read"),
-        b"kept"
-    );
-    assert_eq!(
-        std::fs::read(mountpoint.join("renamed")).expect("read"),
-        b"moved"
-    );
-    assert_eq!(
-        std::fs::read(mountpoint.join("unsynced")).expect("read"),
-        b""
-    );
-    assert_eq!(
-        std::fs::read(mountpoint.join("rewritten")).expect("read"),
-        b"first"
-    );
+    for (name, survived) in [
+        ("synced", &b"kept"[..]),
+        ("renamed", b"moved"),
+        ("unsynced", b""),
+        ("rewritten", b"first"),
+    ] {
+        let bytes = std::fs::read(mountpoint.join(name)).expect("read");
+        assert_eq!(bytes, survived, "{name} after the power cut");
+    }
     assert!(lossy.syncs() >= 2);
 }
 

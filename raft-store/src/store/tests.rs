@@ -139,6 +139,21 @@ async fn apply_all(sm: &mut StateMachineStore, batch: Vec<Entry>) {
     sm.apply(stream).await.unwrap();
 }
 
+/// Applies entries 1..=`last` and builds a snapshot of the result.
+async fn snapshot_after(
+    opened: &mut OpenedStore,
+    last: u64,
+) -> openraft::type_config::alias::SnapshotOf<TypeConfig, SnapshotFile> {
+    apply_all(&mut opened.state_machine, entries(1, last)).await;
+    opened
+        .state_machine
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap()
+}
+
 /// Acknowledged (synced) log entries and the vote are all there after the
 /// store is dropped without any shutdown and reopened. (A dropped process
 /// keeps the page cache, like kill -9: this checks what reaches RocksDB,
@@ -236,9 +251,7 @@ async fn a_data_dir_of_another_site_is_refused() {
 async fn snapshots_transfer_the_exact_state_and_reject_corruption() {
     let leader_dir = tempfile::tempdir().unwrap();
     let mut leader = open(leader_dir.path(), &identity()).unwrap();
-    apply_all(&mut leader.state_machine, entries(1, 2_000)).await;
-    let mut builder = leader.state_machine.get_snapshot_builder().await;
-    let snapshot = builder.build_snapshot().await.unwrap();
+    let snapshot = snapshot_after(&mut leader, 2_000).await;
     assert_eq!(snapshot.meta.last_log_id.unwrap().index, 2_000);
 
     let follower_dir = tempfile::tempdir().unwrap();
@@ -301,14 +314,7 @@ async fn snapshots_transfer_the_exact_state_and_reject_corruption() {
 async fn a_snapshot_install_cut_short_after_adopting_its_file_is_finished_on_open() {
     let leader_dir = tempfile::tempdir().unwrap();
     let mut leader = open(leader_dir.path(), &identity()).unwrap();
-    apply_all(&mut leader.state_machine, entries(1, 500)).await;
-    let snapshot = leader
-        .state_machine
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let snapshot = snapshot_after(&mut leader, 500).await;
 
     let follower_dir = tempfile::tempdir().unwrap();
     let follower_identity = Identity {
@@ -401,14 +407,7 @@ mod snapshot_fuzz {
             .unwrap();
         let bytes = runtime.block_on(async {
             let mut opened = open(&dir.path().join("site"), &identity()).unwrap();
-            apply_all(&mut opened.state_machine, entries(1, 20)).await;
-            let snapshot = opened
-                .state_machine
-                .get_snapshot_builder()
-                .await
-                .build_snapshot()
-                .await
-                .unwrap();
+            let snapshot = snapshot_after(&mut opened, 20).await;
             let bytes = std::fs::read(&snapshot.snapshot.path).unwrap();
             close(opened);
             bytes

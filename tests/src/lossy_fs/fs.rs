@@ -188,6 +188,27 @@ impl LossyFilesystem {
         }
     }
 
+    /// Removes `name` from `parent` with `remove` (a file or a directory)
+    /// and forgets its inode.
+    fn remove(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        remove: fn(&Path) -> std::io::Result<()>,
+        reply: ReplyEmpty,
+    ) {
+        let Some(path) = self.child(parent, name) else {
+            return reply.error(Errno::ENOENT);
+        };
+        match remove(&self.backing(&path)) {
+            Ok(()) => {
+                self.inner.lock().forget_path(&path);
+                reply.ok();
+            }
+            Err(error) => reply.error(errno(error)),
+        }
+    }
+
     /// Opens the backing file of `inode`, read and write whatever the
     /// caller asked (the kernel checks permissions), and keeps it.
     fn open_backing(&self, inode: u64, truncate: bool) -> Result<u64, Errno> {
@@ -292,29 +313,11 @@ impl Filesystem for LossyFilesystem {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let Some(path) = self.child(parent, name) else {
-            return reply.error(Errno::ENOENT);
-        };
-        match std::fs::remove_file(self.backing(&path)) {
-            Ok(()) => {
-                self.inner.lock().forget_path(&path);
-                reply.ok();
-            }
-            Err(error) => reply.error(errno(error)),
-        }
+        self.remove(parent, name, |path| std::fs::remove_file(path), reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let Some(path) = self.child(parent, name) else {
-            return reply.error(Errno::ENOENT);
-        };
-        match std::fs::remove_dir(self.backing(&path)) {
-            Ok(()) => {
-                self.inner.lock().forget_path(&path);
-                reply.ok();
-            }
-            Err(error) => reply.error(errno(error)),
-        }
+        self.remove(parent, name, |path| std::fs::remove_dir(path), reply);
     }
 
     fn rename(
