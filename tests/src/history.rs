@@ -40,6 +40,9 @@ pub struct Recorder {
     /// declared staleness may be that much low (docs/architecture.md,
     /// "Clocks"), so its local reads are placed that much earlier still.
     clock_allowance_ms: Mutex<BTreeMap<u64, u64>>,
+    /// (host, log index) of every acknowledged detach that removed a route:
+    /// a change every watch of the host must be told of.
+    detached_at: Mutex<Vec<(String, u64)>>,
 }
 
 /// What the recorder holds at the end.
@@ -65,6 +68,7 @@ impl Default for Recorder {
             events: Mutex::new(Vec::new()),
             relays: Mutex::new(BTreeMap::new()),
             clock_allowance_ms: Mutex::new(BTreeMap::new()),
+            detached_at: Mutex::new(Vec::new()),
         }
     }
 }
@@ -128,6 +132,12 @@ impl Recorder {
         let invoked_at = self.now();
         match client.detach(&new_request_id(), host).await {
             Ok(answer) => {
+                if answer.was_attached {
+                    self.detached_at
+                        .lock()
+                        .expect("detaches lock")
+                        .push((host.to_owned(), answer.applied_index));
+                }
                 let removed = answer.was_attached.then_some(answer.last_generation);
                 self.record(
                     host,
@@ -186,6 +196,11 @@ impl Recorder {
         let invoked_at = invoked_at.saturating_sub(declared_us);
         let operation = RouteOperation::ResolveLocal { seen, staleness_ms };
         self.record(host, operation, invoked_at, true);
+    }
+
+    /// (host, log index) of every acknowledged detach that removed a route.
+    pub fn detaches(&self) -> Vec<(String, u64)> {
+        self.detached_at.lock().expect("detaches lock").clone()
     }
 
     /// How many operations are recorded so far.

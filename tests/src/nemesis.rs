@@ -188,6 +188,11 @@ impl Run {
             panic!("{name}, seed {seed}: not linearizable: {failures:?}; histories in {dump}");
         }
         watches_arrive(&name, seed, &writer, &watchers).await;
+        let missed = watchers.missed(&recorder.detaches());
+        assert!(
+            missed.is_empty(),
+            "{name}, seed {seed}: watches missed acknowledged changes: {missed:?}"
+        );
         watchers.stop();
     }
 }

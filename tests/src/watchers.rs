@@ -90,6 +90,17 @@ impl Watchers {
             .collect()
     }
 
+    /// Acknowledged detaches (host, index) that a watch of the host, running
+    /// across that index without a restart, was not told of.
+    pub fn missed(&self, detaches: &[(String, u64)]) -> Vec<String> {
+        let told = self.told.lock().expect("watchers lock");
+        detaches
+            .iter()
+            .filter(|(host, index)| told.get(host).is_some_and(|t| missed_in(t, *index)))
+            .map(|(host, index)| format!("{host}: the detach at index {index}"))
+            .collect()
+    }
+
     /// Stops every watch.
     pub fn stop(self) {
         for task in self.tasks {
@@ -119,6 +130,23 @@ pub fn violations_of(host: &str, told: &Told) -> Vec<String> {
         }
     }
     found
+}
+
+/// Whether a run of `told` (between restarts) spans `index` without a
+/// detach event there. A run starts with the state at its first index, so
+/// it must report every change after that up to its last event.
+pub fn missed_in(told: &Told, index: u64) -> bool {
+    told.split(Option::is_none).any(|run| {
+        let events: Vec<&(u64, Option<(String, u64)>)> = run.iter().flatten().collect();
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return false;
+        };
+        first.0 < index
+            && index <= last.0
+            && !events
+                .iter()
+                .any(|(at, route)| *at == index && route.is_none())
+    })
 }
 
 /// The route a linearizable read gives, as the watchers record it.
@@ -152,5 +180,21 @@ mod tests {
         assert_eq!(violations_of("h", &reordered).len(), 1);
         let regressed: Told = vec![None, Some((5, route("r1", 4))), Some((6, route("r2", 3)))];
         assert_eq!(violations_of("h", &regressed).len(), 1);
+    }
+
+    #[test]
+    fn a_detach_inside_a_run_must_have_been_told_and_one_outside_need_not() {
+        let told: Told = vec![
+            None,
+            Some((5, route("r1", 2))),
+            Some((9, None)),
+            Some((12, route("r2", 7))),
+            None,
+            Some((20, route("r2", 7))),
+        ];
+        assert!(!missed_in(&told, 9), "told at 9");
+        assert!(missed_in(&told, 11), "inside the first run, not told");
+        assert!(!missed_in(&told, 15), "between runs: the restart covers it");
+        assert!(!missed_in(&told, 25), "after the last event: not yet due");
     }
 }
