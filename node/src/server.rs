@@ -216,10 +216,12 @@ async fn start_site(
         .map_err(|e| NodeError::Config(e.to_string()))?;
     let peers = security.peers.clone();
     let leader_age = LeaderAge::default();
+    let clock = crate::site::Clock::system();
     let network = PeerNetworkFactory {
         self_id: config.id,
         peers: peers.clone(),
         leader_age: leader_age.clone(),
+        clock,
     };
     let raft_config = Arc::new(config.raft_config()?);
     let raft = openraft::Raft::new(
@@ -248,7 +250,7 @@ async fn start_site(
         signer: Signer::new(state_key),
         leases: Leases::default(),
         heartbeats: HeartbeatBatcher::default(),
-        clock: crate::site::Clock::system(),
+        clock,
     });
     drop(store.db);
     Ok((site, security, stopped))

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::peer::clients::PeerClients;
 use crate::peer::leader_age::LeaderAge;
+use crate::site::Clock;
 use openraft::RaftNetworkFactory;
 use openraft::errors::NetworkError;
 use openraft::errors::RPCError;
@@ -44,6 +45,8 @@ pub struct PeerNetworkFactory {
     pub peers: PeerClients,
     /// Stamps this site's quorum-ack age on its AppendEntries.
     pub leader_age: LeaderAge,
+    /// The site's clock, for that stamp.
+    pub clock: Clock,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetworkFactory {
@@ -56,6 +59,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetworkFactory {
             addr: node.raft_addr.clone(),
             peers: self.peers.clone(),
             leader_age: self.leader_age.clone(),
+            clock: self.clock,
         }
     }
 }
@@ -67,6 +71,7 @@ pub struct PeerConnection {
     addr: String,
     peers: PeerClients,
     leader_age: LeaderAge,
+    clock: Clock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +141,7 @@ impl PeerConnection {
         );
         if matches!(action, RPCTypes::AppendEntries) {
             self.leader_age
-                .stamp(request.metadata_mut(), crate::site::unix_ms());
+                .stamp(request.metadata_mut(), self.clock.unix_ms());
         }
         let response = call(client, request)
             .await
