@@ -158,6 +158,13 @@ impl<T: WatchMessage> Follower<T> {
                             return Ok(Followed::Restarted);
                         }
                     }
+                    // A site that no longer holds the history after our
+                    // index (it restarted, or compacted) says so as it
+                    // opens: start again from the full state, or the watch
+                    // would ask the same site for ever.
+                    Err(error) if error.code() == Some(Code::OutOfRange) => {
+                        self.after_index = 0;
+                    }
                     Err(error) if final_refusal(error.code()) => return Err(error),
                     Err(_) => {
                         let pause = self.backoff.next().unwrap_or(Duration::from_secs(1));
