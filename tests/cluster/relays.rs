@@ -759,3 +759,59 @@ async fn a_new_leader_gives_every_relay_a_fresh_lease_and_admission_goes_on_thro
         "every relay's lease still holds"
     );
 }
+
+/// The next thing a follower yields, within 20 s.
+async fn next(
+    follower: &mut switchboard_api::Follower<pb::RouteEvent>,
+) -> switchboard_api::Followed<pb::RouteEvent> {
+    tokio::time::timeout(Duration::from_secs(20), follower.next())
+        .await
+        .expect("the watch goes on")
+        .expect("not refused")
+}
+
+/// A followed watch whose only site restarts (and so no longer holds the
+/// history after the watch's index) starts again from the full state: the
+/// site answers OUT_OF_RANGE as the watch reopens, and the follower used to
+/// ask it again for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_followed_watch_whose_site_restarts_without_its_history_starts_again() {
+    use switchboard_api::Followed;
+    let mut cluster = TestCluster::start().await;
+    let admin = cluster.client();
+    register_relays(&admin, 1, 100).await;
+    admin
+        .attach(&new_request_id(), "h1", "")
+        .await
+        .expect("attach");
+    let leader = cluster.leader().await;
+    let only = (1..=3).find(|s| *s != leader).expect("a follower");
+    let follower_client = Arc::new(cluster.site_client(only));
+    let mut follower = follower_client.follow_route("h1");
+    assert!(matches!(next(&mut follower).await, Followed::Restarted));
+    assert!(matches!(next(&mut follower).await, Followed::Event(e) if e.route.is_some()));
+    // Other hosts move the log on, and the site applies it, before a
+    // progress message (one a second) can move the watch's index with it.
+    let mut moved_to = 0;
+    for host in ["h2", "h3"] {
+        moved_to = admin
+            .attach(&new_request_id(), host, "")
+            .await
+            .expect("attach")
+            .applied_index;
+    }
+    cluster
+        .wait_applied(only, moved_to, Duration::from_secs(1))
+        .await;
+    cluster.cluster.kill(only).expect("kill");
+    admin.detach(&new_request_id(), "h1").await.expect("detach");
+    cluster.cluster.restart(only).expect("restart");
+    // Restarted from the full state, which the site has once it catches up.
+    assert!(matches!(next(&mut follower).await, Followed::Restarted));
+    loop {
+        match next(&mut follower).await {
+            Followed::Event(event) if event.route.is_none() => break,
+            Followed::Event(_) | Followed::Restarted => continue,
+        }
+    }
+}

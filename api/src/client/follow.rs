@@ -164,6 +164,7 @@ impl<T: WatchMessage> Follower<T> {
                     // would ask the same site for ever.
                     Err(error) if error.code() == Some(Code::OutOfRange) => {
                         self.after_index = 0;
+                        continue;
                     }
                     Err(error) if final_refusal(error.code()) => return Err(error),
                     Err(_) => {
