@@ -642,9 +642,10 @@ async fn client_token(admin: &ClusterClient) -> String {
         .token
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_watch_from_history_the_site_no_longer_has_is_out_of_range() {
-    let mut cluster = TestCluster::start().await;
+/// A cluster with one relay and h1 attached: the cluster, an admin client,
+/// the leader and a follower.
+async fn cluster_with_h1() -> (TestCluster, ClusterClient, u64, u64) {
+    let cluster = TestCluster::start().await;
     let admin = cluster.client();
     register_relays(&admin, 1, 100).await;
     admin
@@ -653,6 +654,12 @@ async fn a_watch_from_history_the_site_no_longer_has_is_out_of_range() {
         .expect("attach");
     let leader = cluster.leader().await;
     let follower = (1..=3).find(|s| *s != leader).expect("a follower");
+    (cluster, admin, leader, follower)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_watch_from_history_the_site_no_longer_has_is_out_of_range() {
+    let (mut cluster, admin, leader, follower) = cluster_with_h1().await;
     cluster.cluster.kill(follower).expect("kill");
     cluster.cluster.restart(follower).expect("restart");
     let commit = cluster.status(leader).await.commit_index;
@@ -777,15 +784,7 @@ async fn next(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_followed_watch_whose_site_restarts_without_its_history_starts_again() {
     use switchboard_api::Followed;
-    let mut cluster = TestCluster::start().await;
-    let admin = cluster.client();
-    register_relays(&admin, 1, 100).await;
-    admin
-        .attach(&new_request_id(), "h1", "")
-        .await
-        .expect("attach");
-    let leader = cluster.leader().await;
-    let only = (1..=3).find(|s| *s != leader).expect("a follower");
+    let (mut cluster, admin, _, only) = cluster_with_h1().await;
     let follower_client = Arc::new(cluster.site_client(only));
     let mut follower = follower_client.follow_route("h1");
     assert!(matches!(next(&mut follower).await, Followed::Restarted));
