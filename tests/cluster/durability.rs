@@ -6,7 +6,9 @@
 //! acknowledged and that recovery replays it, not that it was synced. The
 //! power-cut test mounts every site's data dir on a lossy filesystem
 //! (`switchboard_tests::lossy_fs`) that throws away whatever was written
-//! and not fsynced when the site is killed, as a power cut would.
+//! and not fsynced when the site is killed, as a power cut would, and
+//! every directory entry made, renamed or removed since its directory's
+//! last fsync.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,7 +109,9 @@ fn lossy_mount(
 
 /// The checker of the power-cut test is shown to bite first: a file
 /// written and synced keeps its content, one written and not synced loses
-/// it, one overwritten after a sync goes back to the synced bytes.
+/// it, one overwritten after a sync goes back to the synced bytes; and a
+/// name created, renamed or removed since its directory's last fsync is put
+/// back as it was, however well the file itself was synced.
 #[test]
 fn the_lossy_filesystem_loses_exactly_what_was_not_synced() {
     use std::io::Write;
@@ -117,8 +121,16 @@ fn the_lossy_filesystem_loses_exactly_what_was_not_synced() {
     let Some(lossy) = lossy_mount(&backing, &mountpoint, test) else {
         return;
     };
+    let data = mountpoint.join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    let sync_dir = |dir: &std::path::Path| {
+        std::fs::File::open(dir)
+            .and_then(|dir| dir.sync_all())
+            .expect("fsync a directory");
+    };
+    sync_dir(&mountpoint);
     let write = |name: &str, bytes: &[u8], sync: bool| {
-        let mut file = std::fs::File::create(mountpoint.join(name)).expect("create");
+        let mut file = std::fs::File::create(data.join(name)).expect("create");
         file.write_all(bytes).expect("write");
         if sync {
             file.sync_data().expect("fdatasync");
@@ -126,33 +138,46 @@ fn the_lossy_filesystem_loses_exactly_what_was_not_synced() {
     };
     write("synced", b"kept", true);
     write("renamed.tmp", b"moved", true);
-    std::fs::rename(mountpoint.join("renamed.tmp"), mountpoint.join("renamed")).expect("rename");
+    sync_dir(&data);
+    std::fs::rename(data.join("renamed.tmp"), data.join("renamed")).expect("rename");
     write("unsynced", b"lost", false);
     write("rewritten", b"first", true);
+    write("moved-late.tmp", b"stays put", true);
+    write("removed-late", b"comes back", true);
+    sync_dir(&data);
     {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
-            .open(mountpoint.join("rewritten"))
+            .open(data.join("rewritten"))
             .expect("open");
         file.write_all(b"SECOND and more").expect("overwrite");
     }
+    // After the directory's last sync: names that are not durable yet.
+    write("undirsynced", b"synced, but not its name", true);
+    std::fs::rename(data.join("moved-late.tmp"), data.join("moved-late")).expect("rename");
+    std::fs::remove_file(data.join("removed-late")).expect("unlink");
     assert_eq!(
-        std::fs::read(mountpoint.join("unsynced")).expect("read"),
+        std::fs::read(data.join("unsynced")).expect("read"),
         b"lost",
         "before the cut every write is visible"
     );
     let lost = lossy.lose_unsynced().expect("cut the power");
-    assert_eq!(lost.files, 2, "{lost:?}");
+    assert_eq!((lost.files, lost.entries), (2, 3), "{lost:?}");
     for (name, survived) in [
-        ("synced", &b"kept"[..]),
-        ("renamed", b"moved"),
-        ("unsynced", b""),
-        ("rewritten", b"first"),
+        ("synced", Some(&b"kept"[..])),
+        ("renamed", Some(b"moved")),
+        ("renamed.tmp", None),
+        ("unsynced", Some(b"")),
+        ("rewritten", Some(b"first")),
+        ("undirsynced", None),
+        ("moved-late.tmp", Some(b"stays put")),
+        ("moved-late", None),
+        ("removed-late", Some(b"comes back")),
     ] {
-        let bytes = std::fs::read(mountpoint.join(name)).expect("read");
-        assert_eq!(bytes, survived, "{name} after the power cut");
+        let bytes = std::fs::read(data.join(name)).ok();
+        assert_eq!(bytes.as_deref(), survived, "{name} after the power cut");
     }
-    assert!(lossy.syncs() >= 2);
+    assert!(lossy.syncs() >= 5 && lossy.dir_syncs() >= 3);
 }
 
 /// Power cuts of every site per CI run; `SWITCHBOARD_POWER_CUTS` for a soak.
@@ -202,7 +227,7 @@ async fn power_cuts_of_every_site_at_random_points_lose_no_acknowledged_attach()
     let client = Arc::new(cluster.client());
     register_relays(&client, 4, 1_000_000).await;
     let mut acked_before_cuts: Vec<Acked> = Vec::new();
-    let (mut lost_files, mut lost_bytes, mut cut_in_catch_up) = (0, 0, 0);
+    let (mut lost_files, mut lost_bytes, mut lost_entries, mut cut_in_catch_up) = (0, 0, 0, 0);
     for round in 0..cuts {
         let load = AttachLoad::start(
             client.clone(),
@@ -236,6 +261,7 @@ async fn power_cuts_of_every_site_at_random_points_lose_no_acknowledged_attach()
             let lost = mounted.lose_unsynced().expect("the power cut");
             lost_files += lost.files;
             lost_bytes += lost.restored_bytes;
+            lost_entries += lost.entries;
         }
         acked_before_cuts.extend(
             load.acked
@@ -263,8 +289,9 @@ async fn power_cuts_of_every_site_at_random_points_lose_no_acknowledged_attach()
         }
     }
     let syncs: u64 = mounts.iter().map(LossyFs::syncs).sum();
+    let dir_syncs: u64 = mounts.iter().map(LossyFs::dir_syncs).sum();
     println!(
-        "{test}: {cuts} power cuts of all three sites ({cut_in_catch_up} during a catch-up), {} attaches acknowledged before a cut all kept; {lost_files} files lost unsynced writes ({lost_bytes} bytes put back); {syncs} fsyncs seen",
+        "{test}: {cuts} power cuts of all three sites ({cut_in_catch_up} during a catch-up), {} attaches acknowledged before a cut all kept; {lost_files} files lost unsynced writes ({lost_bytes} bytes put back), {lost_entries} directory changes undone; {syncs} fsyncs and {dir_syncs} directory fsyncs seen",
         acked_before_cuts.len()
     );
     drop(cluster);

@@ -6,6 +6,8 @@ use std::time::Duration;
 use switchboard_api::new_request_id;
 use switchboard_proto::v1 as pb;
 use switchboard_tests::TestCluster;
+use switchboard_tests::TestSpec;
+use switchboard_tests::Timing;
 use switchboard_tests::wait_until;
 use tonic::Code;
 
@@ -13,7 +15,17 @@ use switchboard_tests::load::register_relays;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_at_any_site_and_reads_with_bounded_staleness() {
-    let mut cluster = TestCluster::start().await;
+    // A default bound short enough to pass within the test: a caller that
+    // names no bound (max_stale_ms 0) gets the site's, never "any".
+    let default_bound_ms = 3 * Timing::lan().election_max_ms;
+    let mut cluster = TestCluster::start_with(TestSpec {
+        timing: Timing {
+            local_read_stale_ms_max: default_bound_ms,
+            ..Timing::lan()
+        },
+        ..TestSpec::default()
+    })
+    .await;
     register_relays(&cluster.client(), 2, 1_000).await;
     let leader = cluster.leader().await;
     let followers: Vec<u64> = (1..=3).filter(|s| *s != leader).collect();
@@ -78,6 +90,26 @@ async fn writes_at_any_site_and_reads_with_bounded_staleness() {
         .unwrap_err();
     assert_eq!(refused.code(), Some(Code::Unavailable), "{refused}");
     assert!(refused.to_string().contains("stale"), "{refused}");
+    // Naming no bound is no way round it: past the site's default bound
+    // the same read is refused too.
+    wait_until(
+        Duration::from_millis(default_bound_ms + 5_000),
+        "a read with no bound is refused past the site's default",
+        || {
+            let reader_client = &reader_client;
+            async move {
+                let read = reader_client.resolve("h1", pb::Consistency::Local, 0).await;
+                match read {
+                    Ok(r) => {
+                        assert!(r.staleness_ms <= default_bound_ms, "served {} ms stale", r.staleness_ms);
+                        false
+                    }
+                    Err(e) => e.code() == Some(Code::Unavailable) && e.to_string().contains("bound"),
+                }
+            }
+        },
+    )
+    .await;
     let patient = cluster.site_client(reader);
     let refused = patient
         .resolve("h1", pb::Consistency::Linearizable, 0)

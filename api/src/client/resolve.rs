@@ -6,7 +6,10 @@ use super::ClientError;
 use super::ClusterClient;
 
 impl ClusterClient {
-    /// Resolves a host to its relay.
+    /// Resolves a host to its relay. A local read is refused (UNAVAILABLE)
+    /// when the answering site is staler than `max_stale_ms`; 0 names no
+    /// bound of the caller's and takes the site's `local_read_stale_ms_max`
+    /// (10 s by default, one relay lease), so there is no unbounded read.
     pub async fn resolve(
         &self,
         host_id: &str,

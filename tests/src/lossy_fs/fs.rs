@@ -1,7 +1,7 @@
 //! The FUSE side: a passthrough to a backing directory, by path, with an
-//! undo record per file for what was written since its last fsync.
-//! Metadata (create, rename, unlink, mkdir) passes straight through and is
-//! never lost, as in LazyFS; only file data is.
+//! undo record per file for what was written since its last fsync, and a
+//! journal of directory entries changed (create, mkdir, rename, unlink,
+//! rmdir) since their directories' last fsync.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -40,6 +40,9 @@ use fuser::TimeOrNow;
 use fuser::WriteFlags;
 use parking_lot::Mutex;
 
+use super::entries::Change;
+use super::entries::Entries;
+use super::entries::Name;
 use super::undo::Undo;
 
 /// No attribute or entry caching in the kernel: the test rewrites files
@@ -58,16 +61,28 @@ pub(super) struct Inner {
     next_handle: u64,
     /// Undo records of files written since their last fsync, by inode.
     pub(super) unsynced: HashMap<u64, Undo>,
+    /// Directory entries changed since their directories were synced.
+    entries: Entries,
+    /// Beside the backing root: hard links that keep removed or replaced
+    /// files until their removal is durable.
+    kept_dir: PathBuf,
     /// Fsyncs and fdatasyncs seen, for the test's report.
     pub(super) syncs: u64,
+    /// Directory fsyncs seen.
+    pub(super) dir_syncs: u64,
 }
 
 impl Inner {
-    /// Names the root inode.
-    pub(super) fn rename_root(&mut self) {
-        self.paths.insert(INodeNo::ROOT.0, PathBuf::new());
-        self.inodes.insert(PathBuf::new(), INodeNo::ROOT.0);
-        self.next_inode = INodeNo::ROOT.0;
+    /// A mount that knows its root, keeping removed files in `kept_dir`.
+    pub(super) fn new(kept_dir: PathBuf) -> Inner {
+        let mut inner = Inner {
+            kept_dir,
+            ..Inner::default()
+        };
+        inner.paths.insert(INodeNo::ROOT.0, PathBuf::new());
+        inner.inodes.insert(PathBuf::new(), INodeNo::ROOT.0);
+        inner.next_inode = INodeNo::ROOT.0;
+        inner
     }
 
     pub(super) fn path_of(&self, inode: u64) -> Option<&PathBuf> {
@@ -92,6 +107,91 @@ impl Inner {
         }
     }
 
+    /// Forgets `path` and everything under it.
+    fn forget_tree(&mut self, path: &Path) {
+        let under: Vec<PathBuf> = self
+            .inodes
+            .keys()
+            .filter(|known| known.starts_with(path))
+            .cloned()
+            .collect();
+        for known in under {
+            self.forget_path(&known);
+        }
+    }
+
+    /// The path of `name` as its directory is now called.
+    fn path_of_name(&self, name: &Name) -> Option<PathBuf> {
+        self.path_of(name.dir).map(|dir| dir.join(&name.name))
+    }
+
+    /// Keeps a hard link to the file at `backing`, for an undo.
+    fn keep(&mut self, backing: &Path) -> std::io::Result<PathBuf> {
+        let link = self.kept_dir.join(self.entries.link_name());
+        std::fs::hard_link(backing, &link)?;
+        Ok(link)
+    }
+
+    /// `dir` was synced: drops the links of changes now durable.
+    fn synced_dir(&mut self, dir: u64) -> std::io::Result<()> {
+        self.dir_syncs += 1;
+        for change in self.entries.synced(dir) {
+            for link in change.links() {
+                std::fs::remove_file(link)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes every directory change not yet durable, newest first, in the
+    /// backing directory `root`. Returns how many it undid.
+    pub(super) fn undo_entries(&mut self, root: &Path) -> std::io::Result<usize> {
+        let changes = self.entries.take_unsettled();
+        let undone = changes.len();
+        for change in changes {
+            self.undo(root, change)?;
+        }
+        Ok(undone)
+    }
+
+    fn undo(&mut self, root: &Path, change: Change) -> std::io::Result<()> {
+        match change {
+            Change::Created(name) => {
+                let Some(path) = self.path_of_name(&name) else {
+                    return Ok(());
+                };
+                let backing = root.join(&path);
+                let removed = match std::fs::symlink_metadata(&backing) {
+                    Ok(metadata) if metadata.is_dir() => std::fs::remove_dir_all(&backing),
+                    Ok(_) => std::fs::remove_file(&backing),
+                    Err(error) => Err(error),
+                };
+                self.forget_tree(&path);
+                ignore_missing(removed)
+            }
+            Change::Renamed { from, to, replaced } => {
+                let (Some(from), Some(to)) = (self.path_of_name(&from), self.path_of_name(&to))
+                else {
+                    return Ok(());
+                };
+                ignore_missing(std::fs::rename(root.join(&to), root.join(&from)))?;
+                self.rename_paths(&to, &from);
+                match replaced {
+                    Some(link) => std::fs::rename(link, root.join(&to)),
+                    None => Ok(()),
+                }
+            }
+            Change::Removed { name, kept } => {
+                let Some(path) = self.path_of_name(&name) else {
+                    return Ok(());
+                };
+                match kept {
+                    Some(link) => std::fs::rename(link, root.join(path)),
+                    None => ignore_exists(std::fs::create_dir(root.join(path))),
+                }
+            }
+        }
+    }
     /// Moves `from` (and, for a directory, everything under it) to `to`,
     /// keeping inode numbers.
     fn rename_paths(&mut self, from: &Path, to: &Path) {
@@ -188,21 +288,33 @@ impl LossyFilesystem {
         }
     }
 
-    /// Removes `name` from `parent` with `remove` (a file or a directory)
-    /// and forgets its inode.
-    fn remove(
-        &self,
-        parent: INodeNo,
-        name: &OsStr,
-        remove: fn(&Path) -> std::io::Result<()>,
-        reply: ReplyEmpty,
-    ) {
+    /// Removes `name` from `parent` (a file, kept by a hard link until
+    /// the removal is durable, or an empty directory) and forgets its inode.
+    fn remove(&self, parent: INodeNo, name: &OsStr, is_dir: bool, reply: ReplyEmpty) {
         let Some(path) = self.child(parent, name) else {
             return reply.error(Errno::ENOENT);
         };
-        match remove(&self.backing(&path)) {
-            Ok(()) => {
-                self.inner.lock().forget_path(&path);
+        let backing = self.backing(&path);
+        let mut inner = self.inner.lock();
+        let removed = if is_dir {
+            std::fs::remove_dir(&backing).map(|()| None)
+        } else {
+            inner.keep(&backing).and_then(|link| match std::fs::remove_file(&backing) {
+                Ok(()) => Ok(Some(link)),
+                Err(error) => {
+                    let _ = std::fs::remove_file(&link);
+                    Err(error)
+                }
+            })
+        };
+        match removed {
+            Ok(kept) => {
+                inner.forget_path(&path);
+                let name = Name {
+                    dir: parent.0,
+                    name: name.to_owned(),
+                };
+                inner.entries.record(Change::Removed { name, kept });
                 reply.ok();
             }
             Err(error) => reply.error(errno(error)),
@@ -307,17 +419,23 @@ impl Filesystem for LossyFilesystem {
         match std::fs::create_dir(&backing)
             .and_then(|()| std::fs::set_permissions(&backing, PermissionsExt::from_mode(mode)))
         {
-            Ok(()) => self.entry(path, reply),
+            Ok(()) => {
+                self.inner.lock().entries.record(Change::Created(Name {
+                    dir: parent.0,
+                    name: name.to_owned(),
+                }));
+                self.entry(path, reply)
+            }
             Err(error) => reply.error(errno(error)),
         }
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.remove(parent, name, |path| std::fs::remove_file(path), reply);
+        self.remove(parent, name, false, reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.remove(parent, name, |path| std::fs::remove_dir(path), reply);
+        self.remove(parent, name, true, reply);
     }
 
     fn rename(
@@ -337,12 +455,37 @@ impl Filesystem for LossyFilesystem {
         else {
             return reply.error(Errno::ENOENT);
         };
+        let mut inner = self.inner.lock();
+        // A file the rename replaces is kept until the rename is durable.
+        let replaced = match std::fs::symlink_metadata(self.backing(&to)) {
+            Ok(metadata) if !metadata.is_dir() => match inner.keep(&self.backing(&to)) {
+                Ok(link) => Some(link),
+                Err(error) => return reply.error(errno(error)),
+            },
+            _ => None,
+        };
         match std::fs::rename(self.backing(&from), self.backing(&to)) {
             Ok(()) => {
-                self.inner.lock().rename_paths(&from, &to);
+                inner.rename_paths(&from, &to);
+                inner.entries.record(Change::Renamed {
+                    from: Name {
+                        dir: parent.0,
+                        name: name.to_owned(),
+                    },
+                    to: Name {
+                        dir: newparent.0,
+                        name: newname.to_owned(),
+                    },
+                    replaced,
+                });
                 reply.ok();
             }
-            Err(error) => reply.error(errno(error)),
+            Err(error) => {
+                if let Some(link) = replaced {
+                    let _ = std::fs::remove_file(link);
+                }
+                reply.error(errno(error))
+            }
         }
     }
 
@@ -368,6 +511,7 @@ impl Filesystem for LossyFilesystem {
             return reply.error(Errno::ENOENT);
         };
         let backing = self.backing(&path);
+        let existed = backing.exists();
         let made = File::options()
             .read(true)
             .write(true)
@@ -382,7 +526,16 @@ impl Filesystem for LossyFilesystem {
             Ok(metadata) => metadata,
             Err(error) => return reply.error(errno(error)),
         };
-        let inode = self.inner.lock().inode_for(path);
+        let inode = {
+            let mut inner = self.inner.lock();
+            if !existed {
+                inner.entries.record(Change::Created(Name {
+                    dir: parent.0,
+                    name: name.to_owned(),
+                }));
+            }
+            inner.inode_for(path)
+        };
         match self.open_backing(inode, flags & nix::libc::O_TRUNC != 0) {
             Ok(handle) => reply.created(
                 &TTL,
@@ -536,13 +689,16 @@ impl Filesystem for LossyFilesystem {
     fn fsyncdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        // Metadata is never lost here.
-        reply.ok();
+        // The directory's entries as they are now survive a power cut.
+        match self.inner.lock().synced_dir(ino.0) {
+            Ok(()) => reply.ok(),
+            Err(error) => reply.error(errno(error)),
+        }
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -589,5 +745,19 @@ impl Filesystem for LossyFilesystem {
             Ok(()) => reply.ok(),
             Err(error) => reply.error(Errno::from_i32(error as i32)),
         }
+    }
+}
+
+fn ignore_missing(result: std::io::Result<()>) -> std::io::Result<()> {
+    match result {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+fn ignore_exists(result: std::io::Result<()>) -> std::io::Result<()> {
+    match result {
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
     }
 }

@@ -7,8 +7,12 @@
 //! once, and each file keeps an undo record of what it changed since its
 //! last fsync or fdatasync. [`LossyFs::lose_unsynced`], called once the
 //! site is killed, undoes them all: the files are as a power cut would
-//! leave them. Directory entries (create, rename, unlink) are never lost.
+//! leave them. Directory entries are lost too: a name created, renamed or
+//! removed since its directory's last fsync is put back as it was (see
+//! `entries`), as POSIX allows and XFS or btrfs may do; ext4, which commits
+//! all metadata on any fsync, would hide a missing directory sync.
 
+mod entries;
 mod fs;
 mod undo;
 
@@ -35,6 +39,8 @@ pub struct Lost {
     /// Bytes put back from before those writes (appended bytes dropped
     /// are not counted).
     pub restored_bytes: u64,
+    /// Directory changes (create, rename, remove) undone.
+    pub entries: usize,
 }
 
 /// Why a lossy filesystem could not be mounted.
@@ -49,10 +55,18 @@ pub struct MountError {
 
 impl LossyFs {
     /// Mounts a lossy view of `backing` (an existing directory) at
-    /// `mountpoint` (an existing, empty directory).
+    /// `mountpoint` (an existing, empty directory). Files removed while
+    /// their removal is not durable are kept beside `backing`, in
+    /// `<backing>.kept`.
     pub fn mount(backing: &Path, mountpoint: &Path) -> Result<LossyFs, MountError> {
-        let inner = Arc::new(Mutex::new(Inner::default()));
-        inner.lock().rename_root();
+        let mount_error = |source| MountError {
+            mountpoint: mountpoint.display().to_string(),
+            source,
+        };
+        let mut kept_dir = backing.as_os_str().to_owned();
+        kept_dir.push(".kept");
+        std::fs::create_dir_all(&kept_dir).map_err(mount_error)?;
+        let inner = Arc::new(Mutex::new(Inner::new(kept_dir.into())));
         let filesystem = LossyFilesystem {
             root: backing.to_owned(),
             inner: inner.clone(),
@@ -62,11 +76,7 @@ impl LossyFs {
             fuser::MountOption::FSName("switchboard-lossy".into()),
             fuser::MountOption::DefaultPermissions,
         ];
-        let session =
-            fuser::spawn_mount(filesystem, mountpoint, &config).map_err(|source| MountError {
-                mountpoint: mountpoint.display().to_string(),
-                source,
-            })?;
+        let session = fuser::spawn_mount(filesystem, mountpoint, &config).map_err(mount_error)?;
         Ok(LossyFs {
             inner,
             root: backing.to_owned(),
@@ -74,8 +84,10 @@ impl LossyFs {
         })
     }
 
-    /// Undoes every write not yet synced. Call only while nothing has the
-    /// files open for writing (the site is killed).
+    /// Undoes every write not yet synced, then every directory change not
+    /// yet synced. Call only while nothing has the files open for writing
+    /// (the site is killed). A file whose removal is undone comes back with
+    /// its content as it was removed, synced or not.
     pub fn lose_unsynced(&self) -> std::io::Result<Lost> {
         let mut inner = self.inner.lock();
         let records: Vec<_> = inner.unsynced.drain().collect();
@@ -97,11 +109,17 @@ impl LossyFs {
             lost.files += 1;
             lost.restored_bytes += undo.saved_bytes();
         }
+        lost.entries = inner.undo_entries(&self.root)?;
         Ok(lost)
     }
 
     /// Fsyncs and fdatasyncs seen so far.
     pub fn syncs(&self) -> u64 {
         self.inner.lock().syncs
+    }
+
+    /// Directory fsyncs seen so far.
+    pub fn dir_syncs(&self) -> u64 {
+        self.inner.lock().dir_syncs
     }
 }
