@@ -101,10 +101,16 @@ async fn writes_at_any_site_and_reads_with_bounded_staleness() {
                 let read = reader_client.resolve("h1", pb::Consistency::Local, 0).await;
                 match read {
                     Ok(r) => {
-                        assert!(r.staleness_ms <= default_bound_ms, "served {} ms stale", r.staleness_ms);
+                        assert!(
+                            r.staleness_ms <= default_bound_ms,
+                            "served {} ms stale",
+                            r.staleness_ms
+                        );
                         false
                     }
-                    Err(e) => e.code() == Some(Code::Unavailable) && e.to_string().contains("bound"),
+                    Err(e) => {
+                        e.code() == Some(Code::Unavailable) && e.to_string().contains("bound")
+                    }
                 }
             }
         },

@@ -814,3 +814,63 @@ async fn a_followed_watch_whose_site_restarts_without_its_history_starts_again()
         }
     }
 }
+
+/// A host that only watches its route, and never resolves, still learns of
+/// a node-info change (here a notice) that touches no route: a site puts
+/// the newer document on a progress message as it applies the change.
+/// (Before, a watch carried node info only with a route change, and a host
+/// whose route never changed kept its old notice and sites for good.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_watch_that_sees_no_change_still_brings_newer_node_info() {
+    use switchboard_api::Followed;
+    let (cluster, admin, _, follower_site) = cluster_with_h1().await;
+    signed_node_info(&admin).await;
+    let directory = Arc::new(Directory::new(
+        cluster.cluster_id(),
+        vec![cluster.api(follower_site)],
+        Vec::new(),
+        None,
+    ));
+    let watcher = Arc::new(
+        cluster
+            .site_client(follower_site)
+            .with_directory(directory.clone()),
+    );
+    watcher.refresh_node_info().await.expect("node info");
+    let mut follower = watcher.follow_route("h1");
+    assert!(matches!(next(&mut follower).await, Followed::Restarted));
+    assert!(matches!(next(&mut follower).await, Followed::Event(e) if e.route.is_some()));
+
+    let text = "osaka maintenance tonight 02:00-03:00 JST";
+    let set_at = Instant::now();
+    admin
+        .set_notice(&new_request_id(), text)
+        .await
+        .expect("set notice");
+    // The change's commit and apply, and slack for a loaded machine.
+    let bound = Duration::from_secs(4);
+    let notice_of = |directory: &Directory| directory.document().map(|d| d.notice);
+    let next_event = follower.next();
+    tokio::pin!(next_event);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tokio::time::timeout(bound, async {
+        loop {
+            tokio::select! {
+                event = &mut next_event => panic!("h1's route did not change: {event:?}"),
+                _ = tick.tick() => if notice_of(&directory).as_deref() == Some(text) { break },
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "the watch brought no newer node info within {} ms (the directory has {:?})",
+            bound.as_millis(),
+            notice_of(&directory)
+        )
+    });
+    println!(
+        "a watching host learned the notice in {} ms",
+        set_at.elapsed().as_millis()
+    );
+}

@@ -155,10 +155,7 @@ mod tests {
         entries.record(Change::Created(name(1, "b")));
         assert_eq!(
             entries.take_unsettled(),
-            vec![
-                Change::Created(name(1, "b")),
-                Change::Created(name(1, "a"))
-            ]
+            vec![Change::Created(name(1, "b")), Change::Created(name(1, "a"))]
         );
     }
 }

@@ -299,13 +299,15 @@ impl LossyFilesystem {
         let removed = if is_dir {
             std::fs::remove_dir(&backing).map(|()| None)
         } else {
-            inner.keep(&backing).and_then(|link| match std::fs::remove_file(&backing) {
-                Ok(()) => Ok(Some(link)),
-                Err(error) => {
-                    let _ = std::fs::remove_file(&link);
-                    Err(error)
-                }
-            })
+            inner
+                .keep(&backing)
+                .and_then(|link| match std::fs::remove_file(&backing) {
+                    Ok(()) => Ok(Some(link)),
+                    Err(error) => {
+                        let _ = std::fs::remove_file(&link);
+                        Err(error)
+                    }
+                })
         };
         match removed {
             Ok(kept) => {
