@@ -40,9 +40,20 @@ pub struct Recorder {
     /// declared staleness may be that much low (docs/architecture.md,
     /// "Clocks"), so its local reads are placed that much earlier still.
     clock_allowance_ms: Mutex<BTreeMap<u64, u64>>,
-    /// (host, log index) of every acknowledged detach that removed a route:
-    /// a change every watch of the host must be told of.
-    detached_at: Mutex<Vec<(String, u64)>>,
+    /// Every acknowledged attach and detach, with the route it left at its
+    /// log index: what every watch of the host running across that index
+    /// must have been told.
+    acked_writes: Mutex<Vec<AckedWrite>>,
+}
+
+/// An acknowledged write: at log `index`, `host`'s route became (or, for an
+/// attach that kept a good route, stayed) `route`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AckedWrite {
+    pub host: String,
+    pub index: u64,
+    /// (relay id, generation), or `None` once detached.
+    pub route: Option<(String, u64)>,
 }
 
 /// What the recorder holds at the end.
@@ -68,7 +79,7 @@ impl Default for Recorder {
             events: Mutex::new(Vec::new()),
             relays: Mutex::new(BTreeMap::new()),
             clock_allowance_ms: Mutex::new(BTreeMap::new()),
-            detached_at: Mutex::new(Vec::new()),
+            acked_writes: Mutex::new(Vec::new()),
         }
     }
 }
@@ -114,6 +125,9 @@ impl Recorder {
         let invoked_at = self.now();
         match client.attach(&new_request_id(), host, "").await {
             Ok(answer) => {
+                if let Some(told) = &answer.route {
+                    self.acked(host, answer.applied_index, Some(told));
+                }
                 let route = answer.route.as_ref().map(|r| self.route(r));
                 self.record(
                     host,
@@ -133,10 +147,7 @@ impl Recorder {
         match client.detach(&new_request_id(), host).await {
             Ok(answer) => {
                 if answer.was_attached {
-                    self.detached_at
-                        .lock()
-                        .expect("detaches lock")
-                        .push((host.to_owned(), answer.applied_index));
+                    self.acked(host, answer.applied_index, None);
                 }
                 let removed = answer.was_attached.then_some(answer.last_generation);
                 self.record(
@@ -198,9 +209,21 @@ impl Recorder {
         self.record(host, operation, invoked_at, true);
     }
 
-    /// (host, log index) of every acknowledged detach that removed a route.
-    pub fn detaches(&self) -> Vec<(String, u64)> {
-        self.detached_at.lock().expect("detaches lock").clone()
+    fn acked(&self, host: &str, index: u64, route: Option<&pb::Route>) {
+        self.acked_writes
+            .lock()
+            .expect("acked writes lock")
+            .push(AckedWrite {
+                host: host.to_owned(),
+                index,
+                route: route.map(|r| (r.relay_id.clone(), r.generation)),
+            });
+    }
+
+    /// Every acknowledged attach, and every acknowledged detach that
+    /// removed a route.
+    pub fn acked_writes(&self) -> Vec<AckedWrite> {
+        self.acked_writes.lock().expect("acked writes lock").clone()
     }
 
     /// How many operations are recorded so far.

@@ -14,6 +14,8 @@ use switchboard_api::ClusterClient;
 use switchboard_api::Followed;
 use switchboard_proto::v1 as pb;
 
+use crate::history::AckedWrite;
+
 /// What one watch was told, in order; `None` marks a restart.
 pub type Told = Vec<Option<(u64, Option<(String, u64)>)>>;
 
@@ -90,14 +92,17 @@ impl Watchers {
             .collect()
     }
 
-    /// Acknowledged detaches (host, index) that a watch of the host, running
-    /// across that index without a restart, was not told of.
-    pub fn missed(&self, detaches: &[(String, u64)]) -> Vec<String> {
+    /// Acknowledged writes that a watch of the host, running across their
+    /// index without a restart, was not told of.
+    pub fn missed(&self, writes: &[AckedWrite]) -> Vec<String> {
         let told = self.told.lock().expect("watchers lock");
-        detaches
+        writes
             .iter()
-            .filter(|(host, index)| told.get(host).is_some_and(|t| missed_in(t, *index)))
-            .map(|(host, index)| format!("{host}: the detach at index {index}"))
+            .filter(|w| {
+                told.get(&w.host)
+                    .is_some_and(|t| missed_in(t, w.index, &w.route))
+            })
+            .map(|w| format!("{}: {:?} at index {}", w.host, w.route, w.index))
             .collect()
     }
 
@@ -132,20 +137,22 @@ pub fn violations_of(host: &str, told: &Told) -> Vec<String> {
     found
 }
 
-/// Whether a run of `told` (between restarts) spans `index` without a
-/// detach event there. A run starts with the state at its first index, so
-/// it must report every change after that up to its last event.
-pub fn missed_in(told: &Told, index: u64) -> bool {
+/// Whether a run of `told` (between restarts) spans `index` but says the
+/// host's route there was not `route`. A run starts with the state at its
+/// first index and reports every change after that, so the route as of
+/// any index up to its last event is that of its last event at or before
+/// the index.
+pub fn missed_in(told: &Told, index: u64, route: &Option<(String, u64)>) -> bool {
     told.split(Option::is_none).any(|run| {
         let events: Vec<&(u64, Option<(String, u64)>)> = run.iter().flatten().collect();
         let (Some(first), Some(last)) = (events.first(), events.last()) else {
             return false;
         };
-        first.0 < index
-            && index <= last.0
-            && !events
-                .iter()
-                .any(|(at, route)| *at == index && route.is_none())
+        if index < first.0 || index > last.0 {
+            return false;
+        }
+        let as_of = events.iter().rev().find(|(at, _)| *at <= index);
+        as_of.is_some_and(|(_, told)| told != route)
     })
 }
 
@@ -183,7 +190,7 @@ mod tests {
     }
 
     #[test]
-    fn a_detach_inside_a_run_must_have_been_told_and_one_outside_need_not() {
+    fn a_write_inside_a_run_must_have_been_told_and_one_outside_need_not() {
         let told: Told = vec![
             None,
             Some((5, route("r1", 2))),
@@ -192,9 +199,36 @@ mod tests {
             None,
             Some((20, route("r2", 7))),
         ];
-        assert!(!missed_in(&told, 9), "told at 9");
-        assert!(missed_in(&told, 11), "inside the first run, not told");
-        assert!(!missed_in(&told, 15), "between runs: the restart covers it");
-        assert!(!missed_in(&told, 25), "after the last event: not yet due");
+        assert!(!missed_in(&told, 9, &None), "detach told at 9");
+        assert!(!missed_in(&told, 10, &None), "still detached at 10");
+        assert!(
+            missed_in(&told, 11, &route("r3", 8)),
+            "an attach at 11 not told"
+        );
+        assert!(missed_in(&told, 7, &None), "a detach at 7 not told");
+        assert!(
+            !missed_in(&told, 5, &route("r1", 2)),
+            "the run's first state"
+        );
+        assert!(
+            !missed_in(&told, 6, &route("r1", 2)),
+            "an attach that kept r1"
+        );
+        assert!(
+            missed_in(&told, 12, &route("r2", 8)),
+            "told another generation"
+        );
+        assert!(
+            !missed_in(&told, 4, &None),
+            "before the run: not its business"
+        );
+        assert!(
+            !missed_in(&told, 15, &None),
+            "between runs: the restart covers it"
+        );
+        assert!(
+            !missed_in(&told, 25, &None),
+            "after the last event: not yet due"
+        );
     }
 }
