@@ -8,6 +8,7 @@
 //!   check and the audit log.
 //! - [`progress`]: progress lines for long operations.
 //! - [`table`]: plain-text tables.
+//! - [`untrusted`]: control characters in cluster text, escaped.
 //!
 //! The deploy files (systemd unit, example configs, Prometheus rules) and
 //! the scripts README.md names live beside this crate in `ops/`.
@@ -17,7 +18,9 @@ mod commands;
 mod operations;
 mod progress;
 mod table;
+mod untrusted;
 
 pub use cli::Cli;
 pub use commands::CliError;
+pub use commands::report;
 pub use commands::run;

@@ -2,18 +2,13 @@
 
 use clap::Parser;
 use switchboard_ops::Cli;
-use switchboard_ops::CliError;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let cli = Cli::parse();
     let mut stdout = std::io::stdout();
     if let Err(error) = switchboard_ops::run(&cli, &mut stdout).await {
-        eprintln!("sbctl: {error}");
-        let code = match error {
-            CliError::Usage(_) => 2,
-            _ => 1,
-        };
+        let code = switchboard_ops::report(&error, cli.json, &mut stdout, &mut std::io::stderr());
         std::process::exit(code);
     }
 }

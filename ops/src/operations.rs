@@ -66,8 +66,16 @@ pub fn parse_time(text: &str, base_ms: u64) -> Result<u64, CliError> {
         .map_or(0, |d| d.as_millis() as u64))
 }
 
-/// Unix milliseconds as an RFC 3339 time, for tables.
-fn format_time(unix_ms: u64) -> String {
+/// The last instant RFC 3339 can write (9999-12-31T23:59:59Z), in Unix ms.
+const RFC3339_UNIX_MS_MAX: u64 = 253_402_300_799_999;
+
+/// Unix milliseconds as an RFC 3339 time, for tables. Any u64 the server
+/// may hold prints: past the year 9999 (which RFC 3339 cannot write, and
+/// humantime panics on) as the raw milliseconds.
+pub(crate) fn format_time(unix_ms: u64) -> String {
+    if unix_ms > RFC3339_UNIX_MS_MAX {
+        return format!("{unix_ms} ms after 1970 (past the year 9999)");
+    }
     let time = SystemTime::UNIX_EPOCH + Duration::from_millis(unix_ms);
     humantime::format_rfc3339_seconds(time).to_string()
 }
@@ -713,6 +721,14 @@ pub async fn audit(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_time_the_server_can_hold_formats_without_panicking() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_time(RFC3339_UNIX_MS_MAX), "9999-12-31T23:59:59Z");
+        assert!(format_time(RFC3339_UNIX_MS_MAX + 1).contains("past the year 9999"));
+        assert!(format_time(u64::MAX).starts_with(&u64::MAX.to_string()));
+    }
+
     use super::*;
 
     #[test]

@@ -5,6 +5,8 @@
 use comfy_table::ContentArrangement;
 use comfy_table::presets::NOTHING;
 
+use crate::untrusted::escaped;
+
 /// Space after each column, in characters.
 const COLUMN_GAP: u16 = 2;
 
@@ -30,9 +32,12 @@ impl Table {
         }
     }
 
+    /// Adds a row; control characters in a cell (a newline too) are
+    /// shown escaped, so no cell can break the layout or the terminal.
     pub fn row(&mut self, cells: Vec<String>) {
         assert_eq!(cells.len(), self.columns, "a row has one cell per column");
-        self.table.add_row(cells);
+        self.table
+            .add_row(cells.iter().map(|cell| escaped(cell).into_owned()));
     }
 
     pub fn render(&self) -> String {
@@ -55,6 +60,16 @@ mod tests {
         table.row(vec!["1".into(), "leader".into()]);
         table.row(vec!["22".into(), "follower".into()]);
         assert_eq!(table.render(), "SITE  ROLE\n1     leader\n22    follower\n");
+    }
+
+    #[test]
+    fn a_cell_cannot_break_the_layout_or_the_terminal() {
+        let mut table = Table::new(&["NAME", "ROLE"]);
+        table.row(vec!["<script>\x1b[2J".into(), "two\nlines".into()]);
+        assert_eq!(
+            table.render(),
+            "NAME               ROLE\n<script>\\u{1b}[2J  two\\nlines\n"
+        );
     }
 
     #[test]

@@ -38,6 +38,8 @@ use crate::cli::CertsCommand;
 use crate::cli::Cli;
 use crate::cli::Command;
 use crate::table::Table;
+use crate::untrusted::escaped;
+use crate::untrusted::escaped_lines;
 
 /// Why a command failed. The message is for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -142,9 +144,69 @@ pub(crate) fn emit<T: Serialize>(
         serde_json::to_writer_pretty(&mut *out, value).map_err(std::io::Error::other)?;
         writeln!(out)?;
     } else {
-        write!(out, "{}", table())?;
+        write!(out, "{}", escaped_lines(&table()))?;
     }
     Ok(())
+}
+
+impl CliError {
+    /// The exit code: 2 for a usage error, 1 for any other.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            CliError::Usage(_) => "usage",
+            CliError::Cluster(_) => "cluster",
+            CliError::NoSiteAnswered(_) => "no_site_answered",
+            CliError::Output(_) => "output",
+            CliError::Critical(_) => "critical",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorView {
+    error: ErrorBody,
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    kind: &'static str,
+    /// The gRPC status code a site answered with, if any.
+    code: Option<String>,
+    message: String,
+    exit_code: i32,
+}
+
+/// Reports `error` on `err` for people (escaped: a site's message is
+/// untrusted text) and, under `--json`, as one JSON object on `out` so that
+/// a script reading stdout sees the failure too. Returns the exit code.
+pub fn report(error: &CliError, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let message = error.to_string();
+    let _ = writeln!(err, "sbctl: {}", escaped(&message));
+    if json {
+        let code = match error {
+            CliError::Cluster(cluster) => cluster.code().map(|c| format!("{c:?}")),
+            _ => None,
+        };
+        let view = ErrorView {
+            error: ErrorBody {
+                kind: error.kind(),
+                code,
+                message,
+                exit_code: error.exit_code(),
+            },
+        };
+        if serde_json::to_writer_pretty(&mut *out, &view).is_ok() {
+            let _ = writeln!(out);
+        }
+    }
+    error.exit_code()
 }
 
 #[derive(Serialize)]
@@ -493,4 +555,27 @@ fn relays_table(relays: &[RelayView]) -> String {
         ]);
     }
     table.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_under_json_is_a_json_object_on_stdout_and_escaped_on_stderr() {
+        let error = CliError::Usage("window \x1b[2J is bad".into());
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        assert_eq!(report(&error, true, &mut out, &mut err), 2);
+        let json: serde_json::Value = serde_json::from_slice(&out).expect("JSON on stdout");
+        assert_eq!(json["error"]["kind"], "usage");
+        assert_eq!(json["error"]["message"], "window \x1b[2J is bad");
+        assert_eq!(json["error"]["exit_code"], 2);
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            "sbctl: window \\u{1b}[2J is bad\n"
+        );
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        report(&error, false, &mut out, &mut err);
+        assert!(out.is_empty(), "without --json stdout stays empty");
+    }
 }
