@@ -11,14 +11,12 @@ use switchboard_raft_store::ids::HostId;
 use switchboard_raft_store::ids::RelayId;
 use switchboard_raft_store::ids::validate_endpoint;
 use switchboard_raft_store::ids::validate_labels;
+use switchboard_raft_store::ids::validate_site_name;
 use switchboard_raft_store::state::RelayRecord;
 use switchboard_raft_store::state::RelayState;
 use switchboard_raft_store::state::RouteView;
 
 use crate::error::ApiError;
-
-/// Longest site name, in bytes.
-pub const SITE_NAME_BYTES_MAX: usize = 63;
 
 /// A relay state as the API shows it.
 pub fn relay_state(state: RelayState) -> pb::RelayState {
@@ -107,11 +105,7 @@ pub fn site_node(site: &pb::SiteEndpoints) -> Result<(u64, SiteNode), ApiError> 
             "site_id must be at least 1".into(),
         ));
     }
-    if site.name.is_empty() || site.name.len() > SITE_NAME_BYTES_MAX {
-        return Err(ApiError::InvalidArgument(format!(
-            "site name must be 1 to {SITE_NAME_BYTES_MAX} bytes"
-        )));
-    }
+    validate_site_name(&site.name)?;
     validate_endpoint("raft_addr", &site.raft_addr)?;
     validate_endpoint("api_addr", &site.api_addr)?;
     validate_endpoint("http_addr", &site.http_addr)?;

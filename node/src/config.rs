@@ -276,8 +276,8 @@ impl SiteConfig {
         if self.id == 0 {
             return bad("id must be at least 1".into());
         }
-        if self.name.is_empty() || self.name.len() > 63 {
-            return bad("name must be 1 to 63 bytes".into());
+        if let Err(error) = switchboard_raft_store::ids::validate_site_name(&self.name) {
+            return bad(error.to_string());
         }
         if self.cluster_id.is_empty()
             || self.cluster_id.len() > 64

@@ -282,6 +282,29 @@ pub fn validate_labels(labels: &Labels) -> Result<(), Error> {
     Ok(())
 }
 
+/// Longest site name, in bytes: one DNS label's worth, room for a
+/// datacenter's name in any script.
+pub const SITE_NAME_BYTES_MAX: usize = 63;
+
+/// Checks a site's name: 1 to `SITE_NAME_BYTES_MAX` bytes of printable
+/// text (any script, no control characters), because status pages, node
+/// info and operators' terminals show it.
+pub fn validate_site_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() || name.len() > SITE_NAME_BYTES_MAX {
+        return Err(Error::invalid(
+            "name",
+            format!("a site name must be 1 to {SITE_NAME_BYTES_MAX} bytes"),
+        ));
+    }
+    if name.chars().any(|c| c.is_control()) {
+        return Err(Error::invalid(
+            "name",
+            format!("a site name must be printable: {:?}", name),
+        ));
+    }
+    Ok(())
+}
+
 /// Longest cluster id, in bytes.
 pub const CLUSTER_ID_BYTES_MAX: usize = 64;
 
@@ -318,6 +341,16 @@ pub fn validate_capacity(capacity: u32) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn site_names_are_printable_and_bounded() {
+        assert!(validate_site_name("tsukuba").is_ok());
+        assert!(validate_site_name("東京").is_ok());
+        assert!(validate_site_name("").is_err());
+        assert!(validate_site_name(&"a".repeat(SITE_NAME_BYTES_MAX + 1)).is_err());
+        let error = validate_site_name("<script>\x1b[2J").unwrap_err();
+        assert!(error.to_string().contains("printable"), "{error}");
+    }
+
     use super::*;
 
     #[test]

@@ -207,6 +207,31 @@ async fn bad_input_is_refused_with_a_clear_status_and_changes_nothing() {
     assert_eq!(bad_relay.code(), Some(Code::InvalidArgument));
     assert!(bad_relay.to_string().contains("endpoint"), "{bad_relay}");
 
+    // A site name that would rewrite an operator's terminal.
+    let bad_site = client
+        .add_learner(pb::SiteEndpoints {
+            site_id: 9,
+            name: "<script>\x1b[2J".into(),
+            raft_addr: "127.0.0.1:1".into(),
+            api_addr: "127.0.0.1:2".into(),
+            http_addr: "127.0.0.1:3".into(),
+            labels: Default::default(),
+        })
+        .await
+        .expect_err("a site name with an escape sequence");
+    assert_eq!(bad_site.code(), Some(Code::InvalidArgument), "{bad_site}");
+    assert!(bad_site.to_string().contains("printable"), "{bad_site}");
+    // Windows that start in the year 9999, or near the end of u64 time.
+    let year_9999_ms = 253_402_000_000_000;
+    for start in [year_9999_ms, u64::MAX - 3_600_000] {
+        let far = client
+            .schedule_maintenance("relay:relay-1", start, start + 3_600_000, "typo")
+            .await
+            .expect_err("a window that starts too far ahead");
+        assert_eq!(far.code(), Some(Code::InvalidArgument), "{far}");
+        assert!(far.to_string().contains("within a year"), "{far}");
+    }
+
     let after = cluster.status(leader).await;
     assert_eq!(
         after.last_log_index, before.last_log_index,

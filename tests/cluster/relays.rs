@@ -874,3 +874,61 @@ async fn a_watch_that_sees_no_change_still_brings_newer_node_info() {
         set_at.elapsed().as_millis()
     );
 }
+
+/// A watch from an index no site will reach soon (u64::MAX) ends with
+/// OUT_OF_RANGE once the site's staleness bound has passed, instead of
+/// sending heartbeats for ever; a watch from the site's own index works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_watch_from_an_index_far_ahead_is_refused_within_the_staleness_bound() {
+    let bound_ms = 2_000;
+    let cluster = TestCluster::start_with(TestSpec {
+        timing: switchboard_tests::Timing {
+            local_read_stale_ms_max: bound_ms,
+            ..switchboard_tests::Timing::lan()
+        },
+        ..TestSpec::default()
+    })
+    .await;
+    let admin = cluster.client();
+    register_relays(&admin, 1, 100).await;
+    let attached = admin
+        .attach(&new_request_id(), "h1", "")
+        .await
+        .expect("attach");
+    let site = cluster.site_client(cluster.leader().await);
+    let opened = Instant::now();
+    let mut stream = site
+        .watch_route("h1", u64::MAX)
+        .await
+        .expect("the watch opens");
+    let ended = loop {
+        let message =
+            tokio::time::timeout(Duration::from_millis(bound_ms + 5_000), stream.message())
+                .await
+                .expect("the watch ends within the bound");
+        match message {
+            Ok(Some(event)) => assert!(event.progress, "no change was made: {event:?}"),
+            Ok(None) => panic!("the watch ended without saying why"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(ended.code(), Code::OutOfRange, "{ended}");
+    assert!(ended.message().contains("did not reach"), "{ended}");
+    assert!(opened.elapsed() >= Duration::from_millis(bound_ms));
+    let mut fine = site
+        .watch_route("h1", attached.applied_index)
+        .await
+        .expect("a watch from an index the site has");
+    admin.detach(&new_request_id(), "h1").await.expect("detach");
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(5), fine.message())
+            .await
+            .expect("in time")
+            .expect("stream")
+            .expect("event");
+        if !event.progress {
+            assert!(event.route.is_none(), "the detach");
+            break;
+        }
+    }
+}

@@ -83,6 +83,18 @@ async fn sbctl_shows_status_manages_relays_and_fails_clearly() {
         "{}",
         text(&invalid.stderr)
     );
+    // A script asking for JSON gets the failure as JSON on stdout.
+    let invalid = sbctl(&cluster_json, &["host", "attach", "bad host", "--json"]).await;
+    assert_eq!(invalid.status.code(), Some(1));
+    let failure: serde_json::Value =
+        serde_json::from_slice(&invalid.stdout).expect("a JSON error on stdout");
+    assert_eq!(failure["error"]["code"], "InvalidArgument", "{failure}");
+    assert!(
+        failure["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("invalid host_id")),
+        "{failure}"
+    );
 
     let nowhere = Command::new(binary("sbctl"))
         .args([

@@ -97,11 +97,23 @@ fn run<W: Watcher>(
         let mut heartbeat = tokio::time::interval(WATCH_PROGRESS_INTERVAL);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         heartbeat.reset();
+        // A caller may come from a site further ahead; this one must reach
+        // the caller's index within a local read's staleness bound, or the
+        // index is one no site may reach soon (u64::MAX, say).
+        let catch_up_by = tokio::time::Instant::now() + site.settings.local_read_stale_max;
         while open {
             let event = tokio::select! {
                 _ = sender.closed() => break,
                 event = live.recv() => event,
                 _ = heartbeat.tick() => {
+                    let applied = site.reader.load().applied_index();
+                    if applied < after_index && tokio::time::Instant::now() >= catch_up_by {
+                        let _ = sender.send(Err(out_of_range(&format!(
+                            "this site is at index {applied} and did not reach index {after_index} within {} ms",
+                            site.settings.local_read_stale_max.as_millis()
+                        )))).await;
+                        break;
+                    }
                     let staleness = site.staleness_ms().unwrap_or(u64::MAX);
                     // Skipped when the buffer is full: the watch is not quiet.
                     let _ = sender.try_send(Ok(watcher.progress(sent_up_to, staleness)));

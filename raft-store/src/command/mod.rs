@@ -217,6 +217,21 @@ pub const DRAIN_RATE_MAX: u32 = 100_000;
 pub const REASON_BYTES_MAX: usize = 256;
 /// Longest maintenance window: a week.
 pub const MAINTENANCE_WINDOW_MS_MAX: u64 = 7 * 24 * 3600 * 1000;
+/// Furthest ahead a maintenance window may start: a year. A start in the
+/// year 9999 is a typo, and a window nobody will see start is clutter.
+pub const MAINTENANCE_LEAD_MS_MAX: u64 = 366 * 24 * 3600 * 1000;
+
+/// Checks a window's start against the time at the site that takes the
+/// request (the API edge: apply does not judge times against clocks).
+pub fn validate_window_start(start_ms: u64, now_ms: u64) -> Result<(), crate::Error> {
+    if start_ms > now_ms.saturating_add(MAINTENANCE_LEAD_MS_MAX) {
+        return Err(crate::Error::invalid(
+            "start",
+            "must be within a year from now",
+        ));
+    }
+    Ok(())
+}
 
 /// A signing key to add. The private key arrives sealed; apply never sees
 /// it in the clear.

@@ -287,9 +287,34 @@ impl State {
         self.removed_relays
             .insert(relay_id.clone(), self.meta.clock_ms);
         changes.touch(RowKey::RemovedRelay(relay_id.clone()));
+        self.trim_removed_relays(changes);
         self.bump_epoch(changes);
         Outcome::RelayRemoved {
             relay_id: relay_id.clone(),
+        }
+    }
+}
+
+/// Tombstones of removed relays kept (each stops a removed relay from
+/// registering itself again with a certificate that is still valid): the
+/// newest by removal time. Past this the oldest goes; by then its
+/// certificate should long have expired. Bounds the state and the work of
+/// one removal (a scan of the tombstones, only when over).
+pub const REMOVED_RELAYS_MAX: usize = 10_000;
+
+impl State {
+    fn trim_removed_relays(&mut self, changes: &mut ChangeSet) {
+        while self.removed_relays.len() > REMOVED_RELAYS_MAX {
+            let Some(oldest) = self
+                .removed_relays
+                .iter()
+                .min_by_key(|(id, removed_at)| (**removed_at, (*id).clone()))
+                .map(|(id, _)| id.clone())
+            else {
+                break;
+            };
+            self.removed_relays.remove(&oldest);
+            changes.touch(RowKey::RemovedRelay(oldest));
         }
     }
 }

@@ -1300,3 +1300,30 @@ fn a_drain_without_room_elsewhere_is_refused_unless_forced() {
         );
     }
 }
+
+#[test]
+fn tombstones_of_removed_relays_are_bounded_and_the_oldest_go_first() {
+    let mut h = Harness::new();
+    let extra = 2;
+    for n in 0..super::relays::REMOVED_RELAYS_MAX + extra {
+        let name = format!("r{n}");
+        let registered = h.apply(registration(&name, "", 10, 1));
+        assert!(!matches!(registered.outcome, Outcome::Refused(_)));
+        let removed = h.apply(Command::RemoveRelay {
+            relay_id: relay_id(&name),
+        });
+        assert!(
+            !matches!(removed.outcome, Outcome::Refused(_)),
+            "{removed:?}"
+        );
+    }
+    assert_eq!(
+        h.state.removed_relays.len(),
+        super::relays::REMOVED_RELAYS_MAX
+    );
+    for n in 0..extra {
+        assert!(!h.state.is_removed_relay(&relay_id(&format!("r{n}"))));
+    }
+    assert!(h.state.is_removed_relay(&relay_id(&format!("r{extra}"))));
+    assert_eq!(h.mirror, h.state.rows().collect::<BTreeMap<_, _>>());
+}

@@ -1,8 +1,10 @@
 //! Maintenance windows: schedule, list, cancel.
 
+use switchboard_api::ApiError;
 use switchboard_api::convert;
 use switchboard_proto::v1 as pb;
 use switchboard_raft_store::Request as WriteRequest;
+use switchboard_raft_store::command::validate_window_start;
 use tonic::Request;
 use tonic::Response;
 use tonic::Status;
@@ -18,6 +20,8 @@ impl AdminApi {
         let principal = self.site.auth.admin(&request)?;
         let message = request.get_ref();
         let target = convert::maintenance_target(&message.target)?;
+        validate_window_start(message.start_unix_ms, self.site.clock.unix_ms())
+            .map_err(ApiError::from)?;
         let request = WriteRequest::schedule_maintenance(
             target,
             message.start_unix_ms,
