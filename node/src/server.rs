@@ -14,6 +14,7 @@ use crate::services::AdminApi;
 use crate::services::ClientApi;
 use crate::services::HostApi;
 use crate::services::RelayApi;
+use crate::services::auth::Authenticate;
 use crate::services::auth::Authenticator;
 use crate::services::auth::Principal;
 use crate::services::auth::RateLimit;
@@ -37,6 +38,7 @@ use switchboard_proto::v1::relay_service_server::RelayServiceServer;
 use switchboard_raft_store::SiteNode;
 use switchboard_raft_store::store::Identity;
 use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -268,32 +270,38 @@ fn peer_router(site: &Arc<Site>) -> tonic::transport::server::Router {
         )
 }
 
-/// The API port's router: relay, host, client and admin services.
+/// The API port's router: relay, host, client and admin services, every
+/// call authenticated before its body is decoded.
 fn api_router(site: &Arc<Site>) -> tonic::transport::server::Router {
+    let authenticate = Authenticate(site.clone());
     tonic::transport::Server::builder()
         .concurrency_limit_per_connection(limits::REQUESTS_PER_CONNECTION_MAX)
         .max_concurrent_streams(limits::STREAMS_PER_CONNECTION_MAX)
         .tcp_nodelay(true)
-        .add_service(
+        .add_service(InterceptedService::new(
             RelayServiceServer::new(RelayApi::new(site.clone()))
                 .max_decoding_message_size(limits::API_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(limits::API_MESSAGE_BYTES_MAX),
-        )
-        .add_service(
+            authenticate.clone(),
+        ))
+        .add_service(InterceptedService::new(
             HostServiceServer::new(HostApi::new(site.clone()))
                 .max_decoding_message_size(limits::API_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(limits::API_MESSAGE_BYTES_MAX),
-        )
-        .add_service(
+            authenticate.clone(),
+        ))
+        .add_service(InterceptedService::new(
             ClientServiceServer::new(ClientApi::new(site.clone()))
                 .max_decoding_message_size(limits::API_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(limits::API_MESSAGE_BYTES_MAX),
-        )
-        .add_service(
+            authenticate.clone(),
+        ))
+        .add_service(InterceptedService::new(
             AdminServiceServer::new(AdminApi::new(site.clone()))
                 .max_decoding_message_size(limits::API_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(limits::API_MESSAGE_BYTES_MAX),
-        )
+            authenticate.clone(),
+        ))
 }
 
 /// Writes `endpoints.json` and prints the ready line the launcher waits for.

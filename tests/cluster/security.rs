@@ -120,6 +120,19 @@ async fn connections_without_a_valid_certificate_are_refused_on_every_port() {
         ),
         Some(Code::Unauthenticated)
     );
+    // Authentication comes before anything is read from the request: a bad
+    // host id from an unauthenticated caller is refused as unauthenticated,
+    // not judged.
+    let anonymous = cluster.client_with(
+        Credentials::from_files(cluster.cluster_id(), &pki.ca_path(), None, None)
+            .expect("credentials"),
+    );
+    let unjudged = anonymous
+        .attach(&new_request_id(), "bad host", "")
+        .await
+        .expect_err("no identity");
+    assert_eq!(unjudged.code(), Some(Code::Unauthenticated), "{unjudged}");
+    assert!(!unjudged.to_string().contains("host_id"), "{unjudged}");
     let foreign = Credentials::from_files(
         cluster.cluster_id(),
         &pki.ca_path(),
