@@ -31,6 +31,7 @@ mod error;
 mod file_error;
 pub mod headers;
 pub mod limits;
+mod per_source;
 mod pki;
 mod signing;
 pub mod tls;

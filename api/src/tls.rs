@@ -40,6 +40,7 @@ use tonic::transport::ClientTlsConfig;
 use tonic::transport::Identity;
 
 use crate::error::ApiError;
+use crate::per_source::PerSource;
 
 /// Pause after a failed accept (out of file descriptors, say), so the
 /// loop does not spin while the cause lasts.
@@ -49,6 +50,12 @@ const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(50);
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once per port; more wait in the accept queue.
 pub const HANDSHAKES_IN_FLIGHT_MAX: usize = 256;
+/// Handshakes in progress at once from one source address; a connection
+/// past it is closed at once. An eighth of the slots: 300 idle sockets
+/// from one address (that never send a TLS byte) hold 32 slots for
+/// `HANDSHAKE_TIMEOUT`, and everyone else handshakes at once. Room enough
+/// for a NAT gateway's hosts reconnecting together (they retry).
+pub const HANDSHAKES_PER_SOURCE_MAX: usize = HANDSHAKES_IN_FLIGHT_MAX / 8;
 /// Accepted connections waiting for the gRPC server to take them.
 const ACCEPTED_QUEUE_MAX: usize = 64;
 
@@ -314,6 +321,7 @@ pub fn incoming(
     let (accepted, stream) = tokio::sync::mpsc::channel(ACCEPTED_QUEUE_MAX);
     let acceptor = TlsAcceptor::from(config);
     let handshakes = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_MAX));
+    let per_source = PerSource::new(HANDSHAKES_PER_SOURCE_MAX);
     tokio::spawn(async move {
         loop {
             let (tcp, peer) = tokio::select! {
@@ -327,6 +335,12 @@ pub fn incoming(
                     }
                 },
             };
+            let Some(held) = per_source.try_hold(peer.ip()) else {
+                metrics::counter!("switchboard_tls_handshakes_refused_total", "port" => port, "reason" => "per_source").increment(1);
+                tracing::debug!(port, %peer, "too many handshakes from one address; closed");
+                drop(tcp);
+                continue;
+            };
             let Ok(permit) = handshakes.clone().acquire_owned().await else {
                 return;
             };
@@ -334,7 +348,9 @@ pub fn incoming(
             let accepted = accepted.clone();
             tokio::spawn(async move {
                 let _ = tcp.set_nodelay(true);
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+                drop(held);
+                match handshake {
                     Ok(Ok(stream)) => {
                         drop(permit);
                         let _ = accepted.send(Ok(stream)).await;

@@ -38,9 +38,9 @@ use switchboard_proto::v1::relay_service_server::RelayServiceServer;
 use switchboard_raft_store::SiteNode;
 use switchboard_raft_store::store::Identity;
 use tokio::net::TcpListener;
-use tonic::service::interceptor::InterceptedService;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 
 use crate::config::SiteConfig;
 use crate::error::NodeError;

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 use switchboard_api::ClientError;
 use switchboard_api::Credentials;
@@ -689,4 +690,52 @@ impl tonic::codec::Decoder for RawCodec {
 mod bytes_buf {
     pub use prost::bytes::Buf;
     pub use prost::bytes::BufMut;
+}
+
+/// Idle sockets that never send a TLS byte, 300 of them from one address,
+/// do not keep anyone else waiting: that address holds at most its share of
+/// the handshake slots (the rest are closed at once), and an operator's new
+/// connection from another address is served at once. (Before, they filled
+/// all 256 slots and a new admin connection waited 8-9 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_sockets_from_one_address_cannot_starve_other_callers() {
+    use switchboard_api::tls::HANDSHAKES_PER_SOURCE_MAX;
+    use tokio::io::AsyncReadExt;
+    let cluster = TestCluster::start().await;
+    let leader = cluster.leader().await;
+    let api: std::net::SocketAddr = cluster.api(leader).parse().expect("address");
+    // Loopback answers for all of 127/8: the idle sockets come from
+    // 127.0.0.2, the operator from 127.0.0.1.
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind("127.0.0.2:0".parse().unwrap()).expect("bind");
+        idle.push(socket.connect(api).await.expect("connect"));
+    }
+    let started = Instant::now();
+    cluster
+        .client()
+        .status_of(&cluster.api(leader))
+        .await
+        .expect("the operator is served");
+    let took = started.elapsed();
+    println!(
+        "an admin status call beside 300 idle sockets took {} ms",
+        took.as_millis()
+    );
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    // All but the address's share were closed by the site.
+    let mut closed = 0;
+    for socket in &mut idle {
+        let mut byte = [0u8; 1];
+        if let Ok(Ok(0)) =
+            tokio::time::timeout(Duration::from_millis(20), socket.read(&mut byte)).await
+        {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 300 - HANDSHAKES_PER_SOURCE_MAX,
+        "{closed} of 300 idle sockets closed; the cap is {HANDSHAKES_PER_SOURCE_MAX}"
+    );
 }
