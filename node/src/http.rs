@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use crate::site::Site;
 use axum::Json;
@@ -59,13 +60,52 @@ pub async fn serve(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state);
-    if let Err(error) = axum::serve(listener, router)
-        .with_graceful_shutdown(stop)
-        .await
-    {
-        tracing::warn!(%error, "http server ended with an error");
+    let connections = Arc::new(tokio::sync::Semaphore::new(HTTP_CONNECTIONS_MAX));
+    tokio::pin!(stop);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "http accept failed");
+                    tokio::time::sleep(HTTP_ACCEPT_RETRY_PAUSE).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            metrics::counter!("switchboard_http_connections_refused_total").increment(1);
+            tracing::debug!(%peer, "http connection cap reached; closed");
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HTTP_HEADER_READ_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+            // Idle keep-alive connections and slow readers end here too.
+            let _ = tokio::time::timeout(HTTP_CONNECTION_LIFETIME, connection).await;
+            drop(permit);
+        });
     }
 }
+
+/// Connections the HTTP plane holds at once; past it, new ones are closed
+/// at once. The plane is open to anyone (probes, Prometheus, browsers) and
+/// shares the process's open-file limit with the API and Raft ports and
+/// RocksDB, so it gets a fixed share: 512 of the 20,000 files.
+pub const HTTP_CONNECTIONS_MAX: usize = 512;
+/// How long a caller may take to send a request's headers, counted from
+/// when the connection waits for them (an idle keep-alive connection too).
+/// Probes and scrapes send theirs at once.
+pub const HTTP_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest life of one HTTP connection, whatever it does: a scrape or a
+/// page load takes milliseconds, and Prometheus reconnects for free.
+pub const HTTP_CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+/// Pause after a failed accept (out of file descriptors, say).
+const HTTP_ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// A site's view of the cluster, as the status page and `/status.json` show it.
 #[derive(Serialize)]

@@ -37,6 +37,8 @@ pub use config::SiteConfig;
 pub use config::Snapshots;
 pub use config::Timing;
 pub use error::NodeError;
+pub use http::HTTP_CONNECTIONS_MAX;
+pub use http::HTTP_HEADER_READ_TIMEOUT;
 pub use scheduler::SCHEDULER_TICK;
 pub use server::serve;
 pub use site::unix_ms;

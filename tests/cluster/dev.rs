@@ -14,6 +14,7 @@ use switchboard_tests::Bootstrap;
 use switchboard_tests::TestCluster;
 use switchboard_tests::TestSpec;
 use switchboard_tests::binary;
+use switchboard_tests::http_get;
 use switchboard_tests::one_cluster_at_a_time;
 use switchboard_tests::wait_until;
 
@@ -126,24 +127,6 @@ async fn switchboard_dev_runs_a_demo_cluster_and_stops_it_on_ctrl_c() {
             site.id
         );
     }
-}
-
-/// A minimal HTTP/1.1 GET over loopback.
-async fn http_get(addr: &str, path: &str) -> String {
-    use tokio::io::AsyncReadExt;
-    use tokio::io::AsyncWriteExt;
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect to the HTTP plane");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut response = String::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response))
-        .await
-        .expect("HTTP answer within 5 s")
-        .expect("read");
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -739,3 +739,69 @@ async fn idle_sockets_from_one_address_cannot_starve_other_callers() {
         "{closed} of 300 idle sockets closed; the cap is {HANDSHAKES_PER_SOURCE_MAX}"
     );
 }
+
+/// The HTTP plane, open to anyone, holds no connection that does not send
+/// its request: idle sockets and half-sent headers are closed after the
+/// header-read timeout, connections past the cap are closed at once, and
+/// the plane answers again as soon as they are gone. (Before, 200 such
+/// connections all stayed open for 40 s and more.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_http_plane_closes_idle_and_half_sent_requests_and_caps_its_connections() {
+    use switchboard_node::HTTP_CONNECTIONS_MAX;
+    use switchboard_node::HTTP_HEADER_READ_TIMEOUT;
+    use tokio::io::AsyncWriteExt;
+    let cluster = TestCluster::start().await;
+    let leader = cluster.leader().await;
+    let http = cluster.cluster.sites[&leader].report.http_addr.clone();
+    let opened = HTTP_CONNECTIONS_MAX + 100;
+    let mut held = Vec::new();
+    for n in 0..opened {
+        let mut stream = tokio::net::TcpStream::connect(&http).await.expect("connect");
+        if n % 2 == 0 {
+            // Half a request: headers never finished.
+            let _ = stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await;
+        }
+        held.push(stream);
+    }
+    // Past the cap: closed at once.
+    let over_cap = opened - HTTP_CONNECTIONS_MAX;
+    let started = Instant::now();
+    for stream in held.iter_mut().skip(HTTP_CONNECTIONS_MAX) {
+        assert!(
+            closes_within(stream, Duration::from_secs(1)).await,
+            "a connection over the cap is still open"
+        );
+    }
+    // Within the cap: closed at the header timeout.
+    let bound = HTTP_HEADER_READ_TIMEOUT + Duration::from_secs(3);
+    for stream in held.iter_mut().take(HTTP_CONNECTIONS_MAX) {
+        let left = bound.saturating_sub(started.elapsed());
+        assert!(
+            closes_within(stream, left).await,
+            "a connection still open {} ms after the header timeout",
+            started.elapsed().as_millis()
+        );
+    }
+    println!(
+        "{opened} idle or half-sent HTTP connections: {over_cap} over the cap closed at once, all closed within {} ms",
+        started.elapsed().as_millis()
+    );
+    let page = http_get(&http, "/healthz").await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+}
+
+/// Whether the other end closes `stream` within `bound` (a response such
+/// as 408 before the close is read past).
+async fn closes_within(stream: &mut tokio::net::TcpStream, bound: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 512];
+    tokio::time::timeout(bound, async {
+        while let Ok(read) = stream.read(&mut buffer).await {
+            if read == 0 {
+                return;
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
