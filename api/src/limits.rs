@@ -10,9 +10,33 @@ pub const RAFT_MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024 + 64 * 1024;
 /// Most log entries per AppendEntries (openraft's `max_payload_entries`).
 pub const RAFT_ENTRIES_PER_MESSAGE_MAX: u64 = 256;
 
-/// Largest request or response on the API port. Requests are small records;
-/// the largest response is a relay list (1,000 relays at ~300 bytes).
+/// Largest response on the API port: the largest is a relay list (10,000
+/// relays at ~300 bytes).
 pub const API_MESSAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Largest request the API port decodes: every write becomes one proposal
+/// of at most 64 KiB (`PROPOSAL_BYTES_MAX`), so anything twice that is of
+/// no use. A message that declares more is refused from its 5-byte header,
+/// before any of it is buffered: a caller holding requests open pins at
+/// most `REQUESTS_PER_CONNECTION_MAX` x 128 KiB = 32 MiB per connection,
+/// for at most `API_REQUEST_TIMEOUT`.
+pub const API_REQUEST_BYTES_MAX: usize = 128 * 1024;
+
+/// Longest an API call may take until its response starts (a stream's
+/// first message): reading the request, and waiting for a commit (the
+/// default write deadline is 5 s). Bounds how long a request whose last
+/// byte is withheld holds its memory.
+pub const API_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// HTTP/2 keepalive from the API port to its callers: a caller that went
+/// dark is dropped, with its watch streams, within interval + timeout.
+pub const API_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// How long a keepalive ping to a caller may go unanswered.
+pub const API_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest header block a caller may send (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE):
+/// a bearer token and the gRPC headers need a few hundred bytes.
+pub const API_HEADER_LIST_BYTES_MAX: u32 = 16 * 1024;
 
 /// Snapshot chunk size: a quarter of tonic's default 4 MiB message limit,
 /// so a chunk and its framing always fit.

@@ -275,30 +275,34 @@ fn peer_router(site: &Arc<Site>) -> tonic::transport::server::Router {
 fn api_router(site: &Arc<Site>) -> tonic::transport::server::Router {
     let authenticate = Authenticate(site.clone());
     tonic::transport::Server::builder()
+        .timeout(limits::API_REQUEST_TIMEOUT)
+        .http2_keepalive_interval(Some(limits::API_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(limits::API_KEEPALIVE_TIMEOUT))
+        .http2_max_header_list_size(limits::API_HEADER_LIST_BYTES_MAX)
         .concurrency_limit_per_connection(limits::REQUESTS_PER_CONNECTION_MAX)
         .max_concurrent_streams(limits::STREAMS_PER_CONNECTION_MAX)
         .tcp_nodelay(true)
         .add_service(InterceptedService::new(
             RelayServiceServer::new(RelayApi::new(site.clone()))
-                .max_decoding_message_size(limits::API_MESSAGE_BYTES_MAX)
+                .max_decoding_message_size(limits::API_REQUEST_BYTES_MAX)
                 .max_encoding_message_size(limits::API_MESSAGE_BYTES_MAX),
             authenticate.clone(),
         ))
         .add_service(InterceptedService::new(
             HostServiceServer::new(HostApi::new(site.clone()))
-                .max_decoding_message_size(limits::API_MESSAGE_BYTES_MAX)
+                .max_decoding_message_size(limits::API_REQUEST_BYTES_MAX)
                 .max_encoding_message_size(limits::API_MESSAGE_BYTES_MAX),
             authenticate.clone(),
         ))
         .add_service(InterceptedService::new(
             ClientServiceServer::new(ClientApi::new(site.clone()))
-                .max_decoding_message_size(limits::API_MESSAGE_BYTES_MAX)
+                .max_decoding_message_size(limits::API_REQUEST_BYTES_MAX)
                 .max_encoding_message_size(limits::API_MESSAGE_BYTES_MAX),
             authenticate.clone(),
         ))
         .add_service(InterceptedService::new(
             AdminServiceServer::new(AdminApi::new(site.clone()))
-                .max_decoding_message_size(limits::API_MESSAGE_BYTES_MAX)
+                .max_decoding_message_size(limits::API_REQUEST_BYTES_MAX)
                 .max_encoding_message_size(limits::API_MESSAGE_BYTES_MAX),
             authenticate.clone(),
         ))

@@ -513,8 +513,8 @@ async fn oversized_malformed_and_flooding_requests_are_refused_without_effect() 
     let leader = cluster.leader().await;
     let before = cluster.status(leader).await.last_log_index;
 
-    // A request over the API message limit.
-    let huge = "h".repeat(5 * 1024 * 1024);
+    // A request over the API request limit.
+    let huge = "h".repeat(switchboard_api::limits::API_REQUEST_BYTES_MAX + 1);
     let refused = code(admin.attach(&new_request_id(), &huge, "").await);
     assert_eq!(
         refused,

@@ -185,11 +185,13 @@ struct ErrorBody {
 
 /// Reports `error` on `err` for people (escaped: a site's message is
 /// untrusted text) and, under `--json`, as one JSON object on `out` so that
-/// a script reading stdout sees the failure too. Returns the exit code.
+/// a script reading stdout sees the failure too; a critical finding's
+/// command has written its JSON report already, and stdout stays one
+/// document. Returns the exit code.
 pub fn report(error: &CliError, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let message = error.to_string();
     let _ = writeln!(err, "sbctl: {}", escaped(&message));
-    if json {
+    if json && !matches!(error, CliError::Critical(_)) {
         let code = match error {
             CliError::Cluster(cluster) => cluster.code().map(|c| format!("{c:?}")),
             _ => None,
@@ -577,5 +579,9 @@ mod tests {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         report(&error, false, &mut out, &mut err);
         assert!(out.is_empty(), "without --json stdout stays empty");
+        let critical = CliError::Critical("two voters share feed-a".into());
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        assert_eq!(report(&critical, true, &mut out, &mut err), 1);
+        assert!(out.is_empty(), "a critical command wrote its own JSON report");
     }
 }
