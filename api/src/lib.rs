@@ -31,7 +31,7 @@ mod error;
 mod file_error;
 pub mod headers;
 pub mod limits;
-mod per_source;
+pub mod per_source;
 mod pki;
 mod signing;
 pub mod tls;

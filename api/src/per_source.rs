@@ -1,31 +1,31 @@
-//! A cap on how much one source address may hold at once (handshakes in
-//! progress, say), so that one caller's idle sockets cannot take the slots
-//! every other caller needs.
+//! A cap on how much one source (an address, an identity) may hold at
+//! once (handshakes in progress, watch streams), so that one caller cannot
+//! take the slots every other caller needs.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::hash::Hash;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-/// Counts what each source address holds, up to `max` each.
+/// Counts what each source holds, up to `max` each.
 #[derive(Debug)]
-pub struct PerSource {
-    held: Mutex<HashMap<IpAddr, usize>>,
+pub struct PerSource<K: Hash + Eq + Clone> {
+    held: Mutex<HashMap<K, usize>>,
     max: usize,
 }
 
 /// One slot held by a source; given back on drop.
 #[derive(Debug)]
-pub struct Held {
-    owner: Arc<PerSource>,
-    source: IpAddr,
+pub struct Held<K: Hash + Eq + Clone> {
+    owner: Arc<PerSource<K>>,
+    source: K,
 }
 
-impl PerSource {
-    /// A cap of `max` slots per source address. The map holds only sources
-    /// that hold a slot, so it is bounded by what the caller bounds (the
-    /// handshakes in flight).
+impl<K: Hash + Eq + Clone> PerSource<K> {
+    /// A cap of `max` slots per source. The map holds only sources that
+    /// hold a slot, so it is bounded by what the caller bounds (handshakes
+    /// in flight, watches per site).
     pub fn new(max: usize) -> Arc<Self> {
         Arc::new(PerSource {
             held: Mutex::new(HashMap::new()),
@@ -34,9 +34,9 @@ impl PerSource {
     }
 
     /// A slot for `source`, or `None` if it holds `max` already.
-    pub fn try_hold(self: &Arc<Self>, source: IpAddr) -> Option<Held> {
+    pub fn try_hold(self: &Arc<Self>, source: K) -> Option<Held<K>> {
         let mut held = self.held.lock();
-        let count = held.entry(source).or_insert(0);
+        let count = held.entry(source.clone()).or_insert(0);
         if *count >= self.max {
             return None;
         }
@@ -49,12 +49,12 @@ impl PerSource {
 
     /// Slots `source` holds now.
     #[cfg(test)]
-    pub fn held_by(&self, source: IpAddr) -> usize {
-        self.held.lock().get(&source).copied().unwrap_or(0)
+    pub fn held_by(&self, source: &K) -> usize {
+        self.held.lock().get(source).copied().unwrap_or(0)
     }
 }
 
-impl Drop for Held {
+impl<K: Hash + Eq + Clone> Drop for Held<K> {
     fn drop(&mut self) {
         let mut held = self.owner.held.lock();
         if let Some(count) = held.get_mut(&self.source) {
@@ -69,6 +69,7 @@ impl Drop for Held {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     #[test]
     fn one_source_is_capped_and_others_are_not_and_slots_come_back() {
@@ -79,7 +80,7 @@ mod tests {
         assert!(cap.try_hold(a).is_none(), "a is at its cap");
         assert!(cap.try_hold(b).is_some(), "b has its own slots");
         drop(first);
-        assert_eq!(cap.held_by(a), 1);
+        assert_eq!(cap.held_by(&a), 1);
         assert!(cap.try_hold(a).is_some(), "a slot came back");
     }
 

@@ -248,6 +248,7 @@ async fn start_site(
         contact: LeaderContact::default(),
         settings: config.site_settings(),
         auth: security.authenticator(config),
+        watch_slots: Default::default(),
         feed: store.feed,
         signer: Signer::new(state_key),
         leases: Leases::default(),

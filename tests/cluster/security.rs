@@ -756,7 +756,9 @@ async fn the_http_plane_closes_idle_and_half_sent_requests_and_caps_its_connecti
     let opened = HTTP_CONNECTIONS_MAX + 100;
     let mut held = Vec::new();
     for n in 0..opened {
-        let mut stream = tokio::net::TcpStream::connect(&http).await.expect("connect");
+        let mut stream = tokio::net::TcpStream::connect(&http)
+            .await
+            .expect("connect");
         if n % 2 == 0 {
             // Half a request: headers never finished.
             let _ = stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await;
@@ -804,4 +806,62 @@ async fn closes_within(stream: &mut tokio::net::TcpStream, bound: Duration) -> b
     })
     .await
     .is_ok()
+}
+
+/// One identity cannot hold a site's watch streams: a host token opens its
+/// share (`WATCHES_PER_IDENTITY_MAX`) and is then refused with
+/// RESOURCE_EXHAUSTED and a retry hint, while another host still watches;
+/// a watch closed gives its slot back. (Before, one token held 3,000.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_identity_cannot_hold_a_sites_watch_streams() {
+    use switchboard_node::WATCHES_PER_IDENTITY_MAX;
+    let cluster = TestCluster::start().await;
+    let admin = cluster.client();
+    register_relays(&admin, 1, 100).await;
+    let leader = cluster.leader().await;
+    let host_client = |host: &'static str| {
+        let (admin, cluster) = (&admin, &cluster);
+        async move {
+            let token = admin
+                .issue_token(pb::TokenRole::Host, host, 3_600)
+                .await
+                .expect("token")
+                .token;
+            switchboard_api::ClusterClient::new(
+                vec![cluster.api(leader)],
+                switchboard_api::ClientSettings {
+                    call_deadline: Duration::from_secs(2),
+                    ..switchboard_api::ClientSettings::default()
+                },
+                cluster.token_credentials(&token),
+            )
+            .expect("client")
+        }
+    };
+    let greedy = host_client("h1").await;
+    let mut streams = Vec::new();
+    for _ in 0..WATCHES_PER_IDENTITY_MAX {
+        streams.push(greedy.watch_route("h1", 0).await.expect("within the share"));
+    }
+    let refused = greedy
+        .watch_route("h1", 0)
+        .await
+        .expect_err("past the share");
+    assert_eq!(refused.code(), Some(Code::ResourceExhausted), "{refused}");
+    assert!(refused.to_string().contains("watches"), "{refused}");
+    let other = host_client("h2").await;
+    other
+        .watch_route("h2", 0)
+        .await
+        .expect("another identity is not affected");
+    drop(streams.pop());
+    wait_until(
+        Duration::from_secs(5),
+        "a closed watch gives its slot back",
+        || {
+            let greedy = &greedy;
+            async move { greedy.watch_route("h1", 0).await.is_ok() }
+        },
+    )
+    .await;
 }

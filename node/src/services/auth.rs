@@ -79,7 +79,9 @@ impl Principal {
         matches!(self, Principal::Admin(_) | Principal::Anonymous(_))
     }
 
-    fn rate_key(&self) -> Option<String> {
+    /// The key its request rate and its watches are counted by; `None`
+    /// for those never throttled (operators, sites, the insecure mode).
+    pub(crate) fn rate_key(&self) -> Option<String> {
         match self {
             // Operators and the insecure development mode are not throttled.
             Principal::Admin(_) | Principal::Anonymous(_) | Principal::Site(_) => None,

@@ -62,6 +62,7 @@ impl ClientService for ClientApi {
         let host_id = convert::host_id(&message.host_id)?;
         let stream = watch_host(
             self.site.clone(),
+            &principal,
             host_id,
             message.after_index,
             message.known_node_info,

@@ -38,9 +38,10 @@ impl HostService for HostApi {
         self.site.refuse_if_draining()?;
         let message = request.get_ref();
         let host_id = convert::host_id(&message.host_id)?;
-        self.site.auth.host(&request, &host_id)?;
+        let principal = self.site.auth.host(&request, &host_id)?;
         let stream = watch_host(
             self.site.clone(),
+            &principal,
             host_id,
             message.after_index,
             message.known_node_info,

@@ -6,6 +6,7 @@ mod client;
 mod host;
 mod relay;
 pub mod watch;
+pub mod watch_slots;
 
 pub use admin::AdminApi;
 pub use client::ClientApi;

@@ -105,6 +105,7 @@ impl RelayService for RelayApi {
         self.site.refuse_removed_relay(&principal)?;
         let stream = watch_relay(
             self.site.clone(),
+            &principal,
             relay_id,
             message.after_index,
             message.known_node_info,

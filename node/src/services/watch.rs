@@ -22,6 +22,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
+use crate::services::auth::Principal;
+use crate::services::watch_slots::WatchSlot;
 use crate::site::Site;
 use switchboard_api::convert;
 
@@ -53,6 +55,7 @@ trait Watcher: Send + 'static {
 /// Runs a watch: initial messages, replay, then live events, into a bounded stream.
 fn run<W: Watcher>(
     site: Arc<Site>,
+    slot: WatchSlot,
     mut watcher: W,
     after_index: u64,
     initial: Vec<W::Message>,
@@ -66,6 +69,8 @@ fn run<W: Watcher>(
     let (sender, receiver) = mpsc::channel(WATCH_BUFFER_MESSAGES);
     metrics::gauge!("switchboard_watches").increment(1.0);
     tokio::spawn(async move {
+        // Held until the watch ends.
+        let _slot = slot;
         let send_all = |messages: Vec<W::Message>,
                         sender: &mpsc::Sender<Result<W::Message, Status>>| {
             let sender = sender.clone();
@@ -264,10 +269,12 @@ impl Watcher for HostWatcher {
 /// A host's route: the current one (from index 0), then every change.
 pub fn watch_host(
     site: Arc<Site>,
+    principal: &Principal,
     host_id: HostId,
     after_index: u64,
     known: Option<pb::NodeInfoVersion>,
 ) -> Result<WatchStream<pb::RouteEvent>, Status> {
+    let slot = site.watch_slots.take(principal)?;
     let mut known = KnownNodeInfo(known);
     let (start, initial) = if after_index == 0 {
         // One load: the route and the index it is at come from one state.
@@ -278,7 +285,7 @@ pub fn watch_host(
     } else {
         (after_index, Vec::new())
     };
-    run(site, HostWatcher { host_id, known }, start, initial)
+    run(site, slot, HostWatcher { host_id, known }, start, initial)
 }
 
 struct RelayWatcher {
@@ -349,10 +356,12 @@ impl Watcher for RelayWatcher {
 /// The hosts routed to a relay: all of them (from index 0), then changes.
 pub fn watch_relay(
     site: Arc<Site>,
+    principal: &Principal,
     relay_id: RelayId,
     after_index: u64,
     known: Option<pb::NodeInfoVersion>,
 ) -> Result<WatchStream<pb::RelayRoutesEvent>, Status> {
+    let slot = site.watch_slots.take(principal)?;
     let mut known = KnownNodeInfo(known);
     let (start, initial) = if after_index == 0 {
         let applied = site.reader.load();
@@ -384,5 +393,5 @@ pub fn watch_relay(
     } else {
         (after_index, Vec::new())
     };
-    run(site, RelayWatcher { relay_id, known }, start, initial)
+    run(site, slot, RelayWatcher { relay_id, known }, start, initial)
 }

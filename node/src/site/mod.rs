@@ -91,6 +91,8 @@ pub struct Site {
     pub contact: LeaderContact,
     pub settings: SiteSettings,
     pub auth: Authenticator,
+    /// Caps on open watch streams.
+    pub watch_slots: crate::services::watch_slots::WatchSlots,
     /// Route and node-info changes, for watches.
     pub feed: ChangeFeed,
     /// Node-info and ticket signing.

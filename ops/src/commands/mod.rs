@@ -582,6 +582,9 @@ mod tests {
         let critical = CliError::Critical("two voters share feed-a".into());
         let (mut out, mut err) = (Vec::new(), Vec::new());
         assert_eq!(report(&critical, true, &mut out, &mut err), 1);
-        assert!(out.is_empty(), "a critical command wrote its own JSON report");
+        assert!(
+            out.is_empty(),
+            "a critical command wrote its own JSON report"
+        );
     }
 }
