@@ -25,6 +25,7 @@
 mod admission;
 mod client;
 mod cluster_file;
+pub mod connection;
 pub mod convert;
 mod directory;
 mod error;
@@ -33,6 +34,7 @@ pub mod headers;
 pub mod limits;
 pub mod per_source;
 mod pki;
+pub mod request_bytes;
 mod signing;
 pub mod tls;
 mod token;

@@ -64,3 +64,56 @@ pub const RELAYS_PER_LIST_MAX: usize = 10_000;
 /// Concurrent HTTP/2 streams per connection: watches are long-lived
 /// streams, and one process (a simulator, a gateway) may hold thousands.
 pub const STREAMS_PER_CONNECTION_MAX: u32 = 8_192;
+
+/// TLS connections open at once from one source address, handshaking or
+/// established; past it a new one is closed at once. The hosts of one
+/// office behind a NAT share an address and each holds a connection (with
+/// its watch), so this is well above an office's hosts; raise it for
+/// larger ones. At most this many x (TLS buffers + the connection window
+/// + `REQUEST_BYTES_IN_FLIGHT_PER_CONNECTION_MAX`) per address.
+pub const CONNECTIONS_PER_SOURCE_MAX: usize = 256;
+
+/// Request bytes one connection may have buffered at once, across all its
+/// streams, before each is decoded: eight requests of the largest size. A
+/// caller that declares large messages and withholds their last bytes
+/// pins at most this much per connection; past it its requests get
+/// RESOURCE_EXHAUSTED. Real requests (attaches, resolves) are a few
+/// hundred bytes, so hundreds in flight fit.
+pub const REQUEST_BYTES_IN_FLIGHT_PER_CONNECTION_MAX: usize = 8 * API_REQUEST_BYTES_MAX;
+
+/// HTTP/2 receive window per connection on the API port: bytes a caller
+/// may send that no request has read yet (a request refused before its
+/// body is read, for one). Twice the largest request, so one full request
+/// is never held up by the window.
+pub const API_CONNECTION_WINDOW_BYTES: u32 = 2 * API_REQUEST_BYTES_MAX as u32;
+/// HTTP/2 receive window per stream on the API port: one largest request
+/// and its 5-byte gRPC prefix.
+pub const API_STREAM_WINDOW_BYTES: u32 = API_REQUEST_BYTES_MAX as u32 + 5;
+
+/// What a port allows each connection and each source address; the site
+/// configuration sets them (`[limits]`), these constants are the defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Longest a TLS handshake may take.
+    pub handshake_timeout: Duration,
+    /// Handshakes in progress at once on the port.
+    pub handshakes_max: usize,
+    /// Handshakes in progress at once from one source address.
+    pub handshakes_per_source_max: usize,
+    /// Connections open at once from one source address.
+    pub connections_per_source_max: usize,
+    /// Request bytes buffered at once per connection.
+    pub request_bytes_in_flight_max: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            handshake_timeout: crate::tls::HANDSHAKE_TIMEOUT,
+            handshakes_max: crate::tls::HANDSHAKES_IN_FLIGHT_MAX,
+            handshakes_per_source_max: crate::tls::HANDSHAKES_PER_SOURCE_MAX,
+            connections_per_source_max: CONNECTIONS_PER_SOURCE_MAX,
+            request_bytes_in_flight_max: REQUEST_BYTES_IN_FLIGHT_PER_CONNECTION_MAX,
+        }
+    }
+}

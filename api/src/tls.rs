@@ -31,7 +31,6 @@ use rustls::server::danger::ClientCertVerified;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::sign::CertifiedKey;
 use tokio::net::TcpListener;
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -39,7 +38,9 @@ use tonic::transport::Certificate;
 use tonic::transport::ClientTlsConfig;
 use tonic::transport::Identity;
 
+use crate::connection::Connection;
 use crate::error::ApiError;
+use crate::limits::ConnectionLimits;
 use crate::per_source::PerSource;
 
 /// Pause after a failed accept (out of file descriptors, say), so the
@@ -312,16 +313,20 @@ impl ClientCertVerifier for ReloadingVerifier {
 
 /// TLS connections accepted on `listener`, for tonic's
 /// `serve_with_incoming`. Handshakes run concurrently (bounded), each with a
-/// timeout; a failed handshake is logged and counted, never fatal.
+/// timeout; a failed handshake is logged and counted, never fatal. Each
+/// source address holds at most its share of the handshake slots and of
+/// open connections (`limits`); past either, its new socket is closed at once.
 pub fn incoming(
     listener: TcpListener,
     config: Arc<ServerConfig>,
     port: &'static str,
-) -> tokio_stream::wrappers::ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+    limits: ConnectionLimits,
+) -> tokio_stream::wrappers::ReceiverStream<Result<TlsStream<Connection>, std::io::Error>> {
     let (accepted, stream) = tokio::sync::mpsc::channel(ACCEPTED_QUEUE_MAX);
     let acceptor = TlsAcceptor::from(config);
-    let handshakes = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_MAX));
-    let per_source = PerSource::new(HANDSHAKES_PER_SOURCE_MAX);
+    let handshakes = Arc::new(Semaphore::new(limits.handshakes_max));
+    let handshakes_per_source = PerSource::new(limits.handshakes_per_source_max);
+    let connections_per_source = PerSource::new(limits.connections_per_source_max);
     tokio::spawn(async move {
         loop {
             let (tcp, peer) = tokio::select! {
@@ -335,10 +340,12 @@ pub fn incoming(
                     }
                 },
             };
-            let Some(held) = per_source.try_hold(peer.ip()) else {
-                metrics::counter!("switchboard_tls_handshakes_refused_total", "port" => port, "reason" => "per_source").increment(1);
-                tracing::debug!(port, %peer, "too many handshakes from one address; closed");
-                drop(tcp);
+            let Some(slot) = connections_per_source.try_hold(peer.ip()) else {
+                refused(port, "connections_per_source", peer);
+                continue;
+            };
+            let Some(handshaking) = handshakes_per_source.try_hold(peer.ip()) else {
+                refused(port, "handshakes_per_source", peer);
                 continue;
             };
             let Ok(permit) = handshakes.clone().acquire_owned().await else {
@@ -348,11 +355,14 @@ pub fn incoming(
             let accepted = accepted.clone();
             tokio::spawn(async move {
                 let _ = tcp.set_nodelay(true);
-                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
-                drop(held);
+                let connection = Connection::new(tcp, slot, limits.request_bytes_in_flight_max);
+                let handshake =
+                    tokio::time::timeout(limits.handshake_timeout, acceptor.accept(connection))
+                        .await;
+                drop(handshaking);
+                drop(permit);
                 match handshake {
                     Ok(Ok(stream)) => {
-                        drop(permit);
                         let _ = accepted.send(Ok(stream)).await;
                     }
                     Ok(Err(error)) => {
@@ -368,6 +378,13 @@ pub fn incoming(
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(stream)
+}
+
+/// Counts and logs a socket closed at accept because its source is at a cap.
+fn refused(port: &'static str, reason: &'static str, peer: std::net::SocketAddr) {
+    metrics::counter!("switchboard_connections_refused_total", "port" => port, "reason" => reason)
+        .increment(1);
+    tracing::debug!(port, %peer, reason, "source address at its cap; closed");
 }
 
 /// Watches a set of TLS files and calls `apply` with fresh material when any

@@ -198,7 +198,10 @@ impl Default for RelayTiming {
     }
 }
 
-/// Per-identity request limits on the API port (operators are exempt).
+/// What one caller may cost a site: per identity, per connection, per
+/// source address, per port. Every default has its reason beside the
+/// constant it comes from (`switchboard_api::limits`, `switchboard_api::tls`,
+/// `crate::http`, `crate::services::watch_slots`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -206,14 +209,156 @@ pub struct Limits {
     pub requests_per_second: u32,
     /// Requests one identity may send at once above the rate. Default 400.
     pub request_burst: u32,
+    /// Longest a TLS handshake may take (raft and API ports). Default 10000.
+    pub tls_handshake_timeout_ms: u64,
+    /// TLS handshakes in progress at once per port. Default 256.
+    pub tls_handshakes_max: usize,
+    /// TLS handshakes in progress at once from one source address; past
+    /// it a new socket is closed at once. Default 32.
+    pub tls_handshakes_per_source_max: usize,
+    /// Connections open at once from one source address (raft and API
+    /// ports); past it a new socket is closed at once. Default 256: hosts
+    /// behind one NAT share an address.
+    pub connections_per_source_max: usize,
+    /// Request bytes one API connection may have buffered at once before
+    /// decoding; past it a request gets RESOURCE_EXHAUSTED. Default 1048576.
+    pub request_bytes_in_flight_per_connection_max: usize,
+    /// Longest an API call may take until its response starts (reading the
+    /// request included). Default 30000.
+    pub request_timeout_ms: u64,
+    /// Watch streams one relay, host or client identity may hold on this
+    /// site (operators exempt). Default 32.
+    pub watches_per_identity_max: usize,
+    /// Watch streams this site holds at once. Default 100000.
+    pub watches_per_site_max: usize,
+    /// Connections the HTTP plane holds at once. Default 512.
+    pub http_connections_max: usize,
+    /// How long an HTTP caller may take to send its request headers.
+    /// Default 5000.
+    pub http_header_read_timeout_ms: u64,
+    /// Longest life of one HTTP connection. Default 60000.
+    pub http_connection_lifetime_ms: u64,
+    /// Longest maintenance window this site accepts, at most
+    /// `MAINTENANCE_WINDOW_MS_CEILING` (31 days). Default a week.
+    pub maintenance_window_ms_max: u64,
+    /// Furthest ahead a maintenance window may start, at most
+    /// `MAINTENANCE_LEAD_MS_CEILING` (a year). Default a year.
+    pub maintenance_lead_ms_max: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
+        use switchboard_api::limits as api;
+        use switchboard_raft_store::command;
+        let connection = api::ConnectionLimits::default();
         Limits {
             requests_per_second: 200,
             request_burst: 400,
+            tls_handshake_timeout_ms: millis(connection.handshake_timeout),
+            tls_handshakes_max: connection.handshakes_max,
+            tls_handshakes_per_source_max: connection.handshakes_per_source_max,
+            connections_per_source_max: connection.connections_per_source_max,
+            request_bytes_in_flight_per_connection_max: connection.request_bytes_in_flight_max,
+            request_timeout_ms: millis(api::API_REQUEST_TIMEOUT),
+            watches_per_identity_max: crate::services::watch_slots::WATCHES_PER_IDENTITY_MAX,
+            watches_per_site_max: crate::services::watch_slots::WATCHES_PER_SITE_MAX,
+            http_connections_max: crate::http::HTTP_CONNECTIONS_MAX,
+            http_header_read_timeout_ms: millis(crate::http::HTTP_HEADER_READ_TIMEOUT),
+            http_connection_lifetime_ms: millis(crate::http::HTTP_CONNECTION_LIFETIME),
+            maintenance_window_ms_max: command::MAINTENANCE_WINDOW_MS_DEFAULT,
+            maintenance_lead_ms_max: command::MAINTENANCE_LEAD_MS_CEILING,
         }
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Limits {
+    /// What the raft and API ports allow each connection and source.
+    pub fn connection_limits(&self) -> switchboard_api::limits::ConnectionLimits {
+        switchboard_api::limits::ConnectionLimits {
+            handshake_timeout: Duration::from_millis(self.tls_handshake_timeout_ms),
+            handshakes_max: self.tls_handshakes_max,
+            handshakes_per_source_max: self.tls_handshakes_per_source_max,
+            connections_per_source_max: self.connections_per_source_max,
+            request_bytes_in_flight_max: self.request_bytes_in_flight_per_connection_max,
+        }
+    }
+
+    /// What the HTTP plane allows.
+    pub fn http_limits(&self) -> crate::http::HttpLimits {
+        crate::http::HttpLimits {
+            connections_max: self.http_connections_max,
+            header_read_timeout: Duration::from_millis(self.http_header_read_timeout_ms),
+            connection_lifetime: Duration::from_millis(self.http_connection_lifetime_ms),
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        use switchboard_raft_store::command;
+        let at_least_one = [
+            ("requests_per_second", u64::from(self.requests_per_second)),
+            ("request_burst", u64::from(self.request_burst)),
+            ("tls_handshake_timeout_ms", self.tls_handshake_timeout_ms),
+            ("tls_handshakes_max", self.tls_handshakes_max as u64),
+            (
+                "tls_handshakes_per_source_max",
+                self.tls_handshakes_per_source_max as u64,
+            ),
+            (
+                "connections_per_source_max",
+                self.connections_per_source_max as u64,
+            ),
+            ("request_timeout_ms", self.request_timeout_ms),
+            (
+                "watches_per_identity_max",
+                self.watches_per_identity_max as u64,
+            ),
+            ("watches_per_site_max", self.watches_per_site_max as u64),
+            ("http_connections_max", self.http_connections_max as u64),
+            (
+                "http_header_read_timeout_ms",
+                self.http_header_read_timeout_ms,
+            ),
+            (
+                "http_connection_lifetime_ms",
+                self.http_connection_lifetime_ms,
+            ),
+            ("maintenance_window_ms_max", self.maintenance_window_ms_max),
+            ("maintenance_lead_ms_max", self.maintenance_lead_ms_max),
+        ];
+        if let Some((name, _)) = at_least_one.iter().find(|(_, value)| *value == 0) {
+            return Err(format!("limits.{name} must be at least 1"));
+        }
+        if self.tls_handshakes_per_source_max > self.tls_handshakes_max {
+            return Err(format!(
+                "limits.tls_handshakes_per_source_max ({}) must be at most limits.tls_handshakes_max ({})",
+                self.tls_handshakes_per_source_max, self.tls_handshakes_max
+            ));
+        }
+        if self.request_bytes_in_flight_per_connection_max
+            < switchboard_api::limits::API_REQUEST_BYTES_MAX
+        {
+            return Err(format!(
+                "limits.request_bytes_in_flight_per_connection_max must be at least the largest request ({} bytes)",
+                switchboard_api::limits::API_REQUEST_BYTES_MAX
+            ));
+        }
+        if self.maintenance_window_ms_max > command::MAINTENANCE_WINDOW_MS_CEILING {
+            return Err(format!(
+                "limits.maintenance_window_ms_max must be at most {} (31 days)",
+                command::MAINTENANCE_WINDOW_MS_CEILING
+            ));
+        }
+        if self.maintenance_lead_ms_max > command::MAINTENANCE_LEAD_MS_CEILING {
+            return Err(format!(
+                "limits.maintenance_lead_ms_max must be at most {} (a year)",
+                command::MAINTENANCE_LEAD_MS_CEILING
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -352,11 +497,7 @@ impl SiteConfig {
         if relays.ticket_ttl_ms == 0 {
             return bad("relays.ticket_ttl_ms must be at least 1".into());
         }
-        if self.limits.requests_per_second == 0 || self.limits.request_burst == 0 {
-            return bad(
-                "limits.requests_per_second and limits.request_burst must be at least 1".into(),
-            );
-        }
+        self.limits.validate().map_err(NodeError::Config)?;
         if self.snapshots.logs_since_last == 0 {
             return bad("snapshots.logs_since_last must be at least 1".into());
         }
@@ -417,6 +558,9 @@ impl SiteConfig {
             ),
             ticket_ttl: Duration::from_millis(self.relays.ticket_ttl_ms),
             drain_hosts_per_second: self.relays.drain_hosts_per_second,
+            request_timeout: Duration::from_millis(self.limits.request_timeout_ms),
+            maintenance_window_ms_max: self.limits.maintenance_window_ms_max,
+            maintenance_lead_ms_max: self.limits.maintenance_lead_ms_max,
         }
     }
 }

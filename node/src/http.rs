@@ -51,6 +51,7 @@ pub fn prometheus() -> PrometheusHandle {
 pub async fn serve(
     listener: TcpListener,
     state: HttpState,
+    limits: HttpLimits,
     stop: impl Future<Output = ()> + Send + 'static,
 ) {
     let router = Router::new()
@@ -60,7 +61,7 @@ pub async fn serve(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state);
-    let connections = Arc::new(tokio::sync::Semaphore::new(HTTP_CONNECTIONS_MAX));
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.connections_max));
     tokio::pin!(stop);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -83,13 +84,25 @@ pub async fn serve(
         tokio::spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HTTP_HEADER_READ_TIMEOUT)
+                .header_read_timeout(limits.header_read_timeout)
                 .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
             // Idle keep-alive connections and slow readers end here too.
-            let _ = tokio::time::timeout(HTTP_CONNECTION_LIFETIME, connection).await;
+            let _ = tokio::time::timeout(limits.connection_lifetime, connection).await;
             drop(permit);
         });
     }
+}
+
+/// What the HTTP plane allows (`[limits]` in the site configuration; the
+/// constants below are the defaults).
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
+    /// Connections held at once.
+    pub connections_max: usize,
+    /// How long a caller may take to send its request headers.
+    pub header_read_timeout: Duration,
+    /// Longest life of one connection.
+    pub connection_lifetime: Duration,
 }
 
 /// Connections the HTTP plane holds at once; past it, new ones are closed

@@ -32,6 +32,7 @@ mod server;
 mod services;
 mod site;
 
+pub use config::Limits;
 pub use config::RelayTiming;
 pub use config::SiteConfig;
 pub use config::Snapshots;

@@ -18,6 +18,7 @@ use crate::services::auth::Authenticate;
 use crate::services::auth::Authenticator;
 use crate::services::auth::Principal;
 use crate::services::auth::RateLimit;
+use crate::services::watch_slots::WatchSlots;
 use crate::site::Site;
 use crate::site::freshness::LeaderContact;
 use crate::site::signer::Signer;
@@ -26,6 +27,8 @@ use serde::Serialize;
 use switchboard_api::StateKey;
 use switchboard_api::TokenKey;
 use switchboard_api::limits;
+use switchboard_api::limits::ConnectionLimits;
+use switchboard_api::request_bytes::ChargeRequestBytes;
 use switchboard_api::tls;
 use switchboard_api::tls::ClientAuth;
 use switchboard_api::tls::ReloadableServer;
@@ -121,18 +124,19 @@ pub async fn serve(
 
     let (stop, stop_signal) = watch::channel(false);
     let (peer_router, api_router) = (peer_router(&site), api_router(&site));
+    let connection_limits = config.limits.connection_limits();
     let peer_task = tokio::spawn(serve_grpc(
         peer_router,
         raft_listener,
         security.raft_tls()?,
-        "raft",
+        ("raft", connection_limits),
         wait_stopped(stop_signal.clone()),
     ));
     let api_task = tokio::spawn(serve_grpc(
         api_router,
         api_listener,
         security.api_tls()?,
-        "api",
+        ("api", connection_limits),
         wait_stopped(stop_signal.clone()),
     ));
     let reloader = security.spawn_reloader();
@@ -153,6 +157,7 @@ pub async fn serve(
     let http_task = tokio::spawn(http::serve(
         http_listener,
         http_state,
+        config.limits.http_limits(),
         wait_stopped(stop_signal.clone()),
     ));
 
@@ -248,7 +253,10 @@ async fn start_site(
         contact: LeaderContact::default(),
         settings: config.site_settings(),
         auth: security.authenticator(config),
-        watch_slots: Default::default(),
+        watch_slots: WatchSlots::new(
+            config.limits.watches_per_identity_max,
+            config.limits.watches_per_site_max,
+        ),
         feed: store.feed,
         signer: Signer::new(state_key),
         leases: Leases::default(),
@@ -272,41 +280,52 @@ fn peer_router(site: &Arc<Site>) -> tonic::transport::server::Router {
 }
 
 /// The API port's router: relay, host, client and admin services, every
-/// call authenticated before its body is decoded.
+/// call authenticated before its body is read, and its body charged to its
+/// connection's request bytes while it is decoded.
 fn api_router(site: &Arc<Site>) -> tonic::transport::server::Router {
     let authenticate = Authenticate(site.clone());
     tonic::transport::Server::builder()
-        .timeout(limits::API_REQUEST_TIMEOUT)
+        .timeout(site.settings.request_timeout)
         .http2_keepalive_interval(Some(limits::API_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(limits::API_KEEPALIVE_TIMEOUT))
         .http2_max_header_list_size(limits::API_HEADER_LIST_BYTES_MAX)
+        .initial_connection_window_size(limits::API_CONNECTION_WINDOW_BYTES)
+        .initial_stream_window_size(limits::API_STREAM_WINDOW_BYTES)
         .concurrency_limit_per_connection(limits::REQUESTS_PER_CONNECTION_MAX)
         .max_concurrent_streams(limits::STREAMS_PER_CONNECTION_MAX)
         .tcp_nodelay(true)
-        .add_service(InterceptedService::new(
+        .add_service(guarded(
             RelayServiceServer::new(RelayApi::new(site.clone()))
                 .max_decoding_message_size(limits::API_REQUEST_BYTES_MAX)
                 .max_encoding_message_size(limits::API_MESSAGE_BYTES_MAX),
-            authenticate.clone(),
+            &authenticate,
         ))
-        .add_service(InterceptedService::new(
+        .add_service(guarded(
             HostServiceServer::new(HostApi::new(site.clone()))
                 .max_decoding_message_size(limits::API_REQUEST_BYTES_MAX)
                 .max_encoding_message_size(limits::API_MESSAGE_BYTES_MAX),
-            authenticate.clone(),
+            &authenticate,
         ))
-        .add_service(InterceptedService::new(
+        .add_service(guarded(
             ClientServiceServer::new(ClientApi::new(site.clone()))
                 .max_decoding_message_size(limits::API_REQUEST_BYTES_MAX)
                 .max_encoding_message_size(limits::API_MESSAGE_BYTES_MAX),
-            authenticate.clone(),
+            &authenticate,
         ))
-        .add_service(InterceptedService::new(
+        .add_service(guarded(
             AdminServiceServer::new(AdminApi::new(site.clone()))
                 .max_decoding_message_size(limits::API_REQUEST_BYTES_MAX)
                 .max_encoding_message_size(limits::API_MESSAGE_BYTES_MAX),
-            authenticate.clone(),
+            &authenticate,
         ))
+}
+
+/// `service` authenticated first, then its body charged while decoded.
+fn guarded<S>(
+    service: S,
+    authenticate: &Authenticate,
+) -> InterceptedService<ChargeRequestBytes<S>, Authenticate> {
+    InterceptedService::new(ChargeRequestBytes::new(service), authenticate.clone())
 }
 
 /// Writes `endpoints.json` and prints the ready line the launcher waits for.
@@ -332,13 +351,13 @@ async fn serve_grpc(
     router: tonic::transport::server::Router,
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
-    port: &'static str,
+    (port, limits): (&'static str, ConnectionLimits),
     stop: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     match tls {
         Some(config) => {
             router
-                .serve_with_incoming_shutdown(tls::incoming(listener, config, port), stop)
+                .serve_with_incoming_shutdown(tls::incoming(listener, config, port, limits), stop)
                 .await
         }
         None => {

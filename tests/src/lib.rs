@@ -101,6 +101,8 @@ pub struct TestSpec {
     /// prepares it (mounts a lossy filesystem there, say); else a fresh
     /// temp dir.
     pub dir: Option<PathBuf>,
+    /// What one caller may cost each site.
+    pub limits: switchboard_node::Limits,
 }
 
 impl Default for TestSpec {
@@ -121,6 +123,7 @@ impl Default for TestSpec {
             site_hosts: Default::default(),
             site_names: Default::default(),
             dir: None,
+            limits: switchboard_node::Limits::default(),
         }
     }
 }
@@ -155,6 +158,7 @@ impl TestCluster {
         launch.site_labels = spec.site_labels;
         launch.site_hosts = spec.site_hosts;
         launch.site_names = spec.site_names;
+        launch.limits = spec.limits;
         launch.log_filter = "info,openraft=warn".into();
         let cluster = LocalCluster::start(launch)
             .await

@@ -111,6 +111,8 @@ pub struct LaunchSpec {
     pub site_hosts: BTreeMap<u64, SiteHost>,
     /// Site names by id (default `site-N`).
     pub site_names: BTreeMap<u64, String>,
+    /// What one caller may cost each site.
+    pub limits: Limits,
 }
 
 /// Where a site runs when it is not on this host's loopback.
@@ -147,6 +149,7 @@ impl LaunchSpec {
             site_labels: BTreeMap::new(),
             site_hosts: BTreeMap::new(),
             site_names: BTreeMap::new(),
+            limits: Limits::default(),
         }
     }
 
@@ -325,7 +328,7 @@ impl LocalCluster {
                 }
             }),
             insecure: self.pki.is_none(),
-            limits: Limits::default(),
+            limits: self.spec.limits.clone(),
             state_key_file: self.state_key_path(),
             relays: self.spec.relays.clone(),
         }

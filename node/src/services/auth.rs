@@ -31,6 +31,7 @@ use switchboard_api::Role;
 use switchboard_api::TokenKey;
 use switchboard_api::TokenRole;
 use switchboard_api::cluster_domain;
+use switchboard_api::connection;
 use switchboard_api::parse_identity_name;
 
 pub use switchboard_api::headers::RETRY_AFTER_HEADER;
@@ -263,12 +264,11 @@ impl Authenticator {
             return Ok(found.clone());
         }
         let Authenticator::Tls(tls) = self else {
-            let address = request
-                .remote_addr()
+            let address = connection::remote_addr(request.extensions())
                 .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
             return Ok(Principal::Anonymous(address));
         };
-        if let Some(certificates) = request.peer_certs()
+        if let Some(certificates) = connection::peer_certs(request.extensions())
             && let Some(leaf) = certificates.first()
         {
             return self.principal_from_certificate(leaf);

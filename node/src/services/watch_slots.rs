@@ -28,7 +28,9 @@ const RETRY_AFTER_MS: u64 = 1_000;
 /// The watch slots of one site.
 pub struct WatchSlots {
     per_identity: Arc<PerSource<String>>,
+    per_identity_max: usize,
     site: Arc<Semaphore>,
+    site_max: usize,
 }
 
 /// One open watch's slots; given back when the watch ends.
@@ -39,28 +41,37 @@ pub struct WatchSlot {
 
 impl Default for WatchSlots {
     fn default() -> Self {
-        WatchSlots {
-            per_identity: PerSource::new(WATCHES_PER_IDENTITY_MAX),
-            site: Arc::new(Semaphore::new(WATCHES_PER_SITE_MAX)),
-        }
+        WatchSlots::new(WATCHES_PER_IDENTITY_MAX, WATCHES_PER_SITE_MAX)
     }
 }
 
 impl WatchSlots {
+    /// At most `per_identity_max` watches per identity, `site_max` in all.
+    pub fn new(per_identity_max: usize, site_max: usize) -> Self {
+        WatchSlots {
+            per_identity: PerSource::new(per_identity_max),
+            per_identity_max,
+            site: Arc::new(Semaphore::new(site_max)),
+            site_max,
+        }
+    }
+
     /// Slots for one more watch by `principal`, or RESOURCE_EXHAUSTED with
     /// a retry hint.
     pub fn take(&self, principal: &Principal) -> Result<WatchSlot, Status> {
         let identity = match principal.rate_key() {
             Some(key) => Some(self.per_identity.try_hold(key).ok_or_else(|| {
                 exhausted(format!(
-                    "{principal} holds {WATCHES_PER_IDENTITY_MAX} watches on this site already; close one"
+                    "{principal} holds {} watches on this site already; close one",
+                    self.per_identity_max
                 ))
             })?),
             None => None,
         };
         let site = self.site.clone().try_acquire_owned().map_err(|_| {
             exhausted(format!(
-                "this site holds {WATCHES_PER_SITE_MAX} watches; try another site"
+                "this site holds {} watches; try another site",
+                self.site_max
             ))
         })?;
         Ok(WatchSlot {

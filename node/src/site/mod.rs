@@ -75,6 +75,12 @@ pub struct SiteSettings {
     pub ticket_ttl: Duration,
     /// Pace of a drain that names none (maintenance windows), hosts per second.
     pub drain_hosts_per_second: u32,
+    /// Longest an API call may take until its response starts.
+    pub request_timeout: Duration,
+    /// Longest maintenance window this site accepts.
+    pub maintenance_window_ms_max: u64,
+    /// Furthest ahead a maintenance window may start.
+    pub maintenance_lead_ms_max: u64,
 }
 
 /// One running site.

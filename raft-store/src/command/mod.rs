@@ -215,22 +215,51 @@ pub const DRAIN_RATE_MIN: u32 = 1;
 pub const DRAIN_RATE_MAX: u32 = 100_000;
 /// Longest maintenance reason or audit text, in bytes.
 pub const REASON_BYTES_MAX: usize = 256;
-/// Longest maintenance window: a week.
-pub const MAINTENANCE_WINDOW_MS_MAX: u64 = 7 * 24 * 3600 * 1000;
+/// Longest maintenance window apply accepts: 31 days. Frozen, because
+/// apply must judge every log entry the same way on every version; a site
+/// narrows it with `limits.maintenance_window_ms_max` at the API edge.
+pub const MAINTENANCE_WINDOW_MS_CEILING: u64 = 31 * DAY_MS;
+/// Longest maintenance window a site accepts unless configured otherwise:
+/// a week, longer than any planned works of a datacenter.
+pub const MAINTENANCE_WINDOW_MS_DEFAULT: u64 = 7 * DAY_MS;
 /// Furthest ahead a maintenance window may start: a year. A start in the
 /// year 9999 is a typo, and a window nobody will see start is clutter.
-pub const MAINTENANCE_LEAD_MS_MAX: u64 = 366 * 24 * 3600 * 1000;
+pub const MAINTENANCE_LEAD_MS_CEILING: u64 = 366 * DAY_MS;
+const DAY_MS: u64 = 24 * 3600 * 1000;
 
-/// Checks a window's start against the time at the site that takes the
-/// request (the API edge: apply does not judge times against clocks).
-pub fn validate_window_start(start_ms: u64, now_ms: u64) -> Result<(), crate::Error> {
-    if start_ms > now_ms.saturating_add(MAINTENANCE_LEAD_MS_MAX) {
+/// Checks a window's times against the site that takes the request (the
+/// API edge: apply does not judge times against clocks, and each site may
+/// narrow the longest window): it starts within `lead_ms_max` of `now_ms`
+/// and lasts at most `window_ms_max`.
+pub fn validate_window(
+    start_ms: u64,
+    end_ms: u64,
+    now_ms: u64,
+    window_ms_max: u64,
+    lead_ms_max: u64,
+) -> Result<(), crate::Error> {
+    if start_ms > now_ms.saturating_add(lead_ms_max) {
         return Err(crate::Error::invalid(
             "start",
-            "must be within a year from now",
+            format!("must be within {} from now", days(lead_ms_max)),
+        ));
+    }
+    if end_ms > start_ms && end_ms - start_ms > window_ms_max {
+        return Err(crate::Error::invalid(
+            "end",
+            format!("must be at most {} after the start", days(window_ms_max)),
         ));
     }
     Ok(())
+}
+
+/// A span in days or hours, for error messages.
+fn days(ms: u64) -> String {
+    match ms {
+        MAINTENANCE_LEAD_MS_CEILING => "a year".to_owned(),
+        ms if ms % DAY_MS == 0 => format!("{} days", ms / DAY_MS),
+        ms => format!("{:.1} hours", ms as f64 / 3_600_000.0),
+    }
 }
 
 /// A signing key to add. The private key arrives sealed; apply never sees

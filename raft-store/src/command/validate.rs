@@ -101,10 +101,10 @@ impl Command {
                 if let crate::state::MaintenanceTarget::Relay(relay_id) = target {
                     relay_id.validate()?;
                 }
-                if end_ms <= start_ms || end_ms - start_ms > MAINTENANCE_WINDOW_MS_MAX {
+                if end_ms <= start_ms || end_ms - start_ms > MAINTENANCE_WINDOW_MS_CEILING {
                     return Err(Error::invalid(
                         "end",
-                        "must be after the start and at most a week later",
+                        "must be after the start and at most 31 days later",
                     ));
                 }
                 check_text("reason", reason)

@@ -4,7 +4,7 @@ use switchboard_api::ApiError;
 use switchboard_api::convert;
 use switchboard_proto::v1 as pb;
 use switchboard_raft_store::Request as WriteRequest;
-use switchboard_raft_store::command::validate_window_start;
+use switchboard_raft_store::command::validate_window;
 use tonic::Request;
 use tonic::Response;
 use tonic::Status;
@@ -20,8 +20,15 @@ impl AdminApi {
         let principal = self.site.auth.admin(&request)?;
         let message = request.get_ref();
         let target = convert::maintenance_target(&message.target)?;
-        validate_window_start(message.start_unix_ms, self.site.clock.unix_ms())
-            .map_err(ApiError::from)?;
+        let settings = &self.site.settings;
+        validate_window(
+            message.start_unix_ms,
+            message.end_unix_ms,
+            self.site.clock.unix_ms(),
+            settings.maintenance_window_ms_max,
+            settings.maintenance_lead_ms_max,
+        )
+        .map_err(ApiError::from)?;
         let request = WriteRequest::schedule_maintenance(
             target,
             message.start_unix_ms,
