@@ -607,6 +607,11 @@ key_file = "/etc/switchboard/site.key"
             Some("tokyo-1-a")
         );
         config.raft_config().unwrap();
+        assert_eq!(
+            serde_json::to_value(&config.limits).unwrap(),
+            serde_json::to_value(Limits::default()).unwrap(),
+            "the example documents every limit at its default"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod dev;
 mod durability;
+mod exhaustion;
 mod failover;
 mod faults;
 mod incident;

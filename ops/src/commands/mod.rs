@@ -587,4 +587,96 @@ mod tests {
             "a critical command wrote its own JSON report"
         );
     }
+
+    use proptest::prelude::*;
+
+    /// Any text the server can hold: control characters, escapes, wide
+    /// characters, nothing at all.
+    fn text() -> impl Strategy<Value = String> {
+        proptest::string::string_regex("(?s).{0,40}").expect("regex")
+    }
+
+    fn labels() -> impl Strategy<Value = std::collections::HashMap<String, String>> {
+        proptest::collection::hash_map(text(), text(), 0..3)
+    }
+
+    prop_compose! {
+        fn relay()(relay_id in text(), endpoint in text(), region in text(), labels in labels(),
+                   capacity in any::<u32>(), state in any::<i32>(), incarnation in any::<u64>(),
+                   route_count in any::<u32>(), since in any::<u64>()) -> pb::Relay {
+            pb::Relay { relay_id, endpoint, region, labels, capacity, state, incarnation,
+                        route_count, state_since_unix_ms: since }
+        }
+    }
+
+    prop_compose! {
+        fn member()(site_id in any::<u64>(), name in text(), raft_addr in text(), api_addr in text(),
+                    http_addr in text(), voter in any::<bool>(), labels in labels(),
+                    matched_index in any::<Option<u64>>(), draining in any::<bool>(),
+                    healthy in any::<Option<bool>>()) -> pb::Member {
+            pb::Member { site_id, name, raft_addr, api_addr, http_addr, voter, labels,
+                         matched_index, draining, healthy }
+        }
+    }
+
+    prop_compose! {
+        fn window()(id in any::<u64>(), target in text(), start_unix_ms in any::<u64>(),
+                    end_unix_ms in any::<u64>(), reason in text(), status in text(),
+                    created_by in text()) -> pb::MaintenanceWindow {
+            pb::MaintenanceWindow { id, target, start_unix_ms, end_unix_ms, reason, status, created_by }
+        }
+    }
+
+    prop_compose! {
+        fn route()(host_id in text(), relay_id in text(), relay_endpoint in text(),
+                   generation in any::<u64>(), since_unix_ms in any::<u64>(),
+                   preferred_region in text()) -> pb::Route {
+            pb::Route { host_id, relay_id, relay_endpoint, generation, since_unix_ms, preferred_region }
+        }
+    }
+
+    /// What reaches the operator's terminal: no control character but the
+    /// line breaks of the layout.
+    fn assert_terminal_safe(output: &str) {
+        assert!(
+            !output.chars().any(|c| c.is_control() && c != '\n'),
+            "a control character reached the terminal: {output:?}"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "a control character reached the terminal")]
+    fn the_terminal_check_rejects_a_raw_escape() {
+        assert_terminal_safe("site \x1b[2J");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Every value of every stored type formats, as a table and as
+        /// JSON, without a panic and without a raw control character.
+        #[test]
+        fn every_stored_value_formats_safely(
+            relays in proptest::collection::vec(relay(), 0..4),
+            members in proptest::collection::vec(member(), 0..4),
+            windows in proptest::collection::vec(window(), 0..4),
+            route in route(),
+            applied in any::<u64>(),
+        ) {
+            let views: Vec<RelayView> = relays.iter().map(relay_view).collect();
+            assert_terminal_safe(&relays_table(&views));
+            assert_terminal_safe(&crate::operations::windows_table(&windows));
+            assert_terminal_safe(&route_table(&route_view(&route, applied)));
+            for json in [false, true] {
+                let mut out = Vec::new();
+                members_output(&mut out, json, &members).expect("members format");
+                let out = String::from_utf8(out).expect("utf-8");
+                if json {
+                    serde_json::from_str::<serde_json::Value>(&out).expect("valid JSON");
+                } else {
+                    assert_terminal_safe(&out);
+                }
+            }
+        }
+    }
 }

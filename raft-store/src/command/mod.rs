@@ -402,3 +402,32 @@ impl Command {
         )
     }
 }
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    #[test]
+    fn a_window_starts_within_the_lead_and_lasts_at_most_the_configured_length() {
+        let now = 1_000 * DAY_MS;
+        let week = MAINTENANCE_WINDOW_MS_DEFAULT;
+        let year = MAINTENANCE_LEAD_MS_CEILING;
+        assert!(validate_window(now, now + week, now, week, year).is_ok());
+        let long = validate_window(now, now + week + 1, now, week, year).unwrap_err();
+        assert!(long.to_string().contains("at most 7 days"), "{long}");
+        let far = validate_window(now + year + 1, now + year + 2, now, week, year).unwrap_err();
+        assert!(far.to_string().contains("within a year"), "{far}");
+        assert!(validate_window(u64::MAX - 1, u64::MAX, now, week, year).is_err());
+        // A month, where a site allows one.
+        assert!(
+            validate_window(
+                now,
+                now + 30 * DAY_MS,
+                now,
+                MAINTENANCE_WINDOW_MS_CEILING,
+                year
+            )
+            .is_ok()
+        );
+    }
+}
