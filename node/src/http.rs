@@ -129,7 +129,8 @@ pub struct StatusView {
     pub role: &'static str,
     pub leader_id: Option<u64>,
     /// On a follower past the leader lease without word from the leader:
-    /// how long it has heard nothing (the leader it names may be down).
+    /// how long it has heard nothing, since it started if it never has
+    /// (the leader it names may be down).
     pub leader_unheard_ms: Option<u64>,
     pub term: u64,
     pub last_log_index: u64,
@@ -191,6 +192,12 @@ pub fn status_view(site: &Site) -> StatusView {
     let metrics = site.raft.metrics();
     let metrics = metrics.borrow_watched();
     let last_log = metrics.last_log_index.unwrap_or(0);
+    // A follower's metrics name a new leader only after its first append
+    // is done; the freshness that append brings is noted before that.
+    let leader_id = match metrics.current_leader {
+        Some(id) if id != site.id => Some(site.contact.last_leader().unwrap_or(id)),
+        other => other,
+    };
     let members = member_infos
         .into_iter()
         .map(|member| MemberView {
@@ -240,9 +247,9 @@ pub fn status_view(site: &Site) -> StatusView {
         name: site.name.clone(),
         cluster_id: site.cluster_id.clone(),
         role: crate::site::role_name(metrics.state),
-        leader_id: metrics.current_leader,
-        leader_unheard_ms: staleness_ms.filter(|&ms| {
-            metrics.current_leader != Some(site.id)
+        leader_id,
+        leader_unheard_ms: Some(site.contact.unheard_ms(applied.applied_index())).filter(|&ms| {
+            leader_id.is_some_and(|id| id != site.id)
                 && u128::from(ms) > site.settings.leader_lease.as_millis()
         }),
         term: metrics.current_term,

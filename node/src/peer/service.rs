@@ -97,11 +97,13 @@ impl RaftPeer for PeerService {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        let received_at = tokio::time::Instant::now();
         self.check(&request)?;
         let rpc: AppendEntriesRequest<TypeConfig> =
             decode("append entries", &request.get_ref().body)?;
         let leader_commit = rpc.leader_commit.as_ref().map_or(0, |id| id.index);
         let leader_age = quorum_ack_age(request.metadata(), self.site.clock.unix_ms());
+        let leader = rpc.vote.leader_id().node_id;
         let response = self
             .site
             .raft
@@ -116,7 +118,13 @@ impl RaftPeer for PeerService {
         ) && let Some(age) = leader_age
         {
             let applied = self.site.reader.load().applied_index();
-            self.site.contact.record(leader_commit, applied, age);
+            self.site.contact.record_received(
+                leader_commit,
+                applied,
+                age,
+                received_at,
+                Some(leader),
+            );
         }
         Ok(message(&response))
     }

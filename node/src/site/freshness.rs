@@ -23,6 +23,11 @@ struct Contacts {
     fresh_at: Option<Instant>,
     /// (confirmed at, leader commit index), oldest first, not yet applied.
     pending: VecDeque<(Instant, u64)>,
+    /// The leader of the last message accepted.
+    last_leader: Option<u64>,
+    /// When this tracker began: a site that has never been made fresh
+    /// has heard nothing since then.
+    started_at: Instant,
 }
 
 /// Tracks messages from the leader against the applied index.
@@ -36,6 +41,8 @@ impl Default for LeaderContact {
             contacts: Mutex::new(Contacts {
                 fresh_at: None,
                 pending: VecDeque::new(),
+                last_leader: None,
+                started_at: Instant::now(),
             }),
         }
     }
@@ -45,10 +52,28 @@ impl LeaderContact {
     /// Notes a message from the leader carrying `leader_commit` and the age
     /// of the leader's last quorum acknowledgement, seen when this site had
     /// applied up to `applied`.
+    #[cfg(test)]
     pub fn record(&self, leader_commit: u64, applied: u64, leader_age: Duration) {
-        let now = Instant::now();
-        let confirmed = now.checked_sub(leader_age).unwrap_or(now);
+        self.record_received(leader_commit, applied, leader_age, Instant::now(), None);
+    }
+
+    /// As [`record`](Self::record), for a message from `leader` that
+    /// arrived at `received_at`: the age counts from its arrival, not from
+    /// when the site got round to noting it (after appending and syncing
+    /// its entries, which can take a while on a busy machine).
+    pub fn record_received(
+        &self,
+        leader_commit: u64,
+        applied: u64,
+        leader_age: Duration,
+        received_at: Instant,
+        leader: Option<u64>,
+    ) {
+        let confirmed = received_at.checked_sub(leader_age).unwrap_or(received_at);
         let mut contacts = self.contacts.lock();
+        if leader.is_some() {
+            contacts.last_leader = leader;
+        }
         if leader_commit <= applied {
             // Never backwards: an older confirmation adds nothing.
             contacts.fresh_at = Some(contacts.fresh_at.map_or(confirmed, |at| at.max(confirmed)));
@@ -59,6 +84,22 @@ impl LeaderContact {
             contacts.pending.pop_front();
         }
         contacts.pending.push_back((confirmed, leader_commit));
+    }
+
+    /// The leader whose message this site accepted last: the leader it
+    /// follows, even before openraft's metrics say so (they are published
+    /// after the append).
+    pub fn last_leader(&self) -> Option<u64> {
+        self.contacts.lock().last_leader
+    }
+
+    /// Milliseconds the site has gone without being made fresh by a
+    /// leader: since it was last fresh, or since it started if never.
+    pub fn unheard_ms(&self, applied: u64) -> u64 {
+        self.staleness_ms(applied).unwrap_or_else(|| {
+            let started_at = self.contacts.lock().started_at;
+            started_at.elapsed().as_millis() as u64
+        })
     }
 
     /// Milliseconds since the site was last known fresh, given what it has
@@ -79,6 +120,27 @@ impl LeaderContact {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A message noted 200 ms after it arrived (its append was slow) is as
+    /// old as its arrival says, not as fresh as the noting.
+    #[tokio::test(start_paused = true)]
+    async fn staleness_counts_from_a_messages_arrival_not_from_when_it_was_noted() {
+        let contact = LeaderContact::default();
+        let received_at = Instant::now();
+        tokio::time::advance(Duration::from_millis(200)).await;
+        contact.record_received(7, 7, Duration::from_millis(10), received_at, Some(2));
+        assert_eq!(contact.last_leader(), Some(2));
+        assert_eq!(contact.staleness_ms(7), Some(210));
+    }
+
+    /// A site never made fresh has gone unheard since it started.
+    #[tokio::test(start_paused = true)]
+    async fn a_site_never_made_fresh_is_unheard_since_it_started() {
+        let contact = LeaderContact::default();
+        tokio::time::advance(Duration::from_millis(700)).await;
+        assert_eq!(contact.staleness_ms(0), None);
+        assert_eq!(contact.unheard_ms(0), 700);
+    }
 
     #[test]
     fn a_site_is_fresh_only_once_it_applied_what_the_leader_committed() {
