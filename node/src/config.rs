@@ -226,6 +226,14 @@ pub struct Limits {
     /// Longest an API call may take until its response starts (reading the
     /// request included). Default 30000.
     pub request_timeout_ms: u64,
+    /// HTTP/2 streams open at once per API connection (watches are
+    /// streams; a gateway may hold thousands). Default 8192.
+    pub streams_per_connection_max: u32,
+    /// HTTP/2 keepalive ping interval to API callers. Default 10000.
+    pub keepalive_interval_ms: u64,
+    /// How long a keepalive ping may go unanswered before the caller is
+    /// dropped, with its watches. Default 10000.
+    pub keepalive_timeout_ms: u64,
     /// Watch streams one relay, host or client identity may hold on this
     /// site (operators exempt). Default 32.
     pub watches_per_identity_max: usize,
@@ -260,6 +268,9 @@ impl Default for Limits {
             connections_per_source_max: connection.connections_per_source_max,
             request_bytes_in_flight_per_connection_max: connection.request_bytes_in_flight_max,
             request_timeout_ms: millis(api::API_REQUEST_TIMEOUT),
+            streams_per_connection_max: api::STREAMS_PER_CONNECTION_MAX,
+            keepalive_interval_ms: millis(api::API_KEEPALIVE_INTERVAL),
+            keepalive_timeout_ms: millis(api::API_KEEPALIVE_TIMEOUT),
             watches_per_identity_max: crate::services::watch_slots::WATCHES_PER_IDENTITY_MAX,
             watches_per_site_max: crate::services::watch_slots::WATCHES_PER_SITE_MAX,
             http_connections_max: crate::http::HTTP_CONNECTIONS_MAX,
@@ -312,6 +323,12 @@ impl Limits {
                 self.connections_per_source_max as u64,
             ),
             ("request_timeout_ms", self.request_timeout_ms),
+            (
+                "streams_per_connection_max",
+                u64::from(self.streams_per_connection_max),
+            ),
+            ("keepalive_interval_ms", self.keepalive_interval_ms),
+            ("keepalive_timeout_ms", self.keepalive_timeout_ms),
             (
                 "watches_per_identity_max",
                 self.watches_per_identity_max as u64,

@@ -123,7 +123,7 @@ pub async fn serve(
     let (site, security, stopped) = start_site(&config, &node).await?;
 
     let (stop, stop_signal) = watch::channel(false);
-    let (peer_router, api_router) = (peer_router(&site), api_router(&site));
+    let (peer_router, api_router) = (peer_router(&site), api_router(&site, &config.limits));
     let connection_limits = config.limits.connection_limits();
     let peer_task = tokio::spawn(serve_grpc(
         peer_router,
@@ -282,17 +282,20 @@ fn peer_router(site: &Arc<Site>) -> tonic::transport::server::Router {
 /// The API port's router: relay, host, client and admin services, every
 /// call authenticated before its body is read, and its body charged to its
 /// connection's request bytes while it is decoded.
-fn api_router(site: &Arc<Site>) -> tonic::transport::server::Router {
+fn api_router(
+    site: &Arc<Site>,
+    config: &crate::config::Limits,
+) -> tonic::transport::server::Router {
     let authenticate = Authenticate(site.clone());
     tonic::transport::Server::builder()
         .timeout(site.settings.request_timeout)
-        .http2_keepalive_interval(Some(limits::API_KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(limits::API_KEEPALIVE_TIMEOUT))
+        .http2_keepalive_interval(Some(Duration::from_millis(config.keepalive_interval_ms)))
+        .http2_keepalive_timeout(Some(Duration::from_millis(config.keepalive_timeout_ms)))
         .http2_max_header_list_size(limits::API_HEADER_LIST_BYTES_MAX)
         .initial_connection_window_size(limits::API_CONNECTION_WINDOW_BYTES)
         .initial_stream_window_size(limits::API_STREAM_WINDOW_BYTES)
         .concurrency_limit_per_connection(limits::REQUESTS_PER_CONNECTION_MAX)
-        .max_concurrent_streams(limits::STREAMS_PER_CONNECTION_MAX)
+        .max_concurrent_streams(config.streams_per_connection_max)
         .tcp_nodelay(true)
         .add_service(guarded(
             RelayServiceServer::new(RelayApi::new(site.clone()))

@@ -704,6 +704,8 @@ async fn idle_sockets_from_one_address_cannot_starve_other_callers() {
     let cluster = TestCluster::start().await;
     let leader = cluster.leader().await;
     let api: std::net::SocketAddr = cluster.api(leader).parse().expect("address");
+    let pid = cluster.cluster.sites[&leader].pid().expect("running");
+    let files_before = switchboard_tests::process_open_files(pid);
     // Loopback answers for all of 127/8: the idle sockets come from
     // 127.0.0.2, the operator from 127.0.0.1.
     let mut idle = Vec::new();
@@ -719,9 +721,14 @@ async fn idle_sockets_from_one_address_cannot_starve_other_callers() {
         .await
         .expect("the operator is served");
     let took = started.elapsed();
+    let files_during = switchboard_tests::process_open_files(pid);
     println!(
-        "an admin status call beside 300 idle sockets took {} ms",
+        "an admin status call beside 300 idle sockets took {} ms; open files {files_before} -> {files_during}",
         took.as_millis()
+    );
+    assert!(
+        files_during <= files_before + HANDSHAKES_PER_SOURCE_MAX + 8,
+        "open files {files_before} -> {files_during}"
     );
     assert!(took < Duration::from_secs(1), "took {took:?}");
     // All but the address's share were closed by the site.
@@ -753,6 +760,8 @@ async fn the_http_plane_closes_idle_and_half_sent_requests_and_caps_its_connecti
     let cluster = TestCluster::start().await;
     let leader = cluster.leader().await;
     let http = cluster.cluster.sites[&leader].report.http_addr.clone();
+    let pid = cluster.cluster.sites[&leader].pid().expect("running");
+    let files_before = switchboard_tests::process_open_files(pid);
     let opened = HTTP_CONNECTIONS_MAX + 100;
     let mut held = Vec::new();
     for n in 0..opened {
@@ -765,6 +774,11 @@ async fn the_http_plane_closes_idle_and_half_sent_requests_and_caps_its_connecti
         }
         held.push(stream);
     }
+    let files_during = switchboard_tests::process_open_files(pid);
+    assert!(
+        files_during <= files_before + HTTP_CONNECTIONS_MAX + 8,
+        "open files {files_before} -> {files_during}"
+    );
     // Past the cap: closed at once.
     let over_cap = opened - HTTP_CONNECTIONS_MAX;
     let started = Instant::now();
@@ -785,7 +799,7 @@ async fn the_http_plane_closes_idle_and_half_sent_requests_and_caps_its_connecti
         );
     }
     println!(
-        "{opened} idle or half-sent HTTP connections: {over_cap} over the cap closed at once, all closed within {} ms",
+        "{opened} idle or half-sent HTTP connections: {over_cap} over the cap closed at once, all closed within {} ms; open files {files_before} -> {files_during}",
         started.elapsed().as_millis()
     );
     let page = http_get(&http, "/healthz").await;
