@@ -247,9 +247,14 @@ async fn connections_from_one_address_are_capped() {
             Err(_) => refused += 1,
         }
     }
-    // A closed connection shows as a finished h2 connection task.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let closed_later = held.iter().filter(|(_, task)| task.is_finished()).count();
+    // A connection the site closed shows as a finished h2 connection task.
+    let over_cap = opened - cap;
+    let closed_later = || held.iter().filter(|(_, task)| task.is_finished()).count();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while refused + closed_later() < over_cap && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let closed_later = closed_later();
     let files_during = process_open_files(pid);
     let started = Instant::now();
     cluster
