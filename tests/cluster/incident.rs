@@ -447,7 +447,21 @@ async fn the_2013_outage_replayed_strands_nobody_and_loses_no_route() {
         told < told_bound,
         "hosts told after {told:?}, over {told_bound:?}"
     );
-    assert_eq!(refused_after, 0, "valid tickets refused after the move");
+    let relay_watches: Vec<String> = relays
+        .iter()
+        .map(|r| {
+            format!(
+                "{}: {} watch restarts, {} heartbeats failed",
+                r.relay_id,
+                r.counters.watch_resyncs.load(Ordering::Relaxed),
+                r.counters.heartbeats_failed.load(Ordering::Relaxed)
+            )
+        })
+        .collect();
+    assert_eq!(
+        refused_after, 0,
+        "valid tickets refused after the move (relays: {relay_watches:?})"
+    );
     assert_eq!(stranded, 0, "clients stranded after failback");
     assert_eq!(lost, 0, "routes lost");
     assert_eq!(

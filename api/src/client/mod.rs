@@ -116,6 +116,11 @@ impl ClusterClient {
         self
     }
 
+    /// The timing this client runs with.
+    pub fn settings(&self) -> &ClientSettings {
+        &self.settings
+    }
+
     /// The directory, if any.
     pub fn directory(&self) -> Option<&Arc<Directory>> {
         self.directory.as_ref()

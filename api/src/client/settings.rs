@@ -42,3 +42,16 @@ impl Default for ClientSettings {
         }
     }
 }
+
+impl ClientSettings {
+    /// How long a followed watch may take to move off a site that went
+    /// dark: its connection is noticed dead (a missed pong) or the stream
+    /// quiet, whichever comes first, then one connection attempt elsewhere
+    /// and one pause between rounds. A relay's view of its routes may lag
+    /// the cluster by this much while a site fails.
+    pub fn watch_failover_bound(&self) -> Duration {
+        let noticed =
+            (self.keepalive_interval + self.keepalive_timeout).max(self.watch_quiet_timeout);
+        noticed + self.connect_timeout + self.backoff_max
+    }
+}

@@ -272,6 +272,7 @@ async fn host_watch_loop(
     view: Arc<Mutex<HostView>>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let connect_window = client.settings().watch_failover_bound() + HOST_CONNECT_SLACK;
     let mut route_watch = client.follow_route(&host_id);
     loop {
         let followed = tokio::select! {
@@ -296,7 +297,14 @@ async fn host_watch_loop(
             view.relay_id = route.relay_id.clone();
             view.generation = route.generation;
         }
-        let admitted = connect(&book, &host_id, &route.relay_id, route.generation).await;
+        let admitted = connect(
+            &book,
+            &host_id,
+            &route.relay_id,
+            route.generation,
+            connect_window,
+        )
+        .await;
         let mut view = view.lock();
         match admitted {
             Some(true) => view.admitted += 1,
@@ -306,15 +314,23 @@ async fn host_watch_loop(
     }
 }
 
-/// How long a host keeps trying a relay that does not know its route yet
-/// (the relay's own watch may lag the host's by a moment).
-pub const HOST_CONNECT_WINDOW: Duration = Duration::from_secs(3);
+/// How long a host keeps trying a relay that does not know its route yet,
+/// beyond the time the relay's watch may take to move off a failed site
+/// (`ClientSettings::watch_failover_bound`): the relay's own watch lags the
+/// host's by a moment even when no site fails.
+pub const HOST_CONNECT_SLACK: Duration = Duration::from_secs(1);
 
-/// A host "connects" to its relay: admitted at its generation, retried
-/// within `HOST_CONNECT_WINDOW`. `None` when the relay is not simulated here.
-async fn connect(book: &RelayBook, host_id: &str, relay_id: &str, generation: u64) -> Option<bool> {
+/// A host "connects" to its relay: admitted at its generation, retried for
+/// `window`. `None` when the relay is not simulated here.
+async fn connect(
+    book: &RelayBook,
+    host_id: &str,
+    relay_id: &str,
+    generation: u64,
+    window: Duration,
+) -> Option<bool> {
     let relay = book.get(relay_id)?;
-    let until = Instant::now() + HOST_CONNECT_WINDOW;
+    let until = Instant::now() + window;
     loop {
         if relay.admit_host(host_id, generation).is_ok() {
             return Some(true);
