@@ -8,7 +8,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }
+    // The descriptors serve gRPC server reflection on the API port.
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("switchboard_descriptor.bin"))
         .build_client(true)
         .build_server(true)
         .codec_path("crate::codec::StrictCodec")

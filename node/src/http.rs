@@ -1,5 +1,5 @@
-//! The HTTP plane: status page, `/status.json`, `/metrics`, `/healthz`,
-//! `/readyz`. No client certificate needed; nothing secret is shown.
+//! The HTTP plane: the operator's status page at `/` (and `/status.json`),
+//! the customer status page at `/status`, `/metrics`, `/healthz`, `/readyz`. No client certificate needed; nothing secret is shown.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,6 +17,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::get;
+use metrics_exporter_prometheus::Matcher;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use metrics_exporter_prometheus::PrometheusHandle;
 use openraft::ServerState;
@@ -35,12 +36,56 @@ pub struct HttpState {
     pub timing: Timing,
 }
 
+/// Buckets of every `_seconds` histogram: 100 us (a local read) to 10 s (a
+/// write deadline); Prometheus histograms, not summaries, so that they
+/// aggregate across sites.
+const LATENCY_BUCKETS_SECONDS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+/// Buckets of every `_bytes` histogram: 1 KiB to 1 GiB by fours.
+const SIZE_BUCKETS_BYTES: &[f64] = &[
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+    268_435_456.0,
+    1_073_741_824.0,
+];
+/// Buckets of histograms of counts (jobs per group commit, heartbeats per
+/// batch): 1 to 4,096 by powers of two.
+const COUNT_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
+];
+
 /// The process-wide Prometheus recorder, installed on first use.
 pub fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
             PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS_SECONDS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Suffix("_bytes".into()), SIZE_BUCKETS_BYTES)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("switchboard_storage_group_jobs".into()),
+                        COUNT_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("switchboard_relay_heartbeat_batch_size".into()),
+                        COUNT_BUCKETS,
+                    )
+                })
+                .expect("the bucket lists are not empty")
                 .install_recorder()
                 .expect("the metrics recorder is installed once per process")
         })
@@ -56,6 +101,7 @@ pub async fn serve(
 ) {
     let router = Router::new()
         .route("/", get(status_page))
+        .route("/status", get(customer_page))
         .route("/status.json", get(status_json))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -372,6 +418,25 @@ async fn status_page(State(state): State<HttpState>) -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
 }
 
+/// The customer page: see `customer_page`.
+async fn customer_page(State(state): State<HttpState>) -> Response {
+    use crate::health::Readiness;
+    let site = &state.site;
+    let in_service = matches!(
+        crate::health::readiness(site, ready_bound_ms(&state.timing)),
+        Readiness::Ready | Readiness::Drained
+    );
+    let applied = site.reader.load();
+    let view = crate::customer_page::customer_view(
+        &applied.state,
+        in_service,
+        site.staleness_ms(),
+        site.clock.unix_ms(),
+    );
+    let html = crate::customer_page::render_customer_page(&view, escape);
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
 async fn metrics(State(state): State<HttpState>) -> Response {
     record_raft_gauges(&state.site);
     (
@@ -426,24 +491,20 @@ async fn healthz(State(state): State<HttpState>) -> Response {
     }
 }
 
-/// Ready: this site knows a leader and is no staler than two election timeouts.
+/// Ready: this site knows a leader and is no staler than two election
+/// timeouts (the judgement `grpc.health.v1` reports too).
 async fn readyz(State(state): State<HttpState>) -> Response {
-    let bound_ms = 2 * state.timing.election_max_ms;
-    if state.site.is_draining() {
+    match crate::health::readiness(&state.site, ready_bound_ms(&state.timing)) {
+        crate::health::Readiness::Ready => (StatusCode::OK, "ready\n").into_response(),
         // Load balancers take a drained site out as clients do.
-        return (StatusCode::SERVICE_UNAVAILABLE, "drained for maintenance\n").into_response();
+        not_ready => (StatusCode::SERVICE_UNAVAILABLE, format!("{not_ready}\n")).into_response(),
     }
-    match (state.site.leader(), state.site.staleness_ms()) {
-        (None, _) => (StatusCode::SERVICE_UNAVAILABLE, "no leader known\n").into_response(),
-        (Some(_), Some(staleness)) if staleness <= bound_ms => {
-            (StatusCode::OK, "ready\n").into_response()
-        }
-        (Some(_), staleness) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("stale: {staleness:?} ms, bound {bound_ms} ms\n"),
-        )
-            .into_response(),
-    }
+}
+
+/// How stale a site may be and still be ready: two election timeouts, so
+/// one missed election does not take every follower out of service.
+pub fn ready_bound_ms(timing: &Timing) -> u64 {
+    2 * timing.election_max_ms
 }
 
 #[cfg(test)]

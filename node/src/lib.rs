@@ -21,12 +21,15 @@
 //!   machine, `switchboard dev` and the simulator; no serving code imports it.
 
 mod config;
+mod customer_page;
 mod dev;
 mod error;
+mod health;
 mod http;
 mod leases;
 mod peer;
 mod recover;
+mod request_metrics;
 mod scheduler;
 mod server;
 mod services;

@@ -94,12 +94,17 @@ enum Commands {
     },
 }
 
-async fn terminated() {
+/// SIGTERM or SIGINT, with the handlers installed at the call (not when
+/// first awaited), so a signal that arrives while a command starts up is
+/// not the default "die at once" that would orphan its children.
+fn terminated() -> impl std::future::Future<Output = ()> {
     let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     let mut interrupt = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = interrupt.recv() => {}
+    async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+        }
     }
 }
 
@@ -187,10 +192,27 @@ async fn main() -> anyhow::Result<()> {
                 relays,
                 hosts,
             };
-            let mut demo = local::start_demo(&options).await?;
-            terminated().await;
-            println!("Stopping...");
-            demo.stop();
+            let stop = terminated();
+            tokio::pin!(stop);
+            // A Ctrl-C while it starts drops what started: each site stops
+            // as its handle goes, the simulator as this process ends.
+            let mut demo = tokio::select! {
+                demo = local::start_demo(&options) => demo?,
+                _ = &mut stop => {
+                    println!("Stopped while starting.");
+                    return Ok(());
+                }
+            };
+            tokio::select! {
+                _ = &mut stop => {
+                    println!("Stopping...");
+                    demo.stop();
+                }
+                _ = demo.all_sites_stopped() => {
+                    demo.stop();
+                    anyhow::bail!("every site has stopped; see their logs in the demo's directory");
+                }
+            }
         }
     }
     Ok(())

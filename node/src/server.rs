@@ -44,6 +44,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
+use tonic_health::pb::health_server::Health;
+use tonic_health::pb::health_server::HealthServer;
+use tower::layer::util::Identity as NoLayer;
+use tower::layer::util::Stack;
 
 use crate::config::SiteConfig;
 use crate::error::NodeError;
@@ -51,6 +55,7 @@ use crate::http;
 use crate::leases::keeper;
 use crate::peer::leader_age::LeaderAge;
 use crate::peer::network::PeerNetworkFactory;
+use crate::request_metrics::RequestMetricsLayer;
 use crate::scheduler;
 
 /// The line a site prints on stdout once it serves, followed by JSON.
@@ -123,7 +128,15 @@ pub async fn serve(
     let (site, security, stopped) = start_site(&config, &node).await?;
 
     let (stop, stop_signal) = watch::channel(false);
-    let (peer_router, api_router) = (peer_router(&site), api_router(&site, &config.limits));
+    // Not serving until the site is judged ready, once it runs.
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    crate::health::set_all(&health_reporter, tonic_health::ServingStatus::NotServing).await;
+    let metered = RequestMetricsLayer::new(switchboard_proto::v1::FILE_DESCRIPTOR_SET)
+        .map_err(|e| NodeError::Config(format!("the built-in descriptors: {e}")))?;
+    let (peer_router, api_router) = (
+        peer_router(&site, &metered),
+        api_router(&site, &config.limits, health_service, &metered)?,
+    );
     let connection_limits = config.limits.connection_limits();
     let peer_task = tokio::spawn(serve_grpc(
         peer_router,
@@ -148,6 +161,12 @@ pub async fn serve(
         )),
         tokio::spawn(keeper::run_key_keeper(site.clone(), stop_signal.clone())),
         tokio::spawn(scheduler::run_scheduler(site.clone(), stop_signal.clone())),
+        tokio::spawn(crate::health::run_health_reporter(
+            site.clone(),
+            health_reporter,
+            http::ready_bound_ms(&config.timing),
+            stop_signal.clone(),
+        )),
     ];
     let http_state = http::HttpState {
         site: site.clone(),
@@ -267,9 +286,14 @@ async fn start_site(
     Ok((site, security, stopped))
 }
 
+/// A router of either port: every call counted and timed (the metrics
+/// layer atop no other).
+type GrpcRouter = tonic::transport::server::Router<Stack<RequestMetricsLayer, NoLayer>>;
+
 /// The Raft port's router: the peer service alone.
-fn peer_router(site: &Arc<Site>) -> tonic::transport::server::Router {
+fn peer_router(site: &Arc<Site>, metered: &RequestMetricsLayer) -> GrpcRouter {
     tonic::transport::Server::builder()
+        .layer(metered.clone())
         .concurrency_limit_per_connection(limits::REQUESTS_PER_CONNECTION_MAX)
         .tcp_nodelay(true)
         .add_service(
@@ -281,13 +305,28 @@ fn peer_router(site: &Arc<Site>) -> tonic::transport::server::Router {
 
 /// The API port's router: relay, host, client and admin services, every
 /// call authenticated before its body is read, and its body charged to its
-/// connection's request bytes while it is decoded.
+/// connection's request bytes while it is decoded; `grpc.health.v1` and
+/// server reflection open to anyone, as `/readyz` is (they say nothing the
+/// .proto files and the readiness probe do not); every call counted and
+/// timed by method and status.
 fn api_router(
     site: &Arc<Site>,
     config: &crate::config::Limits,
-) -> tonic::transport::server::Router {
+    health: HealthServer<impl Health>,
+    metered: &RequestMetricsLayer,
+) -> Result<GrpcRouter, NodeError> {
     let authenticate = Authenticate(site.clone());
-    tonic::transport::Server::builder()
+    let mut reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(switchboard_proto::v1::FILE_DESCRIPTOR_SET);
+    for service in switchboard_proto::v1::API_SERVICES {
+        reflection = reflection.with_service_name(service);
+    }
+    let reflection = reflection
+        .with_service_name("grpc.health.v1.Health")
+        .build_v1()
+        .map_err(|e| NodeError::Config(format!("server reflection: {e}")))?;
+    let router = tonic::transport::Server::builder()
+        .layer(metered.clone())
         .timeout(site.settings.request_timeout)
         .http2_keepalive_interval(Some(Duration::from_millis(config.keepalive_interval_ms)))
         .http2_keepalive_timeout(Some(Duration::from_millis(config.keepalive_timeout_ms)))
@@ -321,6 +360,9 @@ fn api_router(
                 .max_encoding_message_size(limits::API_MESSAGE_BYTES_MAX),
             &authenticate,
         ))
+        .add_service(health)
+        .add_service(reflection);
+    Ok(router)
 }
 
 /// `service` authenticated first, then its body charged while decoded.
@@ -351,7 +393,7 @@ fn report_ready(config: &SiteConfig, node: &SiteNode) -> Result<(), NodeError> {
 
 /// Serves one gRPC port, over mutual TLS when `tls` is given.
 async fn serve_grpc(
-    router: tonic::transport::server::Router,
+    router: GrpcRouter,
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     (port, limits): (&'static str, ConnectionLimits),

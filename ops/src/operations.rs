@@ -255,8 +255,9 @@ pub async fn site_drain(
     })
 }
 
+/// A maintenance window as sbctl prints it, in JSON and in tables.
 #[derive(Serialize)]
-struct WindowView {
+pub struct WindowView {
     id: u64,
     target: String,
     start: String,
@@ -268,7 +269,8 @@ struct WindowView {
     created_by: String,
 }
 
-fn window_view(window: &pb::MaintenanceWindow) -> WindowView {
+/// A window as sbctl prints it.
+pub fn window_view(window: &pb::MaintenanceWindow) -> WindowView {
     WindowView {
         id: window.id,
         target: window.target.clone(),

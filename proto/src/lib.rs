@@ -13,4 +13,16 @@ pub mod codec;
 /// Version 1 of the wire protocol.
 pub mod v1 {
     tonic::include_proto!("switchboard.v1");
+
+    /// The encoded descriptors of every v1 file, for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/switchboard_descriptor.bin"));
+
+    /// The services of the API port, by their full gRPC names.
+    pub const API_SERVICES: [&str; 4] = [
+        "switchboard.v1.RelayService",
+        "switchboard.v1.HostService",
+        "switchboard.v1.ClientService",
+        "switchboard.v1.AdminService",
+    ];
 }

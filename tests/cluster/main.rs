@@ -9,6 +9,7 @@ mod failover;
 mod faults;
 mod incident;
 mod membership;
+mod observability;
 mod operations;
 mod partitions;
 mod reads;

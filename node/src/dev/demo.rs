@@ -116,6 +116,18 @@ pub struct DevCluster {
 }
 
 impl DevCluster {
+    /// Returns once no site runs any more (each was killed or failed):
+    /// the demo then has nothing left to show.
+    pub async fn all_sites_stopped(&mut self) {
+        let mut checks = tokio::time::interval(SITE_CHECK_INTERVAL);
+        loop {
+            checks.tick().await;
+            if !self.cluster.any_running() {
+                return;
+            }
+        }
+    }
+
     /// Stops the simulator, then the sites.
     pub fn stop(&mut self) {
         if let Some(mut sim) = self.sim.take() {
@@ -138,6 +150,9 @@ impl Drop for DevCluster {
     }
 }
 
+/// How often `switchboard dev` checks that some site still runs.
+const SITE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How long the simulator may take to register its relays and attach its hosts.
 const SIM_START_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -148,7 +163,8 @@ fn start_sim(options: &DevOptions, cluster_json: &Path, dir: &Path) -> Result<Ch
     use std::os::unix::process::CommandExt;
     let log_path = dir.join("sim.log");
     let log = std::fs::File::create(&log_path).map_err(|e| NodeError::io("creating sim.log", e))?;
-    let mut child = Command::new(&options.binary)
+    let mut command = Command::new(&options.binary);
+    let mut child = crate::dev::orphans::stop_with_parent(&mut command)
         .process_group(0)
         .arg("sim")
         .arg("--cluster")

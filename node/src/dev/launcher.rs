@@ -397,7 +397,7 @@ impl LocalCluster {
             }
             _ => Command::new(&self.spec.binary),
         };
-        command
+        crate::dev::orphans::stop_with_parent(&mut command)
             // Its own process group: a Ctrl-C at the launcher's terminal
             // reaches the launcher only, which then stops the sites in order.
             .process_group(0)
@@ -410,6 +410,11 @@ impl LocalCluster {
             .stderr(log)
             .spawn()
             .map_err(|e| NodeError::io(format!("starting {}", self.spec.binary.display()), e))
+    }
+
+    /// Whether any site still runs (`switchboard dev` ends once none does).
+    pub fn any_running(&mut self) -> bool {
+        self.sites.values_mut().any(|site| site.is_running())
     }
 
     /// Waits for site `id` to report ready; records its bound addresses in

@@ -4,4 +4,5 @@
 
 pub mod demo;
 pub mod launcher;
+mod orphans;
 pub mod sim;

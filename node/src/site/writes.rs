@@ -122,9 +122,15 @@ impl Site {
         deadline: Instant,
     ) -> Result<Reply, Attempt> {
         proposal.issued_at_ms = self.clock.unix_ms();
-        let remaining = deadline.saturating_duration_since(Instant::now());
+        let proposed = Instant::now();
+        let remaining = deadline.saturating_duration_since(proposed);
         match tokio::time::timeout(remaining, self.raft.client_write(proposal)).await {
-            Ok(Ok(response)) => Ok(response.data),
+            Ok(Ok(response)) => {
+                // Proposed to applied here: a quorum's fsync and one apply.
+                metrics::histogram!("switchboard_raft_proposal_duration_seconds")
+                    .record(proposed.elapsed().as_secs_f64());
+                Ok(response.data)
+            }
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
                 Err(Attempt::Retry(format!(
                     "site {} is not the leader (leader: {:?})",

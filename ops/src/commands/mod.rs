@@ -73,7 +73,7 @@ fn client(cli: &Cli) -> Result<ClusterClient, CliError> {
     if let Some(file) = &file {
         endpoints.extend(file.api_endpoints());
     }
-    endpoints.retain(|e| !e.trim().is_empty());
+    let endpoints = unique_endpoints(endpoints);
     if endpoints.is_empty() {
         return Err(CliError::Usage(
             "name the cluster with --endpoints A,B,C or --cluster cluster.json".into(),
@@ -90,6 +90,17 @@ fn client(cli: &Cli) -> Result<ClusterClient, CliError> {
         settings,
         credentials(cli, file.as_ref())?,
     )?)
+}
+
+/// `--endpoints` then `--cluster`'s sites, trimmed, each once, in order:
+/// a site named by both is asked once (and listed once by `status`).
+fn unique_endpoints(endpoints: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    endpoints
+        .into_iter()
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty() && seen.insert(e.clone()))
+        .collect()
 }
 
 /// TLS and token from flags, falling back to the cluster file.
@@ -562,6 +573,19 @@ fn relays_table(relays: &[RelayView]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_site_named_by_both_endpoints_and_the_cluster_file_is_asked_once() {
+        let named = vec![
+            "a:1".to_owned(),
+            " b:2 ".to_owned(),
+            String::new(),
+            "a:1".to_owned(),
+            "b:2".to_owned(),
+            "c:3".to_owned(),
+        ];
+        assert_eq!(unique_endpoints(named), ["a:1", "b:2", "c:3"]);
+    }
 
     #[test]
     fn a_failure_under_json_is_a_json_object_on_stdout_and_escaped_on_stderr() {

@@ -10,6 +10,14 @@ use super::emit;
 use crate::operations;
 use crate::table::Table;
 
+/// `sbctl status --json`: what the table and the lines under it say.
+#[derive(serde::Serialize)]
+struct StatusJson<'a> {
+    sites: &'a [SiteStatusView],
+    notice: &'a str,
+    maintenance: Vec<operations::WindowView>,
+}
+
 /// `sbctl status`.
 pub(super) async fn status(
     client: &ClusterClient,
@@ -62,7 +70,12 @@ pub(super) async fn status(
         })
         .collect();
     let any_reachable = views.iter().any(|v| v.reachable);
-    emit(out, json, &views, || {
+    let whole = StatusJson {
+        sites: &views,
+        notice: &notice,
+        maintenance: windows.iter().map(operations::window_view).collect(),
+    };
+    emit(out, json, &whole, || {
         let mut table = Table::new(&[
             "ENDPOINT",
             "SITE",

@@ -181,12 +181,15 @@ fn run(db: Arc<DB>, mut receiver: mpsc::Receiver<WriteJob>) {
             outcomes.push(outcome);
         }
 
+        let sync_started = std::time::Instant::now();
         let synced = if sync_needed {
             db.flush_wal(true).map_err(|e| e.to_string())
         } else {
             Ok(())
         };
         if sync_needed {
+            metrics::histogram!("switchboard_storage_wal_sync_duration_seconds")
+                .record(sync_started.elapsed().as_secs_f64());
             metrics::counter!("switchboard_storage_wal_syncs_total").increment(1);
             metrics::histogram!("switchboard_storage_group_jobs").record(group.len() as f64);
         }
