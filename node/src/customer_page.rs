@@ -112,6 +112,16 @@ const LAST_FORMATTABLE_UNIX_MS: u64 = 253_402_300_799_999;
 /// Unix milliseconds as UTC, to the minute (`2026-12-02 16:05 UTC`);
 /// every u64 formats.
 pub fn utc_minute(unix_ms: u64) -> String {
+    utc(unix_ms, 16)
+}
+
+/// Unix milliseconds as UTC, to the second (`2026-12-02 16:05:09 UTC`).
+pub fn utc_second(unix_ms: u64) -> String {
+    utc(unix_ms, 19)
+}
+
+/// The RFC 3339 form cut after `cut` characters, `T` made a space.
+fn utc(unix_ms: u64, cut: usize) -> String {
     let at = (unix_ms <= LAST_FORMATTABLE_UNIX_MS)
         .then(|| UNIX_EPOCH.checked_add(Duration::from_millis(unix_ms)))
         .flatten();
@@ -119,8 +129,8 @@ pub fn utc_minute(unix_ms: u64) -> String {
         Some(at) => {
             let text = humantime::format_rfc3339_seconds(at).to_string();
             // 2026-12-02T16:05:09Z -> 2026-12-02 16:05 UTC
-            match (text.get(..10), text.get(11..16)) {
-                (Some(day), Some(minute)) => format!("{day} {minute} UTC"),
+            match (text.get(..10), text.get(11..cut)) {
+                (Some(day), Some(time)) => format!("{day} {time} UTC"),
                 _ => text,
             }
         }
@@ -285,6 +295,7 @@ mod tests {
     fn every_time_formats() {
         assert_eq!(utc_minute(0), "1970-01-01 00:00 UTC");
         assert_eq!(utc_minute(NEW_YEAR_MS), "2027-01-01 00:00 UTC");
+        assert_eq!(utc_second(NEW_YEAR_MS + 9_999), "2027-01-01 00:00:09 UTC");
         assert_eq!(utc_minute(LAST_FORMATTABLE_UNIX_MS), "9999-12-31 23:59 UTC");
         assert_eq!(utc_minute(u64::MAX), "18446744073709551615 ms after 1970");
     }

@@ -2,12 +2,16 @@
 //! the customer status page at `/status`, `/metrics`, `/healthz`, `/readyz`. No client certificate needed; nothing secret is shown.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::operator_page::LeaderView;
+use crate::operator_page::StatusView;
+use crate::operator_page::escape;
+use crate::operator_page::render;
+use crate::operator_page::status_view;
 use crate::site::Site;
 use axum::Json;
 use axum::Router;
@@ -22,8 +26,6 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use metrics_exporter_prometheus::PrometheusHandle;
 use openraft::ServerState;
 use openraft::async_runtime::watch::WatchReceiver;
-use serde::Serialize;
-use switchboard_raft_store::state::WindowStatus;
 use tokio::net::TcpListener;
 
 use crate::config::Timing;
@@ -34,6 +36,8 @@ pub struct HttpState {
     pub site: Arc<Site>,
     pub prometheus: PrometheusHandle,
     pub timing: Timing,
+    /// On a follower: the leader's view of the members, cached.
+    pub leader_view: Arc<LeaderView>,
 }
 
 /// Buckets of every `_seconds` histogram: 100 us (a local read) to 10 s (a
@@ -68,7 +72,7 @@ pub fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS_SECONDS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Suffix("_bytes".into()), SIZE_BUCKETS_BYTES)
@@ -87,7 +91,9 @@ pub fn prometheus() -> PrometheusHandle {
                 })
                 .expect("the bucket lists are not empty")
                 .install_recorder()
-                .expect("the metrics recorder is installed once per process")
+                .expect("the metrics recorder is installed once per process");
+            crate::metric_catalog::describe();
+            handle
         })
         .clone()
 }
@@ -166,255 +172,27 @@ pub const HTTP_CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 /// Pause after a failed accept (out of file descriptors, say).
 const HTTP_ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(50);
 
-/// A site's view of the cluster, as the status page and `/status.json` show it.
-#[derive(Serialize)]
-pub struct StatusView {
-    pub site_id: u64,
-    pub name: String,
-    pub cluster_id: String,
-    pub role: &'static str,
-    pub leader_id: Option<u64>,
-    /// On a follower past the leader lease without word from the leader:
-    /// how long it has heard nothing, since it started if it never has
-    /// (the leader it names may be down).
-    pub leader_unheard_ms: Option<u64>,
-    pub term: u64,
-    pub last_log_index: u64,
-    pub commit_index: u64,
-    pub applied_index: u64,
-    pub snapshot_index: u64,
-    pub staleness_ms: Option<u64>,
-    pub members: Vec<MemberView>,
-    pub relays_by_state: BTreeMap<&'static str, usize>,
-    pub relays: Vec<RelayView>,
-    pub route_count: usize,
-    /// Maintenance windows scheduled or under way.
-    pub maintenance: Vec<WindowView>,
-}
-
-#[derive(Serialize)]
-pub struct WindowView {
-    pub window_id: u64,
-    pub target: String,
-    pub start_unix_ms: u64,
-    pub end_unix_ms: u64,
-    pub status: &'static str,
-    pub reason: String,
-}
-
-#[derive(Serialize)]
-pub struct MemberView {
-    pub site_id: u64,
-    pub name: String,
-    pub voter: bool,
-    pub api_addr: String,
-    pub http_addr: String,
-    /// Entries behind the leader (leader's view only).
-    pub lag: Option<u64>,
-    /// Acknowledged the leader recently (leader's view only).
-    pub healthy: Option<bool>,
-    /// Out of client service.
-    pub draining: bool,
-}
-
-#[derive(Serialize)]
-pub struct RelayView {
-    pub relay_id: String,
-    pub region: String,
-    pub state: &'static str,
-    pub routes: u32,
-    pub capacity: u32,
-}
-
-/// Relays shown on the page; the rest are counted.
-const STATUS_PAGE_RELAYS_MAX: usize = 200;
-
-/// Builds this site's status view.
-pub fn status_view(site: &Site) -> StatusView {
-    let applied = site.reader.load();
-    let staleness_ms = site.staleness_ms();
-    // Read before the metrics borrow below: `members` borrows them too.
-    let member_infos = site.members();
-    let metrics = site.raft.metrics();
-    let metrics = metrics.borrow_watched();
-    let last_log = metrics.last_log_index.unwrap_or(0);
-    // A follower's metrics name a new leader only after its first append
-    // is done; the freshness that append brings is noted before that.
-    let leader_id = match metrics.current_leader {
-        Some(id) if id != site.id => Some(site.contact.last_leader().unwrap_or(id)),
-        other => other,
-    };
-    let members = member_infos
-        .into_iter()
-        .map(|member| MemberView {
-            site_id: member.site_id,
-            name: member.node.name,
-            voter: member.voter,
-            api_addr: member.node.api_addr,
-            http_addr: member.node.http_addr,
-            lag: member
-                .matched_index
-                .map(|matched| last_log.saturating_sub(matched)),
-            healthy: member.healthy,
-            draining: member.draining,
-        })
-        .collect();
-    let maintenance = applied
-        .state
-        .windows()
-        .filter(|w| matches!(w.status, WindowStatus::Scheduled | WindowStatus::Active))
-        .map(|w| WindowView {
-            window_id: w.id,
-            target: w.target.to_string(),
-            start_unix_ms: w.start_ms,
-            end_unix_ms: w.end_ms,
-            status: w.status.as_str(),
-            reason: w.reason.clone(),
-        })
-        .collect();
-    let mut relays_by_state = BTreeMap::new();
-    for relay in applied.state.relays() {
-        *relays_by_state.entry(relay.state().as_str()).or_insert(0) += 1;
-    }
-    let relays = applied
-        .state
-        .relays()
-        .take(STATUS_PAGE_RELAYS_MAX)
-        .map(|r| RelayView {
-            relay_id: r.relay_id.to_string(),
-            region: r.region.clone(),
-            state: r.state().as_str(),
-            routes: r.route_count,
-            capacity: r.capacity,
-        })
-        .collect();
-    StatusView {
-        site_id: site.id,
-        name: site.name.clone(),
-        cluster_id: site.cluster_id.clone(),
-        role: crate::site::role_name(metrics.state),
-        leader_id,
-        leader_unheard_ms: Some(site.contact.unheard_ms(applied.applied_index())).filter(|&ms| {
-            leader_id.is_some_and(|id| id != site.id)
-                && u128::from(ms) > site.settings.leader_lease.as_millis()
-        }),
-        term: metrics.current_term,
-        last_log_index: last_log,
-        commit_index: metrics.local_committed.as_ref().map_or(0, |id| id.index),
-        applied_index: applied.applied_index(),
-        snapshot_index: metrics.snapshot.as_ref().map_or(0, |id| id.index),
-        staleness_ms,
-        members,
-        relays_by_state,
-        relays,
-        route_count: applied.state.routes().len(),
-        maintenance,
-    }
+/// This site's view, with the leader's view of member health on a follower.
+async fn full_view(state: &HttpState) -> StatusView {
+    let mut view = status_view(&state.site);
+    let leader_http = state
+        .site
+        .leader()
+        .map(|(_, node)| node.http_addr)
+        .filter(|addr| !addr.is_empty());
+    state
+        .leader_view
+        .fill(&mut view, leader_http.as_deref())
+        .await;
+    view
 }
 
 async fn status_json(State(state): State<HttpState>) -> Json<StatusView> {
-    Json(status_view(&state.site))
-}
-
-/// Escapes text for HTML element content and quoted attributes: `&`, `<`,
-/// `>`, `"`, `'` and `/` (html-escape's `encode_safe`, which the hand-made
-/// escape before it missed `'` of).
-fn escape(text: &str) -> String {
-    html_escape::encode_safe(text).into_owned()
+    Json(full_view(&state).await)
 }
 
 async fn status_page(State(state): State<HttpState>) -> Response {
-    let view = status_view(&state.site);
-    let mut html = String::new();
-    let leader = match (view.leader_id, view.leader_unheard_ms) {
-        (None, _) => "none (election in progress)".to_owned(),
-        (Some(id), Some(ms)) => {
-            format!("site {id}? not heard from for {ms} ms: it may be down (election pending)")
-        }
-        (Some(id), None) => format!("site {id}"),
-    };
-    let staleness = view.staleness_ms.map_or_else(
-        || "never heard from a leader".to_owned(),
-        |ms| format!("{ms} ms"),
-    );
-    let _ = write!(
-        html,
-        "<!doctype html><html><head><meta charset=utf-8><meta http-equiv=refresh content=5>\
-         <title>Switchboard {name}</title><style>body{{font-family:sans-serif;margin:2em}}\
-         table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head><body>\
-         <h1>Switchboard: site {id} ({name})</h1>\
-         <p>Cluster <b>{cluster}</b>. This site is <b>{role}</b>; leader: <b>{leader}</b>; term {term}.</p>\
-         <p>Log {last}, committed {commit}, applied {applied}, snapshot {snapshot}; staleness {staleness}.</p>",
-        name = escape(&view.name),
-        id = view.site_id,
-        cluster = escape(&view.cluster_id),
-        role = view.role,
-        term = view.term,
-        last = view.last_log_index,
-        commit = view.commit_index,
-        applied = view.applied_index,
-        snapshot = view.snapshot_index,
-    );
-    html.push_str("<h2>Members</h2><table><tr><th>site</th><th>name</th><th>voter</th><th>healthy</th><th>service</th><th>api</th><th>status page</th><th>lag</th></tr>");
-    for member in &view.members {
-        let lag = member
-            .lag
-            .map_or_else(|| "-".to_owned(), |lag| lag.to_string());
-        let _ = write!(
-            html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"http://{http}/\">{http}</a></td><td>{lag}</td></tr>",
-            member.site_id,
-            escape(&member.name),
-            if member.voter { "yes" } else { "learner" },
-            match member.healthy {
-                Some(true) => "yes",
-                Some(false) => "<b>no</b>",
-                None => "-",
-            },
-            if member.draining {
-                "drained"
-            } else {
-                "serving"
-            },
-            escape(&member.api_addr),
-            http = escape(&member.http_addr),
-        );
-    }
-    html.push_str("</table>");
-    if !view.maintenance.is_empty() {
-        html.push_str("<h2>Maintenance</h2><table><tr><th>window</th><th>target</th><th>start (Unix ms)</th><th>end (Unix ms)</th><th>status</th><th>reason</th></tr>");
-        for window in &view.maintenance {
-            let _ = write!(
-                html,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                window.window_id,
-                escape(&window.target),
-                window.start_unix_ms,
-                window.end_unix_ms,
-                window.status,
-                escape(&window.reason)
-            );
-        }
-        html.push_str("</table>");
-    }
-    html.push_str("<h2>Relays</h2><p>");
-    for (state_name, count) in &view.relays_by_state {
-        let _ = write!(html, "{state_name}: {count} &nbsp; ");
-    }
-    let _ = write!(html, "</p><p>Routes: {}</p>", view.route_count);
-    html.push_str("<table><tr><th>relay</th><th>region</th><th>state</th><th>routes</th><th>capacity</th></tr>");
-    for relay in &view.relays {
-        let _ = write!(
-            html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&relay.relay_id),
-            escape(&relay.region),
-            relay.state,
-            relay.routes,
-            relay.capacity
-        );
-    }
-    html.push_str("</table></body></html>");
+    let html = render(&full_view(&state).await);
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
 }
 
@@ -468,9 +246,40 @@ fn record_raft_gauges(site: &Site) {
         }
     }
     drop(metrics);
+    record_relay_gauges(site);
     if let Some(staleness) = site.staleness_ms() {
-        metrics::gauge!("switchboard_site_staleness_ms").set(staleness as f64);
+        metrics::gauge!("switchboard_site_staleness_seconds").set(staleness as f64 / 1000.0);
     }
+}
+
+/// Relays by state, and routes against capacity on the active ones (the
+/// relay-capacity alert), from this site's copy of the state.
+fn record_relay_gauges(site: &Site) {
+    use switchboard_raft_store::state::RelayState;
+    let applied = site.reader.load();
+    let mut by_state: BTreeMap<&'static str, usize> = [
+        RelayState::Active,
+        RelayState::Draining,
+        RelayState::Drained,
+        RelayState::Maintenance,
+        RelayState::Down,
+    ]
+    .into_iter()
+    .map(|state| (state.as_str(), 0))
+    .collect();
+    let (mut routes, mut capacity) = (0u64, 0u64);
+    for relay in applied.state.relays() {
+        *by_state.entry(relay.state().as_str()).or_insert(0) += 1;
+        if relay.state() == RelayState::Active {
+            routes += u64::from(relay.route_count);
+            capacity += u64::from(relay.capacity);
+        }
+    }
+    for (state, count) in by_state {
+        metrics::gauge!("switchboard_relays", "state" => state).set(count as f64);
+    }
+    metrics::gauge!("switchboard_relay_active_routes").set(routes as f64);
+    metrics::gauge!("switchboard_relay_active_capacity_hosts").set(capacity as f64);
 }
 
 async fn healthz(State(state): State<HttpState>) -> Response {
@@ -505,15 +314,4 @@ async fn readyz(State(state): State<HttpState>) -> Response {
 /// one missed election does not take every follower out of service.
 pub fn ready_bound_ms(timing: &Timing) -> u64 {
     2 * timing.election_max_ms
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn status_page_text_is_escaped_including_single_quotes() {
-        assert_eq!(
-            super::escape(r#"<script>alert('x' & "y")</script>"#),
-            "&lt;script&gt;alert(&#x27;x&#x27; &amp; &quot;y&quot;)&lt;&#x2F;script&gt;"
-        );
-    }
 }

@@ -27,6 +27,8 @@ mod error;
 mod health;
 mod http;
 mod leases;
+mod metric_catalog;
+mod operator_page;
 mod peer;
 mod recover;
 mod request_metrics;

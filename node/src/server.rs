@@ -161,6 +161,10 @@ pub async fn serve(
         )),
         tokio::spawn(keeper::run_key_keeper(site.clone(), stop_signal.clone())),
         tokio::spawn(scheduler::run_scheduler(site.clone(), stop_signal.clone())),
+        tokio::spawn(crate::site::events::run_event_watcher(
+            site.clone(),
+            stop_signal.clone(),
+        )),
         tokio::spawn(crate::health::run_health_reporter(
             site.clone(),
             health_reporter,
@@ -172,6 +176,7 @@ pub async fn serve(
         site: site.clone(),
         prometheus,
         timing: config.timing.clone(),
+        leader_view: Default::default(),
     };
     let http_task = tokio::spawn(http::serve(
         http_listener,
@@ -259,7 +264,7 @@ async fn start_site(
     )
     .await
     .map_err(|e| NodeError::Raft(e.to_string()))?;
-    leader_age.attach(raft.metrics());
+    leader_age.attach(raft.metrics(), store.reader.clone());
     let site = Arc::new(Site {
         id: config.id,
         name: config.name.clone(),
@@ -281,6 +286,7 @@ async fn start_site(
         leases: Leases::default(),
         heartbeats: HeartbeatBatcher::default(),
         clock,
+        events: Default::default(),
     });
     drop(store.db);
     Ok((site, security, stopped))

@@ -3,11 +3,12 @@
 # not there yet: clang and libclang-dev (RocksDB's bindings), protoc
 # (protobuf-compiler, for the gRPC code), iproute2 and nftables (the fault
 # tests' network namespaces and one-way cuts), fuse3 (the power-cut tests'
-# lossy filesystem), faketime (the clock-skew tests), and the Rust
+# lossy filesystem), faketime (the clock-skew tests), prometheus (its promtool checks the
+# alert rules; the monitoring test runs it against a cluster), and the Rust
 # toolchain check.
 set -euo pipefail
 
-packages=(clang libclang-dev protobuf-compiler pkg-config iproute2 nftables fuse3 faketime)
+packages=(clang libclang-dev protobuf-compiler pkg-config iproute2 nftables fuse3 faketime prometheus)
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

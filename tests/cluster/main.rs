@@ -12,6 +12,7 @@ mod membership;
 mod observability;
 mod operations;
 mod partitions;
+mod prometheus;
 mod reads;
 mod relays;
 mod sbctl;

@@ -226,6 +226,26 @@ async fn every_api_call_is_counted_and_timed_by_method_and_code() {
         "the invented method counted as unknown:\n{page}"
     );
     assert!(!page.contains("Invented"), "no label a caller chose");
+    // Every family has help text and a type.
+    let families: std::collections::BTreeSet<&str> = page
+        .lines()
+        .filter(|line| line.starts_with("switchboard_"))
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .map(|name| {
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .filter(|base| page.contains(&format!("# TYPE {base} histogram")))
+                .unwrap_or(name)
+        })
+        .collect();
+    assert!(families.len() >= 10, "{families:?}");
+    for family in &families {
+        assert!(
+            page.contains(&format!("# HELP {family} ")),
+            "{family} has no help text"
+        );
+    }
     assert!(
         !page.contains("quantile="),
         "no summaries on the page:\n{page}"
@@ -294,4 +314,81 @@ async fn a_followers_customer_page_shows_the_notice_and_windows_and_nothing_inte
             "{internal} on the customer page: {page}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_followers_operator_page_shows_the_leader_its_health_view_the_notice_a_drain_a_window_and_events()
+ {
+    let cluster = TestCluster::start_with(TestSpec::default()).await;
+    let leader = cluster.leader().await;
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let admin = cluster.client();
+    switchboard_tests::load::register_relays(&admin, 2, 100).await;
+    let http = cluster.cluster.sites[&follower].report.http_addr.clone();
+    // The follower looks every EVENTS_LOOK_INTERVAL_MS: let it see the
+    // relay active before it is drained.
+    let seen_at = std::time::Instant::now() + Duration::from_secs(10);
+    while !http_get(&http, "/")
+        .await
+        .contains("relay relay-1 registered (active)")
+    {
+        assert!(std::time::Instant::now() < seen_at, "the registration noticed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let notice = "Osaka relays move on Friday";
+    admin
+        .set_notice(&new_request_id(), notice)
+        .await
+        .expect("notice");
+    let start = switchboard_node::unix_ms() + 3_600_000;
+    admin
+        .schedule_maintenance("relay:relay-2", start, start + 3_600_000, "firmware")
+        .await
+        .expect("window");
+    admin
+        .drain_relay("relay-1", 1_000, 0, true)
+        .await
+        .expect("drain");
+
+    let wanted = [
+        format!("leader: <b>site {leader}</b>"),
+        format!("health and lag as leader site {leader} last reported them"),
+        format!("<b>Notice:</b> {notice}"),
+        "relay:relay-2".to_owned(),
+        "firmware".to_owned(),
+        "relay relay-1: active -&gt; ".to_owned(),
+        "name=viewport".to_owned(),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let page = loop {
+        let page = http_get(&http, "/").await;
+        let missing: Vec<&String> = wanted
+            .iter()
+            .filter(|w| !page.contains(w.as_str()))
+            .collect();
+        if missing.is_empty() {
+            break page;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the follower's page lacks {missing:?}: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Health as the leader sees it: every member healthy, none "-".
+    let members = page
+        .split("<table id=members>")
+        .nth(1)
+        .and_then(|rest| rest.split("</table>").next())
+        .expect("a members table");
+    assert_eq!(members.matches("<tr><td>").count(), 3, "{members}");
+    assert_eq!(members.matches("<td>yes</td>").count(), 3, "{members}");
+    let relay_1 = page
+        .split("<tr><td>relay-1</td>")
+        .nth(1)
+        .expect("relay-1's row");
+    assert!(
+        !relay_1.starts_with("<td></td><td>active</td>"),
+        "{relay_1}"
+    );
 }

@@ -23,11 +23,25 @@ async fn sbctl_shows_status_manages_relays_and_fails_clearly() {
     );
     assert_eq!(table.matches(" leader ").count(), 1, "one leader:\n{table}");
 
-    let status = sbctl(&cluster_json, &["status", "--json"]).await;
-    let sites: serde_json::Value =
+    let notice = "relays move on Friday";
+    let set = sbctl(&cluster_json, &["notice", "set", notice]).await;
+    assert!(set.status.success(), "{}", text(&set.stderr));
+    // A site named by --endpoints and by the cluster file is asked once.
+    let named_twice = cluster.api(leader);
+    let status = sbctl(
+        &cluster_json,
+        &["--endpoints", &named_twice, "status", "--json"],
+    )
+    .await;
+    let whole: serde_json::Value =
         serde_json::from_slice(&status.stdout).expect("status --json is JSON");
-    let sites = sites.as_array().expect("an array of sites");
-    assert_eq!(sites.len(), 3);
+    assert_eq!(
+        whole["notice"], notice,
+        "the notice the table prints: {whole}"
+    );
+    assert!(whole["maintenance"].is_array(), "{whole}");
+    let sites = whole["sites"].as_array().expect("an array of sites");
+    assert_eq!(sites.len(), 3, "{whole}");
     assert!(
         sites.iter().all(|s| s["leader_id"] == leader),
         "every site names the same leader: {sites:?}"

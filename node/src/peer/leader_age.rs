@@ -20,6 +20,7 @@ use std::time::Duration;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::type_config::alias::WatchReceiverOf;
 use switchboard_raft_store::TypeConfig;
+use switchboard_raft_store::store::StateReader;
 
 use crate::site::Standing;
 use crate::site::standing_of;
@@ -30,6 +31,15 @@ use tonic::metadata::MetadataValue;
 /// clock, of its last quorum acknowledgement. Absent: the leader has none
 /// yet (just elected).
 pub const QUORUM_ACKED_HEADER: &str = "x-switchboard-quorum-acked-unix-ms";
+/// Metadata key: the index a follower must have applied before the
+/// message makes it fresh as of that acknowledgement: the leader's commit
+/// and applied index when it stamped the message. The message's own
+/// `leader_commit` is not enough: openraft may have built the body before
+/// a write committed and was acknowledged, and the stamp, taken as the
+/// message leaves, then names a later quorum acknowledgement (seen once
+/// under one-way cuts: a follower declared 44 ms of staleness but missed a
+/// detach acknowledged 47 ms before it answered).
+pub const LEADER_INDEX_HEADER: &str = "x-switchboard-leader-index";
 
 type Metrics = WatchReceiverOf<TypeConfig, openraft::RaftMetrics<TypeConfig>>;
 
@@ -38,12 +48,27 @@ type Metrics = WatchReceiverOf<TypeConfig, openraft::RaftMetrics<TypeConfig>>;
 #[derive(Clone, Default)]
 pub struct LeaderAge {
     metrics: Arc<OnceLock<Metrics>>,
+    reader: Arc<OnceLock<StateReader>>,
 }
 
 impl LeaderAge {
-    /// Connects the handle to the started Raft; later calls change nothing.
-    pub fn attach(&self, metrics: Metrics) {
+    /// Connects the handle to the started Raft and this site's applied
+    /// state; later calls change nothing.
+    pub fn attach(&self, metrics: Metrics, reader: StateReader) {
         let _ = self.metrics.set(metrics);
+        let _ = self.reader.set(reader);
+    }
+
+    /// Every write this leader has acknowledged is at or below it: its
+    /// applied state is published before any caller is answered, and its
+    /// commit index is at least that.
+    fn leader_index(&self) -> u64 {
+        let committed = self.metrics.get().map_or(0, |metrics| {
+            let metrics = metrics.borrow_watched();
+            metrics.local_committed.as_ref().map_or(0, |id| id.index)
+        });
+        let applied = self.reader.get().map_or(0, |r| r.load().applied_index());
+        committed.max(applied)
     }
 
     /// Since this site, as leader, last heard from a quorum (zero when it
@@ -63,9 +88,13 @@ impl LeaderAge {
     /// clock `now_unix_ms`, into an outgoing AppendEntries.
     pub fn stamp(&self, metadata: &mut MetadataMap, now_unix_ms: u64) {
         if let Some(age) = self.since_quorum_ack() {
+            // Read after the acknowledgement: it covers every write
+            // acknowledged before it.
+            let index = self.leader_index();
             let age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
             let acked = now_unix_ms.saturating_sub(age_ms);
             metadata.insert(QUORUM_ACKED_HEADER, MetadataValue::from(acked));
+            metadata.insert(LEADER_INDEX_HEADER, MetadataValue::from(index));
         }
     }
 }
@@ -78,6 +107,18 @@ pub fn quorum_ack_age(metadata: &MetadataMap, now_unix_ms: u64) -> Option<Durati
     let value = metadata.get(QUORUM_ACKED_HEADER)?.to_str().ok()?;
     let acked: u64 = value.parse().ok()?;
     Some(Duration::from_millis(now_unix_ms.saturating_sub(acked)))
+}
+
+/// The index an incoming AppendEntries asks the follower to have applied
+/// before it counts as fresh (see `LEADER_INDEX_HEADER`); `None` if absent
+/// or unparsable.
+pub fn leader_index(metadata: &MetadataMap) -> Option<u64> {
+    metadata
+        .get(LEADER_INDEX_HEADER)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -105,6 +146,9 @@ mod tests {
         );
         metadata.insert(QUORUM_ACKED_HEADER, MetadataValue::from_static("soon"));
         assert_eq!(quorum_ack_age(&metadata, 10_000), None);
+        assert_eq!(leader_index(&metadata), None);
+        metadata.insert(LEADER_INDEX_HEADER, MetadataValue::from(42u64));
+        assert_eq!(leader_index(&metadata), Some(42));
         let unattached = LeaderAge::default();
         let mut outgoing = MetadataMap::new();
         unattached.stamp(&mut outgoing, 10_000);

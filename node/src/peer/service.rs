@@ -101,7 +101,13 @@ impl RaftPeer for PeerService {
         self.check(&request)?;
         let rpc: AppendEntriesRequest<TypeConfig> =
             decode("append entries", &request.get_ref().body)?;
-        let leader_commit = rpc.leader_commit.as_ref().map_or(0, |id| id.index);
+        // Fresh once applied up to what the leader had acknowledged when it
+        // stamped the message, which may be past the body's commit index.
+        let leader_commit = rpc
+            .leader_commit
+            .as_ref()
+            .map_or(0, |id| id.index)
+            .max(crate::peer::leader_age::leader_index(request.metadata()).unwrap_or(0));
         let leader_age = quorum_ack_age(request.metadata(), self.site.clock.unix_ms());
         let leader = rpc.vote.leader_id().node_id;
         let response = self

@@ -10,6 +10,7 @@
 //!   signing of node info and tickets.
 
 mod clock;
+pub mod events;
 pub mod freshness;
 mod gates;
 mod leadership;
@@ -110,6 +111,8 @@ pub struct Site {
     /// Monotonic and wall time, for the lease keeper, the scheduler and
     /// the leader's stamp on proposals.
     pub clock: Clock,
+    /// Recent events, for the operator's page.
+    pub events: events::EventRing,
 }
 
 /// The machine's Unix time in milliseconds, for code that has no site

@@ -284,6 +284,28 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         meta: &SnapshotMeta,
         snapshot: SnapshotFile,
     ) -> Result<(), io::Error> {
+        let installed = self.install(meta, snapshot).await;
+        if installed.is_err() {
+            metrics::counter!("switchboard_snapshot_failures_total", "phase" => "install")
+                .increment(1);
+        }
+        installed
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<SnapshotOf<TypeConfig, SnapshotFile>>, io::Error> {
+        Ok(self.snapshots.current()?)
+    }
+}
+
+impl StateMachineStore {
+    /// Installs a snapshot sent by the leader: see `install_snapshot`.
+    async fn install(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotFile,
+    ) -> Result<(), io::Error> {
         let started = std::time::Instant::now();
         let staged = snapshot.path.clone();
         let (file_meta, rows) = tokio::task::spawn_blocking(move || read_snapshot(&snapshot))
@@ -325,12 +347,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         );
         Ok(())
     }
-
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> Result<Option<SnapshotOf<TypeConfig, SnapshotFile>>, io::Error> {
-        Ok(self.snapshots.current()?)
-    }
 }
 
 /// Builds a snapshot from an O(1) copy of the state, off the apply path.
@@ -345,10 +361,15 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, SnapshotFile>, io::Error> {
         let applied = self.applied.clone();
         let snapshots = self.snapshots.clone();
-        let snapshot = tokio::task::spawn_blocking(move || snapshots.build(&applied))
+        let built = tokio::task::spawn_blocking(move || snapshots.build(&applied))
             .await
-            .map_err(io::Error::other)??;
-        Ok(snapshot)
+            .map_err(io::Error::other)
+            .and_then(|built| built.map_err(io::Error::from));
+        if built.is_err() {
+            metrics::counter!("switchboard_snapshot_failures_total", "phase" => "build")
+                .increment(1);
+        }
+        built
     }
 }
 
