@@ -332,7 +332,10 @@ async fn a_followers_operator_page_shows_the_leader_its_health_view_the_notice_a
         .await
         .contains("relay relay-1 registered (active)")
     {
-        assert!(std::time::Instant::now() < seen_at, "the registration noticed");
+        assert!(
+            std::time::Instant::now() < seen_at,
+            "the registration noticed"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let notice = "Osaka relays move on Friday";
