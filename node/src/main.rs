@@ -20,8 +20,32 @@ use tokio::signal::unix::signal;
     about = "Raft-replicated control plane for relay-based remote-access VPN gateways"
 )]
 struct Cli {
+    /// Log lines as text for people or as JSON objects for a log pipeline
+    /// (or set SWITCHBOARD_LOG_FORMAT). The level comes from RUST_LOG
+    /// (default info, openraft warn).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Commands,
+}
+
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+/// The format from the flag, else from SWITCHBOARD_LOG_FORMAT, else human.
+fn log_format(flag: Option<LogFormat>) -> anyhow::Result<LogFormat> {
+    use clap::ValueEnum as _;
+    match (flag, std::env::var("SWITCHBOARD_LOG_FORMAT")) {
+        (Some(format), _) => Ok(format),
+        (None, Ok(text)) => LogFormat::from_str(&text, true).map_err(|_| {
+            anyhow::anyhow!("SWITCHBOARD_LOG_FORMAT={text:?}: expected human or json")
+        }),
+        (None, Err(_)) => Ok(LogFormat::Human),
+    }
 }
 
 #[derive(Subcommand)]
@@ -108,21 +132,24 @@ fn terminated() -> impl std::future::Future<Output = ()> {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.with_ansi(ansi).init(),
+        // One object per line, with the span (and its request id) it ran in.
+        LogFormat::Json => builder.json().with_current_span(true).init(),
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(log_format(cli.log_format)?);
     match cli.command {
         Commands::Serve { config } => {
             let config = SiteConfig::load(&config)?;

@@ -4,11 +4,12 @@
 # (protobuf-compiler, for the gRPC code), iproute2 and nftables (the fault
 # tests' network namespaces and one-way cuts), fuse3 (the power-cut tests'
 # lossy filesystem), faketime (the clock-skew tests), prometheus (its promtool checks the
-# alert rules; the monitoring test runs it against a cluster), and the Rust
+# alert rules; the monitoring test runs it against a cluster), chromium
+# (the status pages' browser test), and the Rust
 # toolchain check.
 set -euo pipefail
 
-packages=(clang libclang-dev protobuf-compiler pkg-config iproute2 nftables fuse3 faketime prometheus)
+packages=(clang libclang-dev protobuf-compiler pkg-config iproute2 nftables fuse3 faketime prometheus chromium)
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

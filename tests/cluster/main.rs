@@ -11,6 +11,7 @@ mod incident;
 mod membership;
 mod observability;
 mod operations;
+mod pages;
 mod partitions;
 mod prometheus;
 mod reads;

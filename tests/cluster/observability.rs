@@ -395,3 +395,43 @@ async fn a_followers_operator_page_shows_the_leader_its_health_view_the_notice_a
         "{relay_1}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sites_asked_for_json_logs_write_one_object_per_line() {
+    let cluster = TestCluster::start_with(TestSpec {
+        log_json: true,
+        ..TestSpec::default()
+    })
+    .await;
+    let leader = cluster.leader().await;
+    let log_path = cluster.cluster.sites[&leader].log_path.clone();
+    // The site logs the leader it noticed, once, at info.
+    let noticed = format!("site {leader} became leader");
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = std::fs::read_to_string(&log_path).expect("log");
+        if log.contains(&noticed) {
+            break log;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{noticed:?} not logged: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(log.matches(&noticed).count(), 1, "{log}");
+    // The ready line on stdout is copied into the log too.
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("switchboard-ready "))
+        .collect();
+    assert!(lines.len() >= 2, "{log}");
+    for line in &lines {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            object["level"].is_string() && object["fields"].is_object(),
+            "{object}"
+        );
+    }
+}

@@ -103,6 +103,8 @@ pub struct TestSpec {
     pub dir: Option<PathBuf>,
     /// What one caller may cost each site.
     pub limits: switchboard_node::Limits,
+    /// Sites log JSON lines instead of text.
+    pub log_json: bool,
 }
 
 impl Default for TestSpec {
@@ -124,6 +126,7 @@ impl Default for TestSpec {
             site_names: Default::default(),
             dir: None,
             limits: switchboard_node::Limits::default(),
+            log_json: false,
         }
     }
 }
@@ -160,6 +163,7 @@ impl TestCluster {
         launch.site_names = spec.site_names;
         launch.limits = spec.limits;
         launch.log_filter = "info,openraft=warn".into();
+        launch.log_json = spec.log_json;
         let cluster = LocalCluster::start(launch)
             .await
             .unwrap_or_else(|e| panic!("starting the cluster: {e}"));

@@ -95,6 +95,8 @@ pub struct LaunchSpec {
     pub cluster_id: String,
     /// `RUST_LOG` for the sites.
     pub log_filter: String,
+    /// Logs as JSON lines (`SWITCHBOARD_LOG_FORMAT=json`) instead of text.
+    pub log_json: bool,
     /// How the first membership is formed.
     pub bootstrap: Bootstrap,
     /// Mutual TLS with a development CA made in `<dir>/certs` (else the
@@ -142,6 +144,7 @@ impl LaunchSpec {
             snapshots: Snapshots::default(),
             cluster_id: format!("dev-{:08x}", rand::random::<u32>()),
             log_filter: "info,openraft=warn".into(),
+            log_json: false,
             bootstrap: Bootstrap::AdminApi,
             tls: true,
             tls_reload_interval_ms: 5_000,
@@ -405,6 +408,10 @@ impl LocalCluster {
             .arg("--config")
             .arg(&site.config_path)
             .env("RUST_LOG", &self.spec.log_filter)
+            .env(
+                "SWITCHBOARD_LOG_FORMAT",
+                if self.spec.log_json { "json" } else { "human" },
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)

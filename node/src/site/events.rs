@@ -118,9 +118,9 @@ struct Ring {
 }
 
 impl EventRing {
-    /// Records what changed since the last look; the first look is the
-    /// baseline and records nothing.
-    pub fn observe(&self, now_unix_ms: u64, watched: Watched) {
+    /// Records what changed since the last look, and answers it; the first
+    /// look is the baseline and records nothing.
+    pub fn observe(&self, now_unix_ms: u64, watched: Watched) -> Vec<String> {
         let mut ring = self.inner.lock();
         let lines = match &ring.last {
             Some(last) => changes(last, &watched),
@@ -131,14 +131,15 @@ impl EventRing {
         if more > 0 {
             texts.push(format!("and {more} more changes"));
         }
-        for text in texts {
+        for text in &texts {
             ring.events.push_front(Event {
                 at_unix_ms: now_unix_ms,
-                text,
+                text: text.clone(),
             });
         }
         ring.events.truncate(EVENTS_KEPT_MAX);
         ring.last = Some(watched);
+        texts
     }
 
     /// The events kept, newest first.
@@ -158,7 +159,11 @@ pub async fn run_event_watcher(site: Arc<Site>, mut stop: watch::Receiver<bool>)
         }
         let leader = site.leader().map(|(id, _)| id);
         let watched = Watched::of(&site.reader.load().state, leader);
-        site.events.observe(site.clock.unix_ms(), watched);
+        // Each site logs what it noticed once: leader changes, relays,
+        // windows, drained sites.
+        for event in site.events.observe(site.clock.unix_ms(), watched) {
+            tracing::info!(site = site.id, %event, "event");
+        }
     }
 }
 
