@@ -20,6 +20,7 @@
 //! - [`dev`]: the launcher that runs sites as separate processes on this
 //!   machine, `switchboard dev` and the simulator; no serving code imports it.
 
+mod cert_expiry;
 mod config;
 mod customer_page;
 mod dev;

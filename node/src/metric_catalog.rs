@@ -71,6 +71,10 @@ fn describe_raft() {
         "On the leader: time from proposing a write to its being applied (a quorum's fsync included)."
     );
     describe_gauge!(
+        "switchboard_clock_offset_from_leader_seconds",
+        "On a follower: its clock less the leader's as the last AppendEntries left (time in flight included)."
+    );
+    describe_gauge!(
         "switchboard_site_staleness_seconds",
         "How far this site's state may be behind the leader's."
     );
@@ -174,6 +178,10 @@ fn describe_edges() {
         "Failed TLS handshakes, by port."
     );
     describe_counter!("switchboard_tls_reloads_total", "Certificate reloads.");
+    describe_gauge!(
+        "switchboard_tls_certificate_expiry_timestamp_seconds",
+        "When this site's own certificate (certificate=\"site\") and the earliest CA it trusts (\"ca\") expire, Unix seconds."
+    );
     describe_counter!(
         "switchboard_tls_reload_failures_total",
         "Certificate reloads that failed (the old certificate stays)."

@@ -1,5 +1,7 @@
-//! Every call on the API port counted and timed by method and gRPC status,
-//! in one tower layer in front of the router, not in each handler.
+//! What every call on a gRPC port gets on its way in, in one tower layer in
+//! front of the router, not in each handler: a tracing span with its method
+//! and request id (the caller's `x-request-id` if it sent a short printable
+//! one, else a fresh one), and a count and a time by method and status.
 //!
 //! - `switchboard_api_requests_total{method, code}`
 //! - `switchboard_api_request_duration_seconds{method, code}`: until the
@@ -24,6 +26,7 @@ use prost::Message as _;
 use tonic::Code;
 use tower::Layer;
 use tower::Service;
+use tracing::Instrument as _;
 
 /// The layer: wrap a router's services in [`RequestMetrics`].
 #[derive(Clone, Debug)]
@@ -105,8 +108,13 @@ where
         } else {
             UNKNOWN_METHOD.to_owned()
         };
+        let request_id = request_id_of(request.headers());
+        let span = tracing::info_span!("request", method = %method, request_id = %request_id);
         let started = Instant::now();
-        let answered = self.inner.call(request);
+        let answered = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
         Box::pin(async move {
             let result = answered.await;
             let code = match &result {
@@ -119,8 +127,26 @@ where
             metrics::histogram!("switchboard_api_request_duration_seconds", "method" => method, "code" => code)
                 .record(started.elapsed().as_secs_f64());
             result
-        })
+        }.instrument(span))
     }
+}
+
+/// The header a caller may name its request by, for matching its logs.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Longest request id taken from a caller.
+const REQUEST_ID_BYTES_MAX: usize = 64;
+
+/// The caller's request id if short and printable, else a fresh one.
+fn request_id_of(headers: &http::HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= REQUEST_ID_BYTES_MAX
+                && id.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_owned)
 }
 
 /// The label of every path the port does not serve.
@@ -169,6 +195,22 @@ mod tests {
         headers.insert("grpc-status", http::HeaderValue::from_static("5"));
         assert_eq!(code_of(&headers), Code::NotFound);
         assert_eq!(code_name(code_of(&headers)), "NOT_FOUND");
+    }
+
+    #[test]
+    fn a_callers_request_id_is_kept_only_if_short_and_printable() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(request_id_of(&headers).len(), 16, "a fresh one");
+        headers.insert(REQUEST_ID_HEADER, http::HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id_of(&headers), "abc-123");
+        let long = "x".repeat(REQUEST_ID_BYTES_MAX + 1);
+        headers.insert(
+            REQUEST_ID_HEADER,
+            http::HeaderValue::from_str(&long).unwrap(),
+        );
+        assert_ne!(request_id_of(&headers), long);
+        headers.insert(REQUEST_ID_HEADER, http::HeaderValue::from_static("a b"));
+        assert_ne!(request_id_of(&headers), "a b");
     }
 
     #[test]

@@ -448,6 +448,7 @@ impl Security {
             key: tls.key_file.clone(),
         };
         let material = files.load().map_err(|e| NodeError::Config(e.to_string()))?;
+        crate::cert_expiry::record(&material);
         // The certificate must name this very site.
         let probe = Authenticator::tls(
             &config.cluster_id,
@@ -544,6 +545,7 @@ impl Security {
                 raft_server.reload(material)?;
                 api_server.reload(material)?;
                 peers.reload_tls(material.clone());
+                crate::cert_expiry::record(material);
                 Ok(())
             },
         ))

@@ -10,7 +10,9 @@ use switchboard_api::sites_name;
 use switchboard_proto::v1 as pb;
 use switchboard_tests::TestCluster;
 use switchboard_tests::TestSpec;
+use switchboard_tests::announce;
 use switchboard_tests::http_get;
+use switchboard_tests::page_showing;
 use switchboard_tests::wait_until;
 use tonic::transport::Certificate;
 use tonic::transport::ClientTlsConfig;
@@ -226,6 +228,34 @@ async fn every_api_call_is_counted_and_timed_by_method_and_code() {
         "the invented method counted as unknown:\n{page}"
     );
     assert!(!page.contains("Invented"), "no label a caller chose");
+    // The site's certificate and its CA expire in the future, by the gauge.
+    let now_s = switchboard_node::unix_ms() as f64 / 1000.0;
+    for certificate in ["site", "ca"] {
+        let expiry = sample(
+            &page,
+            "switchboard_tls_certificate_expiry_timestamp_seconds",
+            &format!("certificate=\"{certificate}\""),
+        );
+        assert!(
+            expiry.is_some_and(|at| at > now_s + 86_400.0),
+            "{certificate} expiry {expiry:?}:\n{page}"
+        );
+    }
+    // A follower's clock against the leader's, on one machine: near 0.
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let follower_page = http_get(
+        &cluster.cluster.sites[&follower].report.http_addr,
+        "/metrics",
+    )
+    .await;
+    let offset = follower_page
+        .lines()
+        .find_map(|l| l.strip_prefix("switchboard_clock_offset_from_leader_seconds "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(
+        offset.is_some_and(|o| o.abs() < 0.1),
+        "clock offset {offset:?}:\n{follower_page}"
+    );
     // Every family has help text and a type.
     let families: std::collections::BTreeSet<&str> = page
         .lines()
@@ -271,29 +301,17 @@ async fn a_followers_customer_page_shows_the_notice_and_windows_and_nothing_inte
         .await
         .expect("relay");
     let notice = "Relays in Osaka move on Friday <b>22:00</b>";
-    admin
-        .set_notice(&new_request_id(), notice)
-        .await
-        .expect("notice");
-    let start = switchboard_node::unix_ms() + 3_600_000;
-    admin
-        .schedule_maintenance("relay:relay-1", start, start + 3_600_000, "new firmware")
-        .await
-        .expect("window");
-
+    let hour_ms = 3_600_000;
+    announce(
+        &admin,
+        notice,
+        "relay:relay-1",
+        (hour_ms, hour_ms),
+        "new firmware",
+    )
+    .await;
     let http = cluster.cluster.sites[&follower].report.http_addr.clone();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let page = loop {
-        let page = http_get(&http, "/status").await;
-        if page.contains("new firmware") {
-            break page;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the follower never showed the window: {page}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let page = page_showing(&http, "/status", &["new firmware"], Duration::from_secs(10)).await;
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("All systems operational"), "{page}");
     assert!(
@@ -327,27 +345,18 @@ async fn a_followers_operator_page_shows_the_leader_its_health_view_the_notice_a
     let http = cluster.cluster.sites[&follower].report.http_addr.clone();
     // The follower looks every EVENTS_LOOK_INTERVAL_MS: let it see the
     // relay active before it is drained.
-    let seen_at = std::time::Instant::now() + Duration::from_secs(10);
-    while !http_get(&http, "/")
-        .await
-        .contains("relay relay-1 registered (active)")
-    {
-        assert!(
-            std::time::Instant::now() < seen_at,
-            "the registration noticed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let registered = "relay relay-1 registered (active)";
+    page_showing(&http, "/", &[registered], Duration::from_secs(10)).await;
     let notice = "Osaka relays move on Friday";
-    admin
-        .set_notice(&new_request_id(), notice)
-        .await
-        .expect("notice");
-    let start = switchboard_node::unix_ms() + 3_600_000;
-    admin
-        .schedule_maintenance("relay:relay-2", start, start + 3_600_000, "firmware")
-        .await
-        .expect("window");
+    let hour_ms = 3_600_000;
+    announce(
+        &admin,
+        notice,
+        "relay:relay-2",
+        (hour_ms, hour_ms),
+        "firmware",
+    )
+    .await;
     admin
         .drain_relay("relay-1", 1_000, 0, true)
         .await
@@ -362,22 +371,8 @@ async fn a_followers_operator_page_shows_the_leader_its_health_view_the_notice_a
         "relay relay-1: active -&gt; ".to_owned(),
         "name=viewport".to_owned(),
     ];
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let page = loop {
-        let page = http_get(&http, "/").await;
-        let missing: Vec<&String> = wanted
-            .iter()
-            .filter(|w| !page.contains(w.as_str()))
-            .collect();
-        if missing.is_empty() {
-            break page;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the follower's page lacks {missing:?}: {page}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let page = page_showing(&http, "/", &wanted, Duration::from_secs(15)).await;
     // Health as the leader sees it: every member healthy, none "-".
     let members = page
         .split("<table id=members>")
@@ -420,6 +415,42 @@ async fn sites_asked_for_json_logs_write_one_object_per_line() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(log.matches(&noticed).count(), 1, "{log}");
+    // An admin action: logged once, at info, with who and what, by the
+    // site that took the call.
+    let admin = cluster.site_client(leader);
+    admin
+        .set_notice(&new_request_id(), "logged notice")
+        .await
+        .expect("notice");
+    let done = "\"what\":\"set the notice\"";
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = std::fs::read_to_string(&log_path).expect("log");
+        if log.contains(done) {
+            break log;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{done} not logged: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let line = log.lines().find(|l| l.contains(done)).expect("the line");
+    let object: serde_json::Value = serde_json::from_str(line).expect("JSON");
+    assert_eq!(object["level"], "INFO", "{object}");
+    assert!(
+        object["fields"]["who"]
+            .as_str()
+            .is_some_and(|w| w.contains("admin")),
+        "{object}"
+    );
+    assert_eq!(log.matches(done).count(), 1, "{log}");
+    // Inside the call's span: its method and a request id.
+    assert_eq!(
+        object["span"]["method"], "/switchboard.v1.AdminService/SetNotice",
+        "{object}"
+    );
+    assert!(object["span"]["request_id"].is_string(), "{object}");
     // The ready line on stdout is copied into the log too.
     let lines: Vec<&str> = log
         .lines()

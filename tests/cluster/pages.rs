@@ -11,7 +11,8 @@ use std::time::Duration;
 use switchboard_api::new_request_id;
 use switchboard_tests::TestCluster;
 use switchboard_tests::TestSpec;
-use switchboard_tests::http_get;
+use switchboard_tests::announce;
+use switchboard_tests::page_showing;
 
 /// (name, width, height) of each screenshot: a phone, a desktop.
 const VIEWPORTS: [(&str, u32, u32); 2] = [("phone", 390, 844), ("desktop", 1280, 900)];
@@ -116,31 +117,15 @@ async fn a_followers_pages_render_in_a_browser_at_phone_and_desktop_width() {
             .expect("attach");
     }
     let notice = "Relays in Osaka move to the new hall on Friday, 22:00 UTC";
-    admin
-        .set_notice(&new_request_id(), notice)
-        .await
-        .expect("notice");
-    let start = switchboard_node::unix_ms() + 86_400_000;
-    admin
-        .schedule_maintenance(
-            "relay:relay-3",
-            start,
-            start + 7_200_000,
-            "firmware upgrade",
-        )
-        .await
-        .expect("window");
+    let window = (86_400_000, 7_200_000);
+    announce(&admin, notice, "relay:relay-3", window, "firmware upgrade").await;
     admin
         .drain_relay("relay-1", 1_000, 0, true)
         .await
         .expect("drain");
     let http = cluster.cluster.sites[&follower].report.http_addr.clone();
     // The follower has applied all of it before the browser looks.
-    let until = std::time::Instant::now() + Duration::from_secs(15);
-    while !http_get(&http, "/").await.contains("firmware upgrade") {
-        assert!(std::time::Instant::now() < until, "the follower caught up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    page_showing(&http, "/", &["firmware upgrade"], Duration::from_secs(15)).await;
 
     let profile = tempfile::tempdir().expect("browser profile");
     let dir = screenshot_dir();

@@ -459,6 +459,45 @@ pub async fn http_get(addr: &str, path: &str) -> String {
     response
 }
 
+/// GETs `path` from a site's HTTP plane until the answer shows every one of
+/// `wanted`, within `within`; that answer. Fails naming what is missing.
+pub async fn page_showing(addr: &str, path: &str, wanted: &[&str], within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let page = http_get(addr, path).await;
+        let missing: Vec<&&str> = wanted.iter().filter(|w| !page.contains(**w)).collect();
+        if missing.is_empty() {
+            return page;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{addr}{path} lacks {missing:?} after {within:?}: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sets the service `notice` and schedules a maintenance window of
+/// `target` (`relay:ID` or `site:ID`) starting `in_ms` from now for
+/// `length_ms`, as an operator announcing work would.
+pub async fn announce(
+    admin: &ClusterClient,
+    notice: &str,
+    target: &str,
+    (in_ms, length_ms): (u64, u64),
+    reason: &str,
+) {
+    admin
+        .set_notice(&switchboard_api::new_request_id(), notice)
+        .await
+        .expect("notice");
+    let start = switchboard_node::unix_ms() + in_ms;
+    admin
+        .schedule_maintenance(target, start, start + length_ms, reason)
+        .await
+        .expect("window");
+}
+
 /// Waits until the cluster has a signing key (within 20 s), and returns
 /// its node info.
 pub async fn signed_node_info(client: &ClusterClient) -> pb::SignedNodeInfo {

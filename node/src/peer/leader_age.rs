@@ -40,6 +40,10 @@ pub const QUORUM_ACKED_HEADER: &str = "x-switchboard-quorum-acked-unix-ms";
 /// under one-way cuts: a follower declared 44 ms of staleness but missed a
 /// detach acknowledged 47 ms before it answered).
 pub const LEADER_INDEX_HEADER: &str = "x-switchboard-leader-index";
+/// Metadata key: the sending leader's clock, Unix milliseconds, as the
+/// message left: a follower's clock offset from the leader is at most the
+/// difference on arrival less the time in flight (for the offset alert).
+pub const SENT_AT_HEADER: &str = "x-switchboard-sent-unix-ms";
 
 type Metrics = WatchReceiverOf<TypeConfig, openraft::RaftMetrics<TypeConfig>>;
 
@@ -87,6 +91,7 @@ impl LeaderAge {
     /// Puts the time of the last quorum acknowledgement, on this site's
     /// clock `now_unix_ms`, into an outgoing AppendEntries.
     pub fn stamp(&self, metadata: &mut MetadataMap, now_unix_ms: u64) {
+        metadata.insert(SENT_AT_HEADER, MetadataValue::from(now_unix_ms));
         if let Some(age) = self.since_quorum_ack() {
             // Read after the acknowledgement: it covers every write
             // acknowledged before it.
@@ -107,6 +112,14 @@ pub fn quorum_ack_age(metadata: &MetadataMap, now_unix_ms: u64) -> Option<Durati
     let value = metadata.get(QUORUM_ACKED_HEADER)?.to_str().ok()?;
     let acked: u64 = value.parse().ok()?;
     Some(Duration::from_millis(now_unix_ms.saturating_sub(acked)))
+}
+
+/// This site's clock less the sender's as the message left, in ms
+/// (positive: this clock is ahead, or the message was in flight that
+/// long); `None` without a parsable stamp.
+pub fn clock_offset_ms(metadata: &MetadataMap, now_unix_ms: u64) -> Option<i64> {
+    let sent: u64 = metadata.get(SENT_AT_HEADER)?.to_str().ok()?.parse().ok()?;
+    Some(i64::try_from(now_unix_ms).ok()? - i64::try_from(sent).ok()?)
 }
 
 /// The index an incoming AppendEntries asks the follower to have applied
@@ -152,6 +165,12 @@ mod tests {
         let unattached = LeaderAge::default();
         let mut outgoing = MetadataMap::new();
         unattached.stamp(&mut outgoing, 10_000);
-        assert!(outgoing.is_empty(), "no Raft yet: no time claimed");
+        assert!(
+            outgoing.get(QUORUM_ACKED_HEADER).is_none(),
+            "no Raft yet: no acknowledgement claimed"
+        );
+        assert_eq!(clock_offset_ms(&outgoing, 10_250), Some(250));
+        assert_eq!(clock_offset_ms(&outgoing, 9_900), Some(-100));
+        assert_eq!(clock_offset_ms(&MetadataMap::new(), 9_900), None);
     }
 }

@@ -108,7 +108,14 @@ impl RaftPeer for PeerService {
             .as_ref()
             .map_or(0, |id| id.index)
             .max(crate::peer::leader_age::leader_index(request.metadata()).unwrap_or(0));
-        let leader_age = quorum_ack_age(request.metadata(), self.site.clock.unix_ms());
+        let now_unix_ms = self.site.clock.unix_ms();
+        let leader_age = quorum_ack_age(request.metadata(), now_unix_ms);
+        if let Some(offset) =
+            crate::peer::leader_age::clock_offset_ms(request.metadata(), now_unix_ms)
+        {
+            metrics::gauge!("switchboard_clock_offset_from_leader_seconds")
+                .set(offset as f64 / 1000.0);
+        }
         let leader = rpc.vote.leader_id().node_id;
         let response = self
             .site

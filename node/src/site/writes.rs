@@ -10,6 +10,7 @@ use openraft::errors::RaftError;
 use switchboard_api::ApiError;
 use switchboard_proto::v1::ForwardWriteRequest;
 use switchboard_raft_store::Actor;
+use switchboard_raft_store::ActorKind;
 use switchboard_raft_store::Applied;
 use switchboard_raft_store::Proposal;
 use switchboard_raft_store::Reply;
@@ -51,7 +52,20 @@ impl Site {
         request: Request<A>,
     ) -> Result<Applied<A>, ApiError> {
         let proposal = Proposal::new(request_id, actor, request.into_command());
-        answered(self.propose(proposal).await?)
+        // Every admin action once, at info, with who and what, on the site
+        // that took the call (a forwarded write is not logged again).
+        let admin = (proposal.actor.kind == ActorKind::Admin)
+            .then(|| (proposal.actor.to_string(), proposal.command.describe()));
+        let answer = self.propose(proposal).await.and_then(answered);
+        if let Some((who, what)) = admin {
+            match &answer {
+                Ok(_) => tracing::info!(site = self.id, %who, %what, "admin action done"),
+                Err(error) => {
+                    tracing::info!(site = self.id, %who, %what, %error, "admin action refused")
+                }
+            }
+        }
+        answer
     }
 
     /// Proposes a typed request on this site as the leader (the lease keeper
