@@ -394,8 +394,14 @@ const LEADER_VIEW_BYTES_MAX: u64 = 1024 * 1024;
 /// A follower's copy of the leader's view of the members.
 #[derive(Default)]
 pub struct LeaderView {
-    cached: Mutex<Option<(Instant, u64, Vec<MemberView>)>>,
+    /// When the last fetch began, from which leader, and what it brought
+    /// (`None`: no answer). Failures are kept too, so a dead leader costs
+    /// one connection attempt a second, not one per page load.
+    cached: Mutex<Option<Fetch>>,
 }
+
+/// One fetch: when it began, from which leader, the members it brought.
+type Fetch = (Instant, u64, Option<Vec<MemberView>>);
 
 impl LeaderView {
     /// Replaces `view`'s member health and lag with the leader's, when this
@@ -404,20 +410,22 @@ impl LeaderView {
         let Some(leader) = view.leader_id.filter(|id| *id != view.site_id) else {
             return;
         };
-        let fresh = self
-            .cached
-            .lock()
-            .clone()
-            .filter(|(at, id, _)| *id == leader && at.elapsed() < LEADER_VIEW_MAX_AGE);
-        let members = match fresh {
-            Some((_, _, members)) => Some(members),
-            None => match leader_http {
-                Some(addr) => fetch_members(addr, leader).await,
-                None => None,
-            },
+        let members = match self.fresh(leader) {
+            Some(members) => members,
+            None => {
+                // Marked before the fetch: page loads meanwhile use what
+                // was there and do not fetch too.
+                let began = Instant::now();
+                self.keep(began, leader, None, true);
+                let fetched = match leader_http {
+                    Some(addr) => fetch_members(addr, leader).await,
+                    None => None,
+                };
+                self.keep(began, leader, fetched.clone(), false);
+                fetched
+            }
         };
         let Some(members) = members else { return };
-        *self.cached.lock() = Some((Instant::now(), leader, members.clone()));
         for member in &mut view.members {
             if let Some(seen) = members.iter().find(|m| m.site_id == member.site_id) {
                 member.healthy = seen.healthy;
@@ -425,6 +433,27 @@ impl LeaderView {
             }
         }
         view.health_from = Some(leader);
+    }
+
+    /// What the last fetch from `leader` brought, if it began within
+    /// `LEADER_VIEW_MAX_AGE`.
+    fn fresh(&self, leader: u64) -> Option<Option<Vec<MemberView>>> {
+        self.cached
+            .lock()
+            .as_ref()
+            .filter(|(began, id, _)| *id == leader && began.elapsed() < LEADER_VIEW_MAX_AGE)
+            .map(|(_, _, members)| members.clone())
+    }
+
+    /// Records a fetch from `leader` begun at `began`; `marking`: it has
+    /// only begun, so the members already held (from that leader) stay.
+    fn keep(&self, began: Instant, leader: u64, members: Option<Vec<MemberView>>, marking: bool) {
+        let mut cached = self.cached.lock();
+        let held = cached
+            .take()
+            .filter(|(_, id, _)| marking && *id == leader)
+            .and_then(|(_, _, members)| members);
+        *cached = Some((began, leader, members.or(held)));
     }
 }
 
@@ -459,6 +488,82 @@ async fn fetch_members(addr: &str, leader: u64) -> Option<Vec<MemberView>> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn view(site_id: u64, leader: u64, healthy: Option<bool>) -> StatusView {
+        serde_json::from_value(serde_json::json!({
+            "site_id": site_id, "name": "s", "cluster_id": "c", "role": "r",
+            "leader_id": leader, "leader_unheard_ms": null, "term": 1,
+            "last_log_index": 1, "commit_index": 1, "applied_index": 1,
+            "snapshot_index": 0, "staleness_ms": 0,
+            "members": [{"site_id": 2, "name": "s2", "voter": true, "api_addr": "a",
+                         "http_addr": "h", "lag": 0, "healthy": healthy,
+                         "draining": false, "labels": {}}],
+            "relays_by_state": {}, "relays": [], "route_count": 0, "maintenance": [],
+            "notice": "", "events": [], "health_from": Some(leader).filter(|_| site_id == leader),
+        }))
+        .expect("a view")
+    }
+
+    /// A leader's HTTP plane that answers `/status.json` and counts asks.
+    async fn leader_plane(
+        answers: bool,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::Ordering;
+        use tokio::io::AsyncReadExt;
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = asked.clone();
+        let body = serde_json::to_string(&view(1, 1, Some(true))).unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut request = [0u8; 1024];
+                let _ = stream.read(&mut request).await;
+                if answers {
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                }
+            }
+        });
+        (addr, asked)
+    }
+
+    #[tokio::test]
+    async fn a_follower_takes_the_leaders_health_and_asks_at_most_once_a_second() {
+        use std::sync::atomic::Ordering;
+        let (addr, asked) = leader_plane(true).await;
+        let cache = LeaderView::default();
+        for _ in 0..5 {
+            let mut follower = view(3, 1, None);
+            cache.fill(&mut follower, Some(&addr)).await;
+            assert_eq!(follower.members[0].healthy, Some(true), "the leader's view");
+            assert_eq!(follower.health_from, Some(1));
+        }
+        assert_eq!(asked.load(Ordering::SeqCst), 1, "one ask for five pages");
+
+        // A leader that never answers: asked once, then not again within
+        // the second, and the page keeps its own "-".
+        let (silent, asked) = leader_plane(false).await;
+        let cache = LeaderView::default();
+        for _ in 0..3 {
+            let mut follower = view(3, 1, None);
+            cache.fill(&mut follower, Some(&silent)).await;
+            assert_eq!(follower.members[0].healthy, None);
+            assert_eq!(follower.health_from, None);
+        }
+        assert_eq!(
+            asked.load(Ordering::SeqCst),
+            1,
+            "a failure is remembered too"
+        );
+    }
+
     #[test]
     fn status_page_text_is_escaped_including_single_quotes() {
         assert_eq!(
