@@ -38,6 +38,8 @@ pub struct HttpState {
     pub timing: Timing,
     /// On a follower: the leader's view of the members, cached.
     pub leader_view: Arc<LeaderView>,
+    /// The site's data directory, whose database size `/metrics` reports.
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Buckets of every `_seconds` histogram: 100 us (a local read) to 10 s (a
@@ -61,6 +63,22 @@ const SIZE_BUCKETS_BYTES: &[f64] = &[
     268_435_456.0,
     1_073_741_824.0,
 ];
+/// Buckets of the apply time of one command: 1 us to 10 ms, below the
+/// latency buckets, because applying is a pure in-memory step.
+const APPLY_BUCKETS_SECONDS: &[f64] = &[
+    0.000_001,
+    0.000_002_5,
+    0.000_005,
+    0.000_01,
+    0.000_025,
+    0.000_05,
+    0.000_1,
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.002_5,
+    0.01,
+];
 /// Buckets of histograms of counts (jobs per group commit, heartbeats per
 /// batch): 1 to 4,096 by powers of two.
 const COUNT_BUCKETS: &[f64] = &[
@@ -76,6 +94,12 @@ pub fn prometheus() -> PrometheusHandle {
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS_SECONDS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Suffix("_bytes".into()), SIZE_BUCKETS_BYTES)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("switchboard_state_apply_duration_seconds".into()),
+                        APPLY_BUCKETS_SECONDS,
+                    )
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(
@@ -217,6 +241,8 @@ async fn customer_page(State(state): State<HttpState>) -> Response {
 
 async fn metrics(State(state): State<HttpState>) -> Response {
     record_raft_gauges(&state.site);
+    record_relay_gauges(&state.site);
+    record_disk_gauges(&state.data_dir);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.prometheus.render(),
@@ -237,6 +263,21 @@ fn record_raft_gauges(site: &Site) {
         .set(metrics.local_committed.as_ref().map_or(0, |id| id.index) as f64);
     metrics::gauge!("switchboard_raft_has_leader")
         .set(f64::from(u8::from(metrics.current_leader.is_some())));
+    if metrics.replication.is_none() {
+        // Not the leader: it measures no follower, and a gauge left from
+        // an earlier leadership would read as a lag that is not there.
+        for id in metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+        {
+            let site = id.to_string();
+            metrics::gauge!("switchboard_raft_follower_lag_entries", "site" => site.clone())
+                .set(0.0);
+            metrics::gauge!("switchboard_raft_follower_lag_seconds", "site" => site).set(0.0);
+        }
+    }
     if let Some(replication) = &metrics.replication {
         let last = metrics.last_log_index.unwrap_or(0);
         for (id, matched) in replication {
@@ -245,8 +286,19 @@ fn record_raft_gauges(site: &Site) {
                 .set(lag as f64);
         }
     }
+    if let Some(acked) = &metrics.heartbeat {
+        use openraft::Instant as _;
+        for (id, at) in acked.iter().filter(|(id, _)| **id != site.id) {
+            // Never acknowledged since this site took the lead: as old as
+            // the leadership, which the leader lease bounds from below.
+            let lag = at
+                .as_ref()
+                .map_or(f64::INFINITY, |at| at.elapsed().as_secs_f64());
+            metrics::gauge!("switchboard_raft_follower_lag_seconds", "site" => id.to_string())
+                .set(lag);
+        }
+    }
     drop(metrics);
-    record_relay_gauges(site);
     if let Some(staleness) = site.staleness_ms() {
         metrics::gauge!("switchboard_site_staleness_seconds").set(staleness as f64 / 1000.0);
     }
@@ -267,9 +319,12 @@ fn record_relay_gauges(site: &Site) {
     .into_iter()
     .map(|state| (state.as_str(), 0))
     .collect();
-    let (mut routes, mut capacity) = (0u64, 0u64);
+    let (mut routes, mut capacity, mut draining) = (0u64, 0u64, 0u64);
     for relay in applied.state.relays() {
         *by_state.entry(relay.state().as_str()).or_insert(0) += 1;
+        if relay.state() == RelayState::Draining {
+            draining += u64::from(relay.route_count);
+        }
         if relay.state() == RelayState::Active {
             routes += u64::from(relay.route_count);
             capacity += u64::from(relay.capacity);
@@ -280,6 +335,14 @@ fn record_relay_gauges(site: &Site) {
     }
     metrics::gauge!("switchboard_relay_active_routes").set(routes as f64);
     metrics::gauge!("switchboard_relay_active_capacity_hosts").set(capacity as f64);
+    metrics::gauge!("switchboard_drain_hosts_remaining").set(draining as f64);
+}
+
+/// The database's write-ahead log and sorted tables on disk.
+fn record_disk_gauges(data_dir: &std::path::Path) {
+    let usage = switchboard_raft_store::store::disk_usage(data_dir);
+    metrics::gauge!("switchboard_storage_wal_bytes").set(usage.wal_bytes as f64);
+    metrics::gauge!("switchboard_storage_sst_bytes").set(usage.sst_bytes as f64);
 }
 
 async fn healthz(State(state): State<HttpState>) -> Response {

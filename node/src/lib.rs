@@ -31,6 +31,7 @@ mod leases;
 mod metric_catalog;
 mod operator_page;
 mod peer;
+mod raft_counters;
 mod recover;
 mod request_metrics;
 mod scheduler;

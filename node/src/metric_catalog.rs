@@ -65,6 +65,18 @@ fn describe_raft() {
         "switchboard_raft_follower_lag_entries",
         "On the leader: entries each member is behind, by site."
     );
+    describe_gauge!(
+        "switchboard_raft_follower_lag_seconds",
+        "On the leader: seconds since each member last acknowledged a heartbeat or entries, by site (+Inf: not since this leadership began)."
+    );
+    describe_counter!(
+        "switchboard_raft_leader_changes_total",
+        "Leaders this site saw take a new term."
+    );
+    describe_counter!(
+        "switchboard_raft_elections_total",
+        "Elections this site started (times it became a candidate)."
+    );
     describe_histogram!(
         "switchboard_raft_proposal_duration_seconds",
         Unit::Seconds,
@@ -85,6 +97,15 @@ fn describe_raft() {
     describe_counter!(
         "switchboard_state_commands_applied_total",
         "Commands applied to the state, by command."
+    );
+    describe_histogram!(
+        "switchboard_state_apply_duration_seconds",
+        Unit::Seconds,
+        "Time to apply one command to the state in memory, by command."
+    );
+    describe_counter!(
+        "switchboard_resolves_total",
+        "Resolves answered by this site, by consistency and outcome (a gRPC code: OK, NOT_FOUND for no route, FAILED_PRECONDITION too stale, UNAVAILABLE)."
     );
 }
 
@@ -117,6 +138,21 @@ fn describe_storage() {
         Unit::Bytes,
         "Size of the last snapshot built."
     );
+    describe_histogram!(
+        "switchboard_snapshot_install_seconds",
+        Unit::Seconds,
+        "Time to install a snapshot sent by the leader."
+    );
+    describe_gauge!(
+        "switchboard_storage_wal_bytes",
+        Unit::Bytes,
+        "Bytes in RocksDB's write-ahead log files."
+    );
+    describe_gauge!(
+        "switchboard_storage_sst_bytes",
+        Unit::Bytes,
+        "Bytes in RocksDB's sorted table files."
+    );
     describe_counter!(
         "switchboard_snapshot_failures_total",
         "Snapshots that failed to build or install, by phase."
@@ -126,6 +162,10 @@ fn describe_storage() {
 fn describe_relays() {
     describe_gauge!("switchboard_relays", "Relays by state.");
     describe_gauge!("switchboard_state_routes", "Routes in the state.");
+    describe_gauge!(
+        "switchboard_drain_hosts_remaining",
+        "Hosts still routed to draining relays: a drain's progress toward zero."
+    );
     describe_gauge!(
         "switchboard_relay_active_routes",
         "Routes on active relays."

@@ -78,6 +78,10 @@ pub struct MemberView {
     pub lag: Option<u64>,
     /// Acknowledged the leader recently (leader's view only).
     pub healthy: Option<bool>,
+    /// Milliseconds since it last acknowledged the leader: the lag in time
+    /// (leader's view only).
+    #[serde(default)]
+    pub ack_age_ms: Option<u64>,
     /// Out of client service.
     pub draining: bool,
     /// Failure-domain labels.
@@ -123,6 +127,7 @@ pub fn status_view(site: &Site) -> StatusView {
                 .matched_index
                 .map(|matched| last_log.saturating_sub(matched)),
             healthy: member.healthy,
+            ack_age_ms: member.ack_age_ms,
             draining: member.draining,
             labels: member.node.labels,
         })
@@ -265,7 +270,7 @@ fn members(html: &mut String, view: &StatusView) {
     };
     let _ = write!(
         html,
-        "<h2>Members</h2><p><small>{seen_by}</small></p><div class=scroll><table id=members><tr><th>site</th><th>name</th><th>role</th><th>healthy</th><th>lag</th><th>service</th><th>labels</th><th>api</th><th>status page</th></tr>"
+        "<h2>Members</h2><p><small>{seen_by}</small></p><div class=scroll><table id=members><tr><th>site</th><th>name</th><th>role</th><th>healthy</th><th>lag</th><th>acked</th><th>service</th><th>labels</th><th>api</th><th>status page</th></tr>"
     );
     for member in &view.members {
         let role = match (Some(member.site_id) == view.leader_id, member.voter) {
@@ -280,7 +285,7 @@ fn members(html: &mut String, view: &StatusView) {
             .collect();
         let _ = write!(
             html,
-            "<tr><td>{}</td><td>{}</td><td>{role}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"http://{http}/\">{http}</a></td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{role}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"http://{http}/\">{http}</a></td></tr>",
             member.site_id,
             escape(&member.name),
             match member.healthy {
@@ -291,6 +296,9 @@ fn members(html: &mut String, view: &StatusView) {
             member
                 .lag
                 .map_or_else(|| "-".to_owned(), |lag| lag.to_string()),
+            member
+                .ack_age_ms
+                .map_or_else(|| "-".to_owned(), |age| format!("{age} ms ago")),
             if member.draining {
                 "drained"
             } else {
@@ -430,6 +438,7 @@ impl LeaderView {
             if let Some(seen) = members.iter().find(|m| m.site_id == member.site_id) {
                 member.healthy = seen.healthy;
                 member.lag = seen.lag;
+                member.ack_age_ms = seen.ack_age_ms;
             }
         }
         view.health_from = Some(leader);

@@ -165,6 +165,10 @@ pub async fn serve(
             site.clone(),
             stop_signal.clone(),
         )),
+        tokio::spawn(crate::raft_counters::run_raft_counters(
+            site.clone(),
+            stop_signal.clone(),
+        )),
         tokio::spawn(crate::health::run_health_reporter(
             site.clone(),
             health_reporter,
@@ -177,6 +181,7 @@ pub async fn serve(
         prometheus,
         timing: config.timing.clone(),
         leader_view: Default::default(),
+        data_dir: config.data_dir.clone(),
     };
     let http_task = tokio::spawn(http::serve(
         http_listener,

@@ -133,9 +133,13 @@ async fn grpc_health_follows_readiness_and_reflection_lists_the_api() {
 }
 
 /// The value of the sample `name{labels}` in a Prometheus text page, where
-/// `labels` is the exact label set as the exporter prints it.
+/// `labels` is the exact label set as the exporter prints it ("" for none).
 fn sample(page: &str, name: &str, labels: &str) -> Option<f64> {
-    let prefix = format!("{name}{{{labels}}} ");
+    let prefix = if labels.is_empty() {
+        format!("{name} ")
+    } else {
+        format!("{name}{{{labels}}} ")
+    };
     page.lines()
         .find_map(|line| line.strip_prefix(&prefix))
         .and_then(|value| value.trim().parse().ok())
@@ -153,6 +157,8 @@ fn the_sample_reader_finds_only_the_exact_series() {
         None
     );
     assert_eq!(sample(page, "a_total", "method=\"/x.Y/Z\""), None);
+    assert_eq!(sample(page, "a_total", ""), None, "labelled only");
+    assert_eq!(sample("a_total 7\na_total_x 2\n", "a_total", ""), Some(7.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -228,6 +234,54 @@ async fn every_api_call_is_counted_and_timed_by_method_and_code() {
         "the invented method counted as unknown:\n{page}"
     );
     assert!(!page.contains("Invented"), "no label a caller chose");
+    assert!(
+        sample(
+            &page,
+            "switchboard_resolves_total",
+            "consistency=\"local\",outcome=\"NOT_FOUND\""
+        )
+        .is_some_and(|n| n >= 1.0),
+        "the resolve of an unknown host counted by consistency and outcome:\n{page}"
+    );
+    assert!(
+        sample(
+            &page,
+            "switchboard_state_apply_duration_seconds_bucket",
+            "command=\"attach_host\",le=\"+Inf\""
+        )
+        .is_some_and(|n| n >= 1.0),
+        "the attach's apply time:\n{page}"
+    );
+    // Leadership: this leader campaigned and saw itself take a term.
+    for counter in [
+        "switchboard_raft_elections_total",
+        "switchboard_raft_leader_changes_total",
+    ] {
+        assert!(
+            sample(&page, counter, "").is_some_and(|n| n >= 1.0),
+            "{counter} on the leader:\n{page}"
+        );
+    }
+    // Lag in time for each follower: they acknowledge every heartbeat.
+    for follower in (1..=3).filter(|id| *id != leader) {
+        let lag = sample(
+            &page,
+            "switchboard_raft_follower_lag_seconds",
+            &format!("site=\"{follower}\""),
+        );
+        assert!(
+            lag.is_some_and(|s| (0.0..1.0).contains(&s)),
+            "follower {follower} lag {lag:?}:\n{page}"
+        );
+    }
+    let wal = sample(&page, "switchboard_storage_wal_bytes", "");
+    assert!(wal.is_some_and(|b| b > 0.0), "WAL bytes {wal:?}");
+    assert!(sample(&page, "switchboard_storage_sst_bytes", "").is_some());
+    assert_eq!(
+        sample(&page, "switchboard_drain_hosts_remaining", ""),
+        Some(0.0),
+        "no drain under way"
+    );
     // The site's certificate and its CA expire in the future, by the gauge.
     let now_s = switchboard_node::unix_ms() as f64 / 1000.0;
     for certificate in ["site", "ca"] {
@@ -248,10 +302,11 @@ async fn every_api_call_is_counted_and_timed_by_method_and_code() {
         "/metrics",
     )
     .await;
-    let offset = follower_page
-        .lines()
-        .find_map(|l| l.strip_prefix("switchboard_clock_offset_from_leader_seconds "))
-        .and_then(|v| v.trim().parse::<f64>().ok());
+    let offset = sample(
+        &follower_page,
+        "switchboard_clock_offset_from_leader_seconds",
+        "",
+    );
     assert!(
         offset.is_some_and(|o| o.abs() < 0.1),
         "clock offset {offset:?}:\n{follower_page}"
@@ -381,6 +436,8 @@ async fn a_followers_operator_page_shows_the_leader_its_health_view_the_notice_a
         .expect("a members table");
     assert_eq!(members.matches("<tr><td>").count(), 3, "{members}");
     assert_eq!(members.matches("<td>yes</td>").count(), 3, "{members}");
+    // The lag in time of the two followers, as the leader measured it.
+    assert_eq!(members.matches(" ms ago</td>").count(), 2, "{members}");
     let relay_1 = page
         .split("<tr><td>relay-1</td>")
         .nth(1)

@@ -74,6 +74,37 @@ impl ClientService for ClientApi {
         &self,
         request: Request<pb::ResolveRequest>,
     ) -> Result<Response<pb::ResolveResponse>, Status> {
+        let consistency = consistency_label(request.get_ref().consistency);
+        let answer = self.resolve_route(request).await;
+        let outcome = match &answer {
+            Ok(_) => tonic::Code::Ok,
+            Err(status) => status.code(),
+        };
+        metrics::counter!(
+            "switchboard_resolves_total",
+            "consistency" => consistency,
+            "outcome" => crate::request_metrics::code_name(outcome),
+        )
+        .increment(1);
+        answer
+    }
+}
+
+/// The `consistency` label of a resolve: one of a fixed few.
+fn consistency_label(consistency: i32) -> &'static str {
+    match pb::Consistency::try_from(consistency) {
+        Ok(pb::Consistency::Unspecified | pb::Consistency::Local) => "local",
+        Ok(pb::Consistency::Linearizable) => "linearizable",
+        Err(_) => "invalid",
+    }
+}
+
+impl ClientApi {
+    /// Resolves a host's route at the consistency asked for, with a ticket.
+    async fn resolve_route(
+        &self,
+        request: Request<pb::ResolveRequest>,
+    ) -> Result<Response<pb::ResolveResponse>, Status> {
         self.site.refuse_if_draining()?;
         let principal = self.site.auth.reader(&request)?;
         self.site.refuse_removed_relay(&principal)?;

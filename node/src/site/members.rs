@@ -20,6 +20,9 @@ pub struct MemberInfo {
     /// On the leader only: whether it acknowledged the leader within twice
     /// the leader lease (the leader itself always is).
     pub healthy: Option<bool>,
+    /// Milliseconds since it last acknowledged the leader (leader's view
+    /// only; `None` there too if it has not since this leadership began).
+    pub ack_age_ms: Option<u64>,
     /// Taken out of client service.
     pub draining: bool,
 }
@@ -35,6 +38,10 @@ impl Site {
         let voters: Vec<SiteId> = membership.voter_ids().collect();
         let is_leader = metrics.current_leader == Some(self.id);
         let health_window = self.settings.leader_lease * 2;
+        let ack_age = |id: &SiteId| {
+            let acked = metrics.heartbeat.as_ref()?.get(id).cloned().flatten()?;
+            (is_leader && *id != self.id).then(|| acked.elapsed())
+        };
         membership
             .nodes()
             .map(|(id, node)| MemberInfo {
@@ -46,14 +53,9 @@ impl Site {
                     .as_ref()
                     .and_then(|replication| replication.get(id).cloned())
                     .map(|matched| matched.map_or(0, |log_id| log_id.index)),
-                healthy: is_leader.then(|| {
-                    *id == self.id
-                        || metrics
-                            .heartbeat
-                            .as_ref()
-                            .and_then(|acks| acks.get(id).cloned().flatten())
-                            .is_some_and(|at| at.elapsed() < health_window)
-                }),
+                healthy: is_leader
+                    .then(|| *id == self.id || ack_age(id).is_some_and(|age| age < health_window)),
+                ack_age_ms: ack_age(id).map(|age| age.as_millis() as u64),
                 draining: applied
                     .state
                     .sites()

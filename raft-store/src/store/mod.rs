@@ -163,17 +163,39 @@ pub fn open(data_dir: &Path, identity: &Identity) -> Result<OpenedStore, Error> 
     })
 }
 
-/// Sizes of the store on disk, for metrics and benchmarks.
-pub fn wal_bytes(data_dir: &Path) -> u64 {
+/// What the database holds on disk, in bytes: its write-ahead log and its
+/// sorted tables. Read from the directory (a few dozen files), not from
+/// RocksDB, so it works while the database is busy or closed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// Bytes in the write-ahead log files (`*.log`).
+    pub wal_bytes: u64,
+    /// Bytes in the sorted table files (`*.sst`).
+    pub sst_bytes: u64,
+}
+
+/// What the database under `data_dir` holds on disk now; a missing
+/// directory or a file removed while it is read counts as empty.
+pub fn disk_usage(data_dir: &Path) -> DiskUsage {
+    let mut usage = DiskUsage::default();
     let Ok(entries) = std::fs::read_dir(data_dir.join("db")) else {
-        return 0;
+        return usage;
     };
-    entries
-        .filter_map(Result::ok)
-        .filter(|e| e.path().extension().is_some_and(|ext| ext == "log"))
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum()
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let Some(ext) = path.extension() else {
+            continue;
+        };
+        let Ok(len) = entry.metadata().map(|m| m.len()) else {
+            continue;
+        };
+        if ext == "log" {
+            usage.wal_bytes += len;
+        } else if ext == "sst" {
+            usage.sst_bytes += len;
+        }
+    }
+    usage
 }
 
 #[cfg(test)]

@@ -339,6 +339,8 @@ impl StateMachineStore {
             index: self.applied.applied_index(),
             event: ChangeEvent::Reset,
         }]);
+        metrics::histogram!("switchboard_snapshot_install_seconds")
+            .record(started.elapsed().as_secs_f64());
         tracing::info!(
             rows = row_count,
             last_log_id = ?meta.last_log_id,
@@ -462,9 +464,14 @@ pub(crate) fn apply_payload(
     match payload {
         EntryPayload::Blank => (noop, None),
         EntryPayload::Normal(proposal) => {
-            metrics::counter!("switchboard_state_commands_applied_total", "command" => proposal.command.name())
+            let command = proposal.command.name();
+            metrics::counter!("switchboard_state_commands_applied_total", "command" => command)
                 .increment(1);
-            (state.apply(index, &proposal, changes), None)
+            let started = std::time::Instant::now();
+            let reply = state.apply(index, &proposal, changes);
+            metrics::histogram!("switchboard_state_apply_duration_seconds", "command" => command)
+                .record(started.elapsed().as_secs_f64());
+            (reply, None)
         }
         EntryPayload::Membership(membership) => {
             let voters: Vec<u64> = membership.voter_ids().collect();

@@ -437,3 +437,23 @@ mod snapshot_fuzz {
         }
     }
 }
+
+#[test]
+fn disk_usage_counts_log_files_as_wal_and_sst_files_as_tables_only() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(disk_usage(dir.path()), DiskUsage::default(), "no db dir");
+    let db = dir.path().join("db");
+    std::fs::create_dir(&db).unwrap();
+    std::fs::write(db.join("000004.log"), [0u8; 10]).unwrap();
+    std::fs::write(db.join("000009.log"), [0u8; 1]).unwrap();
+    std::fs::write(db.join("000007.sst"), [0u8; 20]).unwrap();
+    std::fs::write(db.join("OPTIONS-000005"), [0u8; 5]).unwrap();
+    std::fs::write(db.join("MANIFEST-000001"), [0u8; 3]).unwrap();
+    assert_eq!(
+        disk_usage(dir.path()),
+        DiskUsage {
+            wal_bytes: 11,
+            sst_bytes: 20
+        }
+    );
+}
