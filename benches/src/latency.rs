@@ -29,6 +29,13 @@ impl Latencies {
             .expect("clamped into the histogram's bounds");
     }
 
+    /// Adds every latency `other` recorded.
+    pub fn merge(&mut self, other: &Latencies) {
+        self.histogram
+            .add(&other.histogram)
+            .expect("histograms of the same bounds add");
+    }
+
     /// The latency at quantile `q` (0.5 for the median), in milliseconds.
     pub fn quantile_ms(&self, q: f64) -> f64 {
         self.histogram.value_at_quantile(q) as f64 / 1e3

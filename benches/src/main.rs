@@ -9,7 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
+mod compare;
+mod etcd;
+mod failover;
 mod latency;
+mod load;
+mod machine;
+mod systems;
 
 use clap::Parser;
 use clap::Subcommand;
@@ -30,6 +36,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// The same workload against Switchboard and etcd, one table with both.
+    Compare(compare::CompareArgs),
+    /// The write window after kill -9 of the leader, Switchboard and etcd.
+    Failover(failover::FailoverArgs),
     /// Resolve latency, one client, at a follower and at the leader.
     Resolve {
         #[arg(long, default_value_t = 2_000)]
@@ -62,7 +72,7 @@ enum Bench {
     },
 }
 
-fn profile() -> &'static str {
+pub(crate) fn profile() -> &'static str {
     if cfg!(debug_assertions) {
         "debug"
     } else {
@@ -73,6 +83,8 @@ fn profile() -> &'static str {
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Bench::Compare(args) => compare::compare(args).await,
+        Bench::Failover(args) => failover::failover(args).await,
         Bench::Resolve { samples, hosts } => resolve(samples, hosts).await,
         Bench::CatchUp { routes, workers } => catch_up(routes, workers).await,
         Bench::Drain { hosts, rates } => drain(hosts, &rates).await,
@@ -101,6 +113,8 @@ async fn catch_up(routes: u64, workers: usize) -> anyhow::Result<()> {
     )
     .await;
 
+    let leader_before = cluster.leader().await;
+    let rss_before = site_rss(&cluster, leader_before);
     let started = Instant::now();
     let (acked, failures) = AttachLoad::start(client.clone(), "host", routes, workers)
         .finish()
@@ -115,6 +129,29 @@ async fn catch_up(routes: u64, workers: usize) -> anyhow::Result<()> {
 
     let leader = cluster.leader().await;
     let leader_status = cluster.status(leader).await;
+    let rss_after = site_rss(&cluster, leader);
+    let follower = (1..=3).find(|s| *s != leader).expect("a follower");
+    cluster
+        .wait_applied(
+            follower,
+            leader_status.commit_index,
+            Duration::from_secs(600),
+        )
+        .await;
+    let resolves = resolve_latencies(&cluster, follower, routes).await?;
+    // Restart recovery: a follower stopped and started again, until it
+    // has applied what the leader committed.
+    cluster.cluster.kill(follower)?;
+    let restarted = Instant::now();
+    cluster.cluster.restart(follower)?;
+    cluster
+        .wait_applied(
+            follower,
+            leader_status.commit_index,
+            Duration::from_secs(600),
+        )
+        .await;
+    let recovery = restarted.elapsed();
     let new_site = cluster.cluster.spawn_additional_site()?;
     let endpoints = cluster
         .cluster
@@ -174,6 +211,29 @@ async fn catch_up(routes: u64, workers: usize) -> anyhow::Result<()> {
             format!("{:.1}", latencies.quantile_ms(0.99)),
         ),
         (
+            "leader RSS growth per route (bytes)",
+            format!(
+                "{:.0}",
+                rss_after.saturating_sub(rss_before) as f64 / routes.max(1) as f64
+            ),
+        ),
+        (
+            "leader RSS after (MiB)",
+            format!("{:.0}", rss_after as f64 / 1048576.0),
+        ),
+        (
+            "local resolve at a follower, 1 client, p50 (ms)",
+            format!("{:.3}", resolves.quantile_ms(0.50)),
+        ),
+        (
+            "local resolve at a follower, 1 client, p99 (ms)",
+            format!("{:.3}", resolves.quantile_ms(0.99)),
+        ),
+        (
+            "follower restart: applied everything again (s)",
+            format!("{:.2}", recovery.as_secs_f64()),
+        ),
+        (
             "leader snapshot index",
             leader_status.snapshot_index.to_string(),
         ),
@@ -200,6 +260,31 @@ async fn catch_up(routes: u64, workers: usize) -> anyhow::Result<()> {
         .collect();
     print_table("catch-up benchmark", &rows);
     Ok(())
+}
+
+/// Resident memory of site `id`'s process.
+fn site_rss(cluster: &TestCluster, id: u64) -> u64 {
+    cluster.cluster.sites[&id]
+        .pid()
+        .map_or(0, switchboard_tests::process_rss_bytes)
+}
+
+/// 2,000 sequential local resolves of random hosts at `site`.
+async fn resolve_latencies(
+    cluster: &TestCluster,
+    site: u64,
+    hosts: u64,
+) -> anyhow::Result<Latencies> {
+    use switchboard_proto::v1 as pb;
+    let client = cluster.site_client(site);
+    let mut latencies = Latencies::new();
+    for n in 0..2_000u64 {
+        let host = format!("host-{:05}", (n * 7919) % hosts.max(1));
+        let started = Instant::now();
+        client.resolve(&host, pb::Consistency::Local, 0).await?;
+        latencies.record(started.elapsed());
+    }
+    Ok(latencies)
 }
 
 async fn resolve(samples: usize, hosts: u64) -> anyhow::Result<()> {

@@ -5,11 +5,12 @@
 # tests' network namespaces and one-way cuts), fuse3 (the power-cut tests'
 # lossy filesystem), faketime (the clock-skew tests), prometheus (its promtool checks the
 # alert rules; the monitoring test runs it against a cluster), chromium
-# (the status pages' browser test), and the Rust
-# toolchain check.
+# (the status pages' browser test), etcd-server (the benchmarks' peer
+# system, whose smallest run is in CI) with libprotobuf-dev (the well-known
+# protos etcd's client is built from), and the Rust toolchain check.
 set -euo pipefail
 
-packages=(clang libclang-dev protobuf-compiler pkg-config iproute2 nftables fuse3 faketime prometheus chromium)
+packages=(clang libclang-dev protobuf-compiler pkg-config iproute2 nftables fuse3 faketime prometheus chromium etcd-server libprotobuf-dev)
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

@@ -72,6 +72,12 @@ phase "multi-process cluster tests"
 export SWITCHBOARD_REQUIRE_NETNS=1
 run_tests -p switchboard-tests --locked --test cluster -- --test-threads=1
 
+phase "benchmark smoke run (against etcd)"
+# The smallest setting of the side-by-side benchmark, with the debug
+# binaries just built, so that the bench cannot rot; its figures mean
+# nothing. The real run: see BENCHMARKS.md.
+cargo run -p switchboard-benches --locked -- compare --smoke
+
 phase ""
 passed=$(grep -o '[0-9]* passed' "$results" | awk '{s+=$1} END {print s+0}')
 failed=$(grep -o '[0-9]* failed' "$results" | awk '{s+=$1} END {print s+0}')

@@ -442,6 +442,21 @@ async fn relays_admit_only_current_tickets_so_hosts_and_clients_agree() {
             .is_err(),
         "a ticket for another relay"
     );
+    // A site signs a route's ticket once and hands it out again while it
+    // has at least half its life left (the ticket names no client).
+    let at_site_1 = cluster.site_client(1);
+    let first = at_site_1
+        .resolve("h1", pb::Consistency::Local, 0)
+        .await
+        .expect("resolve")
+        .ticket;
+    let again = at_site_1
+        .resolve("h1", pb::Consistency::Local, 0)
+        .await
+        .expect("resolve")
+        .ticket;
+    assert!(first.is_some());
+    assert_eq!(first, again, "the same route's ticket is reused");
 
     // The relay dies; h1 moves to relay-b at a new generation. The old
     // ticket is refused everywhere; a new one works at relay-b only.
@@ -463,6 +478,12 @@ async fn relays_admit_only_current_tickets_so_hosts_and_clients_agree() {
         .expect("resolve")
         .ticket
         .expect("ticket");
+    let moved_at_site_1 = at_site_1
+        .resolve("h1", pb::Consistency::Linearizable, 0)
+        .await
+        .expect("resolve")
+        .ticket;
+    assert_ne!(moved_at_site_1, first, "a new generation gets a new ticket");
     wait_until(
         Duration::from_secs(10),
         "relay-b knows h1's generation",

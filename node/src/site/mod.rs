@@ -18,6 +18,7 @@ mod linearizable_reads;
 mod local_reads;
 mod members;
 pub mod signer;
+mod ticket_cache;
 mod writes;
 
 pub use clock::Clock;

@@ -34,6 +34,8 @@ pub struct Signer {
     opened: Mutex<HashMap<u64, Arc<SigningKey>>>,
     /// The last document signed.
     document: Mutex<Option<SignedVersion>>,
+    /// Tickets issued, reused while at least half fresh.
+    tickets: super::ticket_cache::TicketCache,
 }
 
 impl Signer {
@@ -43,6 +45,7 @@ impl Signer {
             state_key,
             opened: Mutex::new(HashMap::new()),
             document: Mutex::new(None),
+            tickets: Default::default(),
         }
     }
 
@@ -129,6 +132,15 @@ impl Signer {
         now_ms: u64,
         ttl_ms: u64,
     ) -> Option<pb::ConnectTicket> {
+        let wanted = super::ticket_cache::TicketFor {
+            host_id: route.host_id.as_str(),
+            relay_id: route.relay_id.as_str(),
+            generation: route.generation,
+            key_id: state.node_info().current_key()?.key_id,
+        };
+        if let Some(kept) = self.tickets.get(&wanted, now_ms, ttl_ms) {
+            return Some(kept);
+        }
         let key = self.current_key(state)?;
         let ticket = Ticket {
             cluster_id: state.node_info().cluster_id.clone(),
@@ -139,10 +151,13 @@ impl Signer {
             key_id: key.key_id,
         };
         let body = ticket.encode();
-        Some(pb::ConnectTicket {
+        let signed = pb::ConnectTicket {
             signature: key.sign(&body),
             body,
-        })
+        };
+        self.tickets
+            .keep(&wanted, ticket.expires_at_ms, signed.clone());
+        Some(signed)
     }
 
     /// A new signing key for `state`, sealed, endorsed by the current one
