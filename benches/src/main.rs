@@ -132,11 +132,7 @@ async fn catch_up(routes: u64, workers: usize) -> anyhow::Result<()> {
     let rss_after = site_rss(&cluster, leader);
     let follower = (1..=3).find(|s| *s != leader).expect("a follower");
     cluster
-        .wait_applied(
-            follower,
-            leader_status.commit_index,
-            Duration::from_secs(600),
-        )
+        .wait_applied(follower, leader_status.commit_index, APPLY_DEADLINE)
         .await;
     let resolves = resolve_latencies(&cluster, follower, routes).await?;
     // Restart recovery: a follower stopped and started again, until it
@@ -145,11 +141,7 @@ async fn catch_up(routes: u64, workers: usize) -> anyhow::Result<()> {
     let restarted = Instant::now();
     cluster.cluster.restart(follower)?;
     cluster
-        .wait_applied(
-            follower,
-            leader_status.commit_index,
-            Duration::from_secs(600),
-        )
+        .wait_applied(follower, leader_status.commit_index, APPLY_DEADLINE)
         .await;
     let recovery = restarted.elapsed();
     let new_site = cluster.cluster.spawn_additional_site()?;
@@ -261,6 +253,10 @@ async fn catch_up(routes: u64, workers: usize) -> anyhow::Result<()> {
     print_table("catch-up benchmark", &rows);
     Ok(())
 }
+
+/// Longest a site may take to apply what the leader committed, at a
+/// million routes.
+const APPLY_DEADLINE: Duration = Duration::from_secs(600);
 
 /// Resident memory of site `id`'s process.
 fn site_rss(cluster: &TestCluster, id: u64) -> u64 {
