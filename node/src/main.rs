@@ -13,10 +13,6 @@ use switchboard_node::recovery as recover;
 use tokio::signal::unix::SignalKind;
 use tokio::signal::unix::signal;
 
-/// mimalloc, not glibc's malloc: see the reason in node/Cargo.toml.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "switchboard",
