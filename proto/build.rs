@@ -15,6 +15,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .codec_path("crate::codec::StrictCodec")
+        // Forwarded proposals are shared, not copied, between the batch
+        // sent to the leader and the one-call-per-write fallback.
+        .bytes(".switchboard.v1.ForwardWriteRequest.proposal")
+        .bytes(".switchboard.v1.ForwardWritesRequest.proposals")
         .compile_protos(&files, &["proto"])?;
     Ok(())
 }

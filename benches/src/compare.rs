@@ -62,6 +62,12 @@ pub struct CompareArgs {
     /// Switchboard only (to profile it); the etcd columns stay empty.
     #[arg(long)]
     pub skip_etcd: bool,
+    /// The WAN profile: every byte between members delayed this many ms
+    /// each way (a user-space proxy), the driver beside one follower and
+    /// talking to it alone, default timing (heartbeat 100 ms, election
+    /// 500 ms; Switchboard 500-1000 ms). 0: loopback and LAN timing.
+    #[arg(long, default_value_t = 0)]
+    pub wan_ms: u64,
 }
 
 impl CompareArgs {
@@ -181,19 +187,39 @@ async fn run_plan(
     Ok(samples)
 }
 
+/// The timing both systems run with: LAN, or the default under the WAN.
+fn timing(args: &CompareArgs) -> switchboard_node::Timing {
+    if args.wan_ms == 0 {
+        switchboard_node::Timing::lan()
+    } else {
+        switchboard_node::Timing::default()
+    }
+}
+
 async fn measure_switchboard(args: &CompareArgs) -> anyhow::Result<Vec<(Op, Mode, Sample)>> {
-    let cluster = TestCluster::start_with(TestSpec::default()).await;
+    let one_way = Duration::from_millis(args.wan_ms);
+    let (cluster, _proxies) = if one_way.is_zero() {
+        let spec = TestSpec::default();
+        (TestCluster::start_with(spec).await, Default::default())
+    } else {
+        switchboard_tests::wan_cluster(timing(args), one_way).await
+    };
     // Room for every write of the run, spread so no relay fills.
     register_relays(&cluster.client(), 100, 50_000).await;
+    let leader = cluster.leader().await;
+    let members: Vec<u64> = if one_way.is_zero() {
+        (1..=3).collect()
+    } else {
+        vec![(1..=3).find(|site| *site != leader).expect("a follower")]
+    };
     let mut clients = Vec::new();
     for _ in 0..args.connections_per_member {
-        for site in 1..=3 {
+        for &site in &members {
             clients.push(cluster.site_client_with_deadline(site, Duration::from_secs(10)));
         }
     }
     let connections = Arc::new(Connections::Switchboard(clients));
     preload(&connections, args.preload, 64).await?;
-    let leader = cluster.leader().await;
     let commit = cluster.status(leader).await.commit_index;
     for site in 1..=3 {
         cluster
@@ -204,15 +230,21 @@ async fn measure_switchboard(args: &CompareArgs) -> anyhow::Result<Vec<(Op, Mode
 }
 
 async fn measure_etcd(args: &CompareArgs) -> anyhow::Result<Vec<(Op, Mode, Sample)>> {
-    let timing = switchboard_node::Timing::lan();
-    let etcd = EtcdCluster::start(EtcdTiming {
+    let timing = timing(args);
+    let etcd_timing = EtcdTiming {
         heartbeat_ms: timing.heartbeat_ms,
         election_ms: timing.election_min_ms,
-    })
-    .await?;
+    };
+    let etcd = EtcdCluster::start_wan(etcd_timing, Duration::from_millis(args.wan_ms)).await?;
+    let members: Vec<usize> = if args.wan_ms == 0 {
+        (0..etcd.len()).collect()
+    } else {
+        let leader = etcd.wait_for_leader(Duration::from_secs(30)).await?;
+        vec![(0..etcd.len()).find(|m| *m != leader).expect("a follower")]
+    };
     let mut clients = Vec::new();
     for _ in 0..args.connections_per_member {
-        for member in 0..etcd.len() {
+        for &member in &members {
             clients.push(etcd.client(member).await?.kv_client());
         }
     }
@@ -265,12 +297,28 @@ fn render(args: &CompareArgs, machine: &Machine, rows: &[Row]) -> String {
     );
     let _ = writeln!(out);
     let _ = writeln!(out, "{}", machine.render());
+    let network = if args.wan_ms == 0 {
+        "3 members each on loopback, LAN timing (heartbeat 50 ms, election 300 ms; Switchboard 300-500 ms)".to_owned()
+    } else {
+        format!(
+            "**WAN profile**: 3 members each, every byte between members delayed {} ms each way by a user-space proxy \
+             (a {} ms round trip), default timing (heartbeat 100 ms, election 500 ms; Switchboard 500-1000 ms); \
+             the driver sits beside one follower and sends everything to it",
+            args.wan_ms,
+            2 * args.wan_ms
+        )
+    };
+    let spread = if args.wan_ms == 0 {
+        "spreads clients over all three"
+    } else {
+        "uses only the follower beside it"
+    };
     let _ = writeln!(
         out,
-        "3 members each on loopback, LAN timing (heartbeat 50 ms, election 300 ms; Switchboard 300-500 ms); \
+        "{network}; \
          Switchboard over mTLS through its client library, etcd {} over TLS with client certificates through etcd-client; \
          both sync every commit. {:.0} s a row after {:.1} s of warm-up; {} preloaded hosts; \
-         the driver holds {} connections to each member and spreads clients over all three. \
+         the driver holds {} connections to each member it uses and {spread}. \
          Latencies in ms; open-loop latencies count from when each request was due.",
         machine.etcd_version,
         args.seconds,

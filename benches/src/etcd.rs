@@ -17,6 +17,7 @@ use etcd_client::Client;
 use etcd_client::ConnectOptions;
 use etcd_client::Identity;
 use etcd_client::TlsOptions;
+use switchboard_tests::delay_proxy::DelayProxy;
 
 /// The name the members' certificate carries, and clients verify.
 const SERVER_NAME: &str = "localhost";
@@ -39,11 +40,16 @@ pub struct EtcdCluster {
     members: Vec<Member>,
     initial_cluster: String,
     pub timing: EtcdTiming,
+    /// The WAN between members, when there is one.
+    _proxies: Vec<DelayProxy>,
 }
 
 struct Member {
     client_url: String,
     peer_url: String,
+    /// Where the other members reach it: `peer_url`, or a delaying proxy
+    /// in front of it.
+    advertised_peer_url: String,
     child: Option<Child>,
 }
 
@@ -57,6 +63,12 @@ struct Pki {
 impl EtcdCluster {
     /// Starts three members with `timing` and waits until one leads.
     pub async fn start(timing: EtcdTiming) -> anyhow::Result<Self> {
+        Self::start_wan(timing, Duration::ZERO).await
+    }
+
+    /// As `start`, with every byte between members delayed `one_way` each
+    /// way by a proxy in front of each peer port (none when zero).
+    pub async fn start_wan(timing: EtcdTiming, one_way: Duration) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("switchboard-bench-etcd-")
             .tempdir()?;
@@ -64,28 +76,37 @@ impl EtcdCluster {
         let ports: Vec<(u16, u16)> = (0..3)
             .map(|_| Ok((free_port()?, free_port()?)))
             .collect::<anyhow::Result<_>>()?;
-        let initial_cluster = ports
+        let mut proxies = Vec::new();
+        let mut advertised = Vec::new();
+        for (_, peer) in &ports {
+            if one_way.is_zero() {
+                advertised.push(format!("https://127.0.0.1:{peer}"));
+            } else {
+                let proxy = DelayProxy::start(([127, 0, 0, 1], *peer).into(), one_way).await?;
+                advertised.push(format!("https://{}", proxy.addr));
+                proxies.push(proxy);
+            }
+        }
+        let initial_cluster = advertised
             .iter()
             .enumerate()
-            .map(|(i, (_, peer))| format!("m{i}=https://127.0.0.1:{peer}"))
+            .map(|(i, url)| format!("m{i}={url}"))
             .collect::<Vec<_>>()
             .join(",");
         let mut members = Vec::new();
         for (i, (client, peer)) in ports.iter().enumerate() {
             let client_url = format!("https://127.0.0.1:{client}");
             let peer_url = format!("https://127.0.0.1:{peer}");
-            let child = spawn_member(
-                dir.path(),
-                i,
-                &client_url,
-                &peer_url,
-                &initial_cluster,
-                timing,
-            )?;
-            members.push(Member {
+            let member = Member {
                 client_url,
                 peer_url,
+                advertised_peer_url: advertised[i].clone(),
+                child: None,
+            };
+            let child = spawn_member(dir.path(), i, &member, &initial_cluster, timing)?;
+            members.push(Member {
                 child: Some(child),
+                ..member
             });
         }
         let cluster = EtcdCluster {
@@ -94,6 +115,7 @@ impl EtcdCluster {
             members,
             initial_cluster,
             timing,
+            _proxies: proxies,
         };
         cluster.wait_for_leader(START_DEADLINE).await?;
         Ok(cluster)
@@ -173,8 +195,7 @@ impl EtcdCluster {
         let child = spawn_member(
             self.dir.path(),
             i,
-            &member.client_url,
-            &member.peer_url,
+            member,
             &self.initial_cluster,
             self.timing,
         )?;
@@ -194,8 +215,7 @@ impl Drop for EtcdCluster {
 fn spawn_member(
     dir: &Path,
     i: usize,
-    client_url: &str,
-    peer_url: &str,
+    member: &Member,
     initial_cluster: &str,
     timing: EtcdTiming,
 ) -> anyhow::Result<Child> {
@@ -207,10 +227,10 @@ fn spawn_member(
     Command::new("etcd")
         .args(["--name", &format!("m{i}")])
         .args(["--data-dir", &file(&format!("m{i}.data"))])
-        .args(["--listen-client-urls", client_url])
-        .args(["--advertise-client-urls", client_url])
-        .args(["--listen-peer-urls", peer_url])
-        .args(["--initial-advertise-peer-urls", peer_url])
+        .args(["--listen-client-urls", &member.client_url])
+        .args(["--advertise-client-urls", &member.client_url])
+        .args(["--listen-peer-urls", &member.peer_url])
+        .args(["--initial-advertise-peer-urls", &member.advertised_peer_url])
         .args(["--initial-cluster", initial_cluster])
         .args(["--initial-cluster-state", "new"])
         .args(["--initial-cluster-token", "switchboard-bench"])

@@ -41,6 +41,11 @@ impl Latencies {
         self.histogram.value_at_quantile(q) as f64 / 1e3
     }
 
+    /// How many latencies were recorded.
+    pub fn len(&self) -> u64 {
+        self.histogram.len()
+    }
+
     /// The largest latency recorded, in milliseconds.
     pub fn max_ms(&self) -> f64 {
         self.histogram.max() as f64 / 1e3

@@ -15,6 +15,8 @@ mod failover;
 mod latency;
 mod load;
 mod machine;
+mod snapshot_probe;
+mod storm;
 mod systems;
 
 use clap::Parser;
@@ -26,6 +28,7 @@ use switchboard_tests::load::AttachLoad;
 use switchboard_tests::load::register_relays;
 
 use crate::latency::Latencies;
+use crate::snapshot_probe::SnapshotProbe;
 
 #[derive(Parser)]
 #[command(about = "Switchboard benchmarks")]
@@ -40,6 +43,8 @@ enum Bench {
     Compare(compare::CompareArgs),
     /// The write window after kill -9 of the leader, Switchboard and etcd.
     Failover(failover::FailoverArgs),
+    /// A relay carrying N hosts dies: time until every host is re-placed and told.
+    Storm(storm::StormArgs),
     /// Resolve latency, one client, at a follower and at the leader.
     Resolve {
         #[arg(long, default_value_t = 2_000)]
@@ -69,6 +74,9 @@ enum Bench {
         /// Concurrent attach workers.
         #[arg(long, default_value_t = 64)]
         workers: usize,
+        /// Relays registered first (the routes are spread over them).
+        #[arg(long, default_value_t = 100)]
+        relays: u32,
     },
 }
 
@@ -85,8 +93,13 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Bench::Compare(args) => compare::compare(args).await,
         Bench::Failover(args) => failover::failover(args).await,
+        Bench::Storm(args) => storm::storm(args).await,
         Bench::Resolve { samples, hosts } => resolve(samples, hosts).await,
-        Bench::CatchUp { routes, workers } => catch_up(routes, workers).await,
+        Bench::CatchUp {
+            routes,
+            workers,
+            relays,
+        } => catch_up(routes, workers, relays).await,
         Bench::Drain { hosts, rates } => drain(hosts, &rates).await,
         Bench::Restore { routes, workers } => restore(routes, workers).await,
     }
@@ -95,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
 /// `benches catch-up`: a new site catching up on `routes` routes.
 // Over 100 lines: one script, setup, load, measurement, table, read top to
 // bottom; the steps share many locals and are used nowhere else.
-async fn catch_up(routes: u64, workers: usize) -> anyhow::Result<()> {
+async fn catch_up(routes: u64, workers: usize, relays: u32) -> anyhow::Result<()> {
     let spec = TestSpec {
         snapshots: Snapshots {
             logs_since_last: 10_000,
@@ -105,7 +118,7 @@ async fn catch_up(routes: u64, workers: usize) -> anyhow::Result<()> {
     };
     let mut cluster = TestCluster::start_with(spec).await;
     let client = Arc::new(cluster.client());
-    let relays = 100;
+    let registering = Instant::now();
     register_relays(
         &client,
         relays,
@@ -113,19 +126,33 @@ async fn catch_up(routes: u64, workers: usize) -> anyhow::Result<()> {
     )
     .await;
 
+    let registered = registering.elapsed();
     let leader_before = cluster.leader().await;
     let rss_before = site_rss(&cluster, leader_before);
+    let probe = SnapshotProbe::start(
+        cluster.cluster.sites[&leader_before]
+            .report
+            .http_addr
+            .clone(),
+    );
     let started = Instant::now();
     let (acked, failures) = AttachLoad::start(client.clone(), "host", routes, workers)
         .finish()
         .await;
     let attach_time = started.elapsed();
+    let builds = probe.finish().await?;
     anyhow::ensure!(
         failures.is_empty(),
         "attaches failed: {:?}",
         &failures[..failures.len().min(5)]
     );
     let latencies: Latencies = acked.iter().map(|a| a.finished - a.started).collect();
+    let (across, clear): (Vec<_>, Vec<_>) = acked
+        .iter()
+        .partition(|a| builds.iter().any(|b| b.overlaps(a.started, a.finished)));
+    let across: Latencies = across.iter().map(|a| a.finished - a.started).collect();
+    let clear: Latencies = clear.iter().map(|a| a.finished - a.started).collect();
+    let last_build = builds.last().map_or(0.0, |b| b.took.as_secs_f64() * 1e3);
 
     let leader = cluster.leader().await;
     let leader_status = cluster.status(leader).await;
@@ -189,6 +216,11 @@ async fn catch_up(routes: u64, workers: usize) -> anyhow::Result<()> {
 
     let rows = [
         ("routes", routes.to_string()),
+        ("relays", relays.to_string()),
+        (
+            "registering the relays, one at a time (s)",
+            format!("{:.1}", registered.as_secs_f64()),
+        ),
         ("attach workers", workers.to_string()),
         (
             "attach throughput (attaches/s)",
@@ -201,6 +233,32 @@ async fn catch_up(routes: u64, workers: usize) -> anyhow::Result<()> {
         (
             "attach latency p99 (ms)",
             format!("{:.1}", latencies.quantile_ms(0.99)),
+        ),
+        (
+            "snapshots built on the leader during the attaches",
+            builds.len().to_string(),
+        ),
+        (
+            "the last (largest) snapshot build (ms)",
+            format!("{last_build:.0}"),
+        ),
+        (
+            "attaches across a build: count, p99, max (ms)",
+            format!(
+                "{}, {:.1}, {:.1}",
+                across.len(),
+                across.quantile_ms(0.99),
+                across.max_ms()
+            ),
+        ),
+        (
+            "attaches clear of builds: count, p99, max (ms)",
+            format!(
+                "{}, {:.1}, {:.1}",
+                clear.len(),
+                clear.quantile_ms(0.99),
+                clear.max_ms()
+            ),
         ),
         (
             "leader RSS growth per route (bytes)",

@@ -50,6 +50,7 @@ pub use http::HTTP_HEADER_READ_TIMEOUT;
 pub use scheduler::SCHEDULER_TICK;
 pub use server::serve;
 pub use services::watch_slots::WATCHES_PER_IDENTITY_MAX;
+pub use site::FORWARD_BATCH_PROPOSALS_MAX;
 pub use site::unix_ms;
 
 /// `switchboard recover`: a cluster of one from a surviving data dir.

@@ -20,6 +20,7 @@ use crate::services::auth::Principal;
 use crate::services::auth::RateLimit;
 use crate::services::watch_slots::WatchSlots;
 use crate::site::Site;
+use crate::site::WriteForwarder;
 use crate::site::freshness::LeaderContact;
 use crate::site::signer::Signer;
 use serde::Deserialize;
@@ -278,7 +279,7 @@ async fn start_site(
         raft,
         reader: store.reader,
         snapshots: store.snapshots,
-        peers,
+        peers: peers.clone(),
         contact: LeaderContact::default(),
         settings: config.site_settings(),
         auth: security.authenticator(config),
@@ -290,6 +291,7 @@ async fn start_site(
         signer: Signer::new(state_key),
         leases: Leases::default(),
         heartbeats: HeartbeatBatcher::default(),
+        forwarder: WriteForwarder::start(peers.clone()),
         clock,
         events: Default::default(),
     });

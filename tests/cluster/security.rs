@@ -47,13 +47,13 @@ fn read(path: &std::path::Path) -> String {
     std::fs::read_to_string(path).expect("read a test certificate")
 }
 
-/// A raft-port client with the given TLS identity (or none).
-async fn raft_status(
+/// A raft-port client of `site` with the given TLS identity (or none).
+fn raft_client(
     cluster: &TestCluster,
     site: u64,
     ca_pem: &str,
     identity: Option<(&std::path::Path, &std::path::Path)>,
-) -> Result<(), tonic::Status> {
+) -> pb::raft_peer_client::RaftPeerClient<tonic::transport::Channel> {
     let domain = cluster_domain(cluster.cluster_id());
     let mut tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca_pem))
@@ -68,8 +68,12 @@ async fn raft_status(
         .expect("tls")
         .connect_timeout(Duration::from_secs(2))
         .connect_lazy();
-    let mut client = pb::raft_peer_client::RaftPeerClient::new(channel);
-    let mut request = tonic::Request::new(pb::ReadIndexRequest { lease_read: false });
+    pb::raft_peer_client::RaftPeerClient::new(channel)
+}
+
+/// `message` addressed to `site` of `cluster`, as a peer sends it.
+fn peer_request<T>(cluster: &TestCluster, site: u64, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
     request.metadata_mut().insert(
         "x-switchboard-cluster",
         cluster.cluster_id().parse().expect("ascii"),
@@ -79,7 +83,105 @@ async fn raft_status(
         site.to_string().parse().expect("ascii"),
     );
     request.set_timeout(Duration::from_secs(3));
-    client.read_index(request).await.map(|_| ())
+    request
+}
+
+/// A read-index call on `site`'s raft port with the given TLS identity.
+async fn raft_status(
+    cluster: &TestCluster,
+    site: u64,
+    ca_pem: &str,
+    identity: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<(), tonic::Status> {
+    let request = peer_request(cluster, site, pb::ReadIndexRequest { lease_read: false });
+    raft_client(cluster, site, ca_pem, identity)
+        .read_index(request)
+        .await
+        .map(|_| ())
+}
+
+/// An attach of `host_id` as a follower forwards it: encoded, unstamped.
+fn forwarded_attach(host_id: &str) -> prost::bytes::Bytes {
+    use switchboard_raft_store::Actor;
+    use switchboard_raft_store::ActorKind;
+    use switchboard_raft_store::Proposal;
+    use switchboard_raft_store::Request;
+    use switchboard_raft_store::ids::HostId;
+    use switchboard_raft_store::ids::RequestId;
+    let request_id = RequestId::from_bytes(&new_request_id()).expect("a request id");
+    let command = Request::attach_host(HostId::new(host_id).expect("a host id"), String::new())
+        .into_command();
+    Proposal::new(
+        request_id,
+        Actor::new(ActorKind::Admin, "operator"),
+        command,
+    )
+    .encode()
+    .into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forwarded_batch_judges_each_write_alone_and_is_bounded() {
+    use switchboard_raft_store::Reply;
+    use switchboard_raft_store::reply::Outcome;
+    let cluster = TestCluster::start().await;
+    let admin = cluster.client();
+    register_relays(&admin, 1, 1_000).await;
+    let leader = cluster.leader().await;
+    let follower = (1..=3).find(|s| *s != leader).expect("a follower");
+    let pki = cluster.pki();
+    let ca_pem = read(&pki.ca_path());
+    let site = pki.paths(Role::Site, &follower.to_string());
+    let mut client = raft_client(&cluster, leader, &ca_pem, Some((&site.cert, &site.key)));
+
+    // A garbled proposal between two good ones: it alone is refused.
+    let proposals = vec![
+        forwarded_attach("batch-a"),
+        prost::bytes::Bytes::from_static(b"\x01not a proposal"),
+        forwarded_attach("batch-b"),
+    ];
+    let request = peer_request(&cluster, leader, pb::ForwardWritesRequest { proposals });
+    let results = client
+        .forward_writes(request)
+        .await
+        .expect("the batch is served")
+        .into_inner()
+        .results;
+    assert_eq!(results.len(), 3, "one result per proposal");
+    for (n, host) in [(0, "batch-a"), (2, "batch-b")] {
+        let Some(pb::forwarded_write::Outcome::Reply(bytes)) = &results[n].outcome else {
+            panic!("proposal {n} was not answered: {:?}", results[n]);
+        };
+        let reply: Reply = switchboard_raft_store::wire::decode("reply", bytes).expect("a reply");
+        assert!(
+            matches!(reply.outcome, Outcome::Route(_)),
+            "{host} was attached: {reply:?}"
+        );
+        let resolved = admin
+            .resolve(host, pb::Consistency::Linearizable, 0)
+            .await
+            .expect("the attached host resolves");
+        assert_eq!(resolved.route.expect("a route").relay_id, "relay-1");
+    }
+    let Some(pb::forwarded_write::Outcome::Failure(failure)) = &results[1].outcome else {
+        panic!("the garbled proposal was answered: {:?}", results[1]);
+    };
+    assert_eq!(failure.code, Code::InvalidArgument as i32, "{failure:?}");
+
+    // One proposal over the bound: the whole call is refused, nothing applied.
+    let proposals = (0..=switchboard_node::FORWARD_BATCH_PROPOSALS_MAX)
+        .map(|n| forwarded_attach(&format!("over-{n}")))
+        .collect();
+    let request = peer_request(&cluster, leader, pb::ForwardWritesRequest { proposals });
+    let refused = client
+        .forward_writes(request)
+        .await
+        .expect_err("an oversized batch is refused");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    let after = admin
+        .resolve("over-0", pb::Consistency::Linearizable, 0)
+        .await;
+    assert_eq!(code(after), Some(Code::NotFound));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

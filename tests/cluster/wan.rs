@@ -7,20 +7,15 @@
 //! round trips, issue 10's target is one), a local read not at all, and the
 //! seeded workload's history stays linearizable.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 use std::time::Instant;
 
 use switchboard_api::new_request_id;
 use switchboard_proto::v1 as pb;
-use switchboard_tests::Bootstrap;
-use switchboard_tests::TestCluster;
-use switchboard_tests::TestSpec;
 use switchboard_tests::Timing;
-use switchboard_tests::delay_proxy::DelayProxy;
 use switchboard_tests::median;
 use switchboard_tests::nemesis::Run;
+use switchboard_tests::wan_cluster;
 
 /// Operations timed per kind.
 const SAMPLES: usize = 30;
@@ -30,34 +25,10 @@ const WRITE_OVERHEAD_MAX: Duration = Duration::from_millis(60);
 
 async fn run_wan(one_way: Duration) {
     let name = format!("Wan{}ms", one_way.as_millis());
-    let cluster = TestCluster::start_with(TestSpec {
-        bootstrap: Bootstrap::Manual,
-        // Default timing: heartbeats every 100 ms, elections after 0.5-1 s,
-        // well above a 60 ms round trip.
-        timing: Timing::default(),
-        ..TestSpec::default()
-    })
-    .await;
-    let mut proxies = BTreeMap::new();
-    for (id, site) in &cluster.cluster.sites {
-        let target: SocketAddr = site.report.raft_addr.parse().expect("a socket address");
-        let proxy = DelayProxy::start(target, one_way).await.expect("proxy");
-        proxies.insert(*id, proxy);
-    }
-    // Every site reaches every other through the other's proxy.
-    let voters: Vec<pb::SiteEndpoints> = proxies
-        .iter()
-        .map(|(id, proxy)| {
-            let mut endpoints = cluster.cluster.endpoints(*id).expect("endpoints");
-            endpoints.raft_addr = proxy.addr.to_string();
-            endpoints
-        })
-        .collect();
-    cluster
-        .client()
-        .initialize(&cluster.api(1), voters)
-        .await
-        .expect("initialize");
+    // Default timing: heartbeats every 100 ms, elections after 0.5-1 s,
+    // well above a 60 ms round trip. Every site reaches every other
+    // through the other's proxy.
+    let (cluster, proxies) = wan_cluster(Timing::default(), one_way).await;
     let leader = cluster.leader().await;
     switchboard_tests::load::register_relays(&cluster.client(), 1, 10_000).await;
 

@@ -444,6 +444,43 @@ pub async fn sbctl_json(cluster_json: &std::path::Path, args: &[&str]) -> serde_
     })
 }
 
+/// Three sites with `timing`, each site's raft port behind a proxy that
+/// delays every byte `one_way` each way (this kernel has no netem), the
+/// cluster initialized with the proxies' addresses so that every message
+/// between sites crosses a WAN. The proxies, by site, stop when dropped.
+pub async fn wan_cluster(
+    timing: Timing,
+    one_way: Duration,
+) -> (
+    TestCluster,
+    std::collections::BTreeMap<u64, delay_proxy::DelayProxy>,
+) {
+    let cluster = TestCluster::start_with(TestSpec {
+        bootstrap: Bootstrap::Manual,
+        timing,
+        ..TestSpec::default()
+    })
+    .await;
+    let mut proxies = std::collections::BTreeMap::new();
+    let mut voters: Vec<pb::SiteEndpoints> = Vec::new();
+    for (id, site) in &cluster.cluster.sites {
+        let target: std::net::SocketAddr = site.report.raft_addr.parse().expect("a socket address");
+        let proxy = delay_proxy::DelayProxy::start(target, one_way)
+            .await
+            .expect("a delaying proxy");
+        let mut endpoints = cluster.cluster.endpoints(*id).expect("endpoints");
+        endpoints.raft_addr = proxy.addr.to_string();
+        voters.push(endpoints);
+        proxies.insert(*id, proxy);
+    }
+    cluster
+        .client()
+        .initialize(&cluster.api(1), voters)
+        .await
+        .expect("initialize");
+    (cluster, proxies)
+}
+
 /// GETs `path` from a site's HTTP plane; the whole response, status line first.
 pub async fn http_get(addr: &str, path: &str) -> String {
     use tokio::io::AsyncReadExt;

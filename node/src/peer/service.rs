@@ -9,14 +9,19 @@ use openraft::raft::AppendEntriesResponse;
 use openraft::raft::TransferLeaderRequest;
 use openraft::raft::VoteRequest;
 use openraft::type_config::alias::SnapshotOf;
+use switchboard_proto::v1::ForwardFailure;
 use switchboard_proto::v1::ForwardWriteRequest;
 use switchboard_proto::v1::ForwardWriteResponse;
+use switchboard_proto::v1::ForwardWritesRequest;
+use switchboard_proto::v1::ForwardWritesResponse;
+use switchboard_proto::v1::ForwardedWrite;
 use switchboard_proto::v1::HeartbeatBatch;
 use switchboard_proto::v1::HeartbeatBatchResponse;
 use switchboard_proto::v1::RaftMessage;
 use switchboard_proto::v1::ReadIndexRequest;
 use switchboard_proto::v1::ReadIndexResponse;
 use switchboard_proto::v1::SnapshotChunk;
+use switchboard_proto::v1::forwarded_write::Outcome;
 use switchboard_proto::v1::raft_peer_server::RaftPeer;
 use switchboard_raft_store::Proposal;
 use switchboard_raft_store::TypeConfig;
@@ -36,6 +41,8 @@ use crate::leases::heartbeats::HEARTBEATS_PENDING_MAX;
 use crate::peer::clients::CLUSTER_HEADER;
 use crate::peer::clients::TARGET_SITE_HEADER;
 use crate::peer::leader_age::quorum_ack_age;
+use crate::site::FORWARD_BATCH_PROPOSALS_MAX;
+use crate::site::FORWARDED_CALLS_SERVED_MAX;
 use crate::site::Site;
 use switchboard_api::ApiError;
 use switchboard_api::limits;
@@ -43,11 +50,16 @@ use switchboard_api::limits;
 /// Serves the raft port of one site.
 pub struct PeerService {
     site: Arc<Site>,
+    /// Forwarded-write calls being served (`FORWARDED_CALLS_SERVED_MAX`).
+    forwarded_calls: Arc<tokio::sync::Semaphore>,
 }
 
 impl PeerService {
     pub fn new(site: Arc<Site>) -> Self {
-        PeerService { site }
+        PeerService {
+            site,
+            forwarded_calls: Arc::new(tokio::sync::Semaphore::new(FORWARDED_CALLS_SERVED_MAX)),
+        }
     }
 
     /// Refuses a caller that is not a member site (by its certificate), and
@@ -74,6 +86,23 @@ impl PeerService {
             )));
         }
         Ok(())
+    }
+}
+
+/// One forwarded write's result as the follower reads it.
+fn forwarded(result: Result<switchboard_raft_store::Reply, ApiError>) -> ForwardedWrite {
+    let outcome = match result {
+        Ok(reply) => Outcome::Reply(wire::encode(&reply)),
+        Err(error) => {
+            let status = Status::from(error);
+            Outcome::Failure(ForwardFailure {
+                code: status.code() as i32,
+                message: status.message().to_owned(),
+            })
+        }
+    };
+    ForwardedWrite {
+        outcome: Some(outcome),
     }
 }
 
@@ -281,6 +310,59 @@ impl RaftPeer for PeerService {
             log_index: reply.log_index,
             reply: wire::encode(&reply),
         }))
+    }
+
+    async fn forward_writes(
+        &self,
+        request: Request<ForwardWritesRequest>,
+    ) -> Result<Response<ForwardWritesResponse>, Status> {
+        self.check(&request)?;
+        let Ok(_serving) = self.forwarded_calls.try_acquire() else {
+            return Err(Status::unavailable(format!(
+                "the leader serves {FORWARDED_CALLS_SERVED_MAX} forwarding calls at once; retry"
+            )));
+        };
+        let encoded = &request.get_ref().proposals;
+        if encoded.len() > FORWARD_BATCH_PROPOSALS_MAX {
+            return Err(Status::resource_exhausted(format!(
+                "at most {FORWARD_BATCH_PROPOSALS_MAX} forwarded writes per call, got {}",
+                encoded.len()
+            )));
+        }
+        // Each proposal stands alone: one that does not decode or validate
+        // is refused, and the others are proposed.
+        let mut results: Vec<Option<ForwardedWrite>> = Vec::with_capacity(encoded.len());
+        let mut proposals = Vec::with_capacity(encoded.len());
+        for bytes in encoded {
+            match Proposal::decode(bytes)
+                .map_err(ApiError::from)
+                .and_then(|proposal| {
+                    proposal.command.validate()?;
+                    Ok(proposal)
+                }) {
+                Ok(proposal) => {
+                    proposals.push(proposal);
+                    results.push(None);
+                }
+                Err(error) => results.push(Some(forwarded(Err(error)))),
+            }
+        }
+        let mut replies = self
+            .site
+            .propose_many_as_leader(proposals)
+            .await
+            .into_iter();
+        let results = results
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| {
+                    forwarded(replies.next().unwrap_or_else(|| {
+                        Err(ApiError::Internal("a proposal went unanswered".into()))
+                    }))
+                })
+            })
+            .collect();
+        Ok(Response::new(ForwardWritesResponse { results }))
     }
 
     async fn forward_heartbeats(

@@ -11,6 +11,7 @@
 
 mod clock;
 pub mod events;
+mod forwarding;
 pub mod freshness;
 mod gates;
 mod leadership;
@@ -22,6 +23,9 @@ mod ticket_cache;
 mod writes;
 
 pub use clock::Clock;
+pub use forwarding::FORWARD_BATCH_PROPOSALS_MAX;
+pub use forwarding::FORWARDED_CALLS_SERVED_MAX;
+pub use forwarding::WriteForwarder;
 pub use leadership::Standing;
 pub use leadership::TRANSFER_LEADER_DEADLINE;
 pub use leadership::most_caught_up_voter;
@@ -109,6 +113,8 @@ pub struct Site {
     pub leases: Leases,
     /// Heartbeats waiting to be forwarded to the leader.
     pub heartbeats: HeartbeatBatcher,
+    /// Writes waiting to be forwarded to the leader.
+    pub forwarder: WriteForwarder,
     /// Monotonic and wall time, for the lease keeper, the scheduler and
     /// the leader's stamp on proposals.
     pub clock: Clock,
@@ -137,6 +143,17 @@ pub fn role_name(state: openraft::ServerState) -> &'static str {
 enum Attempt {
     Retry(String),
     Fail(ApiError),
+}
+
+impl Attempt {
+    /// The error a caller that will not try again is given: UNAVAILABLE
+    /// for what another try might fix.
+    fn into_error(self) -> ApiError {
+        match self {
+            Attempt::Retry(reason) => ApiError::Unavailable(reason),
+            Attempt::Fail(error) => error,
+        }
+    }
 }
 
 /// Where one attempt of a write or linearizable read goes.

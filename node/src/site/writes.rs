@@ -8,7 +8,6 @@ use std::time::Instant;
 use openraft::errors::ClientWriteError;
 use openraft::errors::RaftError;
 use switchboard_api::ApiError;
-use switchboard_proto::v1::ForwardWriteRequest;
 use switchboard_raft_store::Actor;
 use switchboard_raft_store::ActorKind;
 use switchboard_raft_store::Applied;
@@ -16,13 +15,15 @@ use switchboard_raft_store::Proposal;
 use switchboard_raft_store::Reply;
 use switchboard_raft_store::Request;
 use switchboard_raft_store::SiteNode;
+use switchboard_raft_store::TypeConfig;
 use switchboard_raft_store::ids::RequestId;
 use switchboard_raft_store::ids::SiteId;
 use switchboard_raft_store::reply::Outcome;
 use switchboard_raft_store::request::Answer;
 use switchboard_raft_store::request::NodeInfoVersion;
-use switchboard_raft_store::wire;
 use tonic::Code;
+
+use futures::StreamExt;
 
 use super::Attempt;
 use super::Site;
@@ -123,11 +124,63 @@ impl Site {
     /// A site that no longer leads answers UNAVAILABLE so the sender retries.
     pub async fn propose_as_leader(&self, proposal: Proposal) -> Result<Reply, ApiError> {
         let deadline = Instant::now() + self.settings.write_deadline;
-        match self.propose_here(proposal, deadline).await {
-            Ok(reply) => Ok(reply),
-            Err(Attempt::Fail(error)) => Err(error),
-            Err(Attempt::Retry(reason)) => Err(ApiError::Unavailable(reason)),
+        self.propose_here(proposal, deadline)
+            .await
+            .map_err(Attempt::into_error)
+    }
+
+    /// Proposes a batch of writes on this site as the leader, together
+    /// (one openraft batch); used for writes forwarded by a follower. Each
+    /// gets its own answer, in order; UNAVAILABLE once this site no longer
+    /// leads.
+    pub async fn propose_many_as_leader(
+        &self,
+        proposals: Vec<Proposal>,
+    ) -> Vec<Result<Reply, ApiError>> {
+        let count = proposals.len();
+        let issued_at_ms = self.clock.unix_ms();
+        let proposals = proposals.into_iter().map(|mut proposal| {
+            proposal.issued_at_ms = issued_at_ms;
+            proposal
+        });
+        let proposed = Instant::now();
+        let deadline = proposed + self.settings.write_deadline;
+        if count == 0 {
+            return Vec::new();
         }
+        let mut results = match self.raft.client_write_many(proposals).await {
+            Ok(results) => results,
+            Err(fatal) => {
+                let error = self.stopping_message(fatal);
+                return (0..count)
+                    .map(|_| Err(ApiError::Unavailable(error.clone())))
+                    .collect();
+            }
+        };
+        // Results come in submission order. The first that does not come
+        // (the deadline, a stopping core) ends the reading: the stream must
+        // not be polled again, and a later result read off it would be
+        // taken for the one that did not come. The rest are retried.
+        let mut answers = Vec::with_capacity(count);
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let unanswered = loop {
+            if answers.len() == count {
+                break None;
+            }
+            match tokio::time::timeout_at(deadline, results.next()).await {
+                Ok(Some(Ok(Ok(response)))) => {
+                    answers.push(Ok(self.committed(proposed, response.response)))
+                }
+                Ok(Some(Ok(Err(refused)))) => answers.push(Err(self.refused(refused).into_error())),
+                Ok(Some(Err(fatal))) => break Some(self.stopping_message(fatal)),
+                Ok(None) => break Some(self.stopping_message("the write stream ended")),
+                Err(_) => break Some(NOT_COMMITTED_IN_TIME.to_owned()),
+            }
+        };
+        if let Some(reason) = unanswered {
+            answers.resize_with(count, || Err(ApiError::Unavailable(reason.clone())));
+        }
+        answers
     }
 
     async fn propose_here(
@@ -139,29 +192,41 @@ impl Site {
         let proposed = Instant::now();
         let remaining = deadline.saturating_duration_since(proposed);
         match tokio::time::timeout(remaining, self.raft.client_write(proposal)).await {
-            Ok(Ok(response)) => {
-                // Proposed to applied here: a quorum's fsync and one apply.
-                metrics::histogram!("switchboard_raft_proposal_duration_seconds")
-                    .record(proposed.elapsed().as_secs_f64());
-                Ok(response.data)
-            }
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
-                Err(Attempt::Retry(format!(
-                    "site {} is not the leader (leader: {:?})",
-                    self.id, forward.leader_id
-                )))
-            }
-            Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)))) => Err(
-                Attempt::Retry("the entry was discarded by a leader change".into()),
-            ),
-            Ok(Err(RaftError::APIError(other))) => {
-                Err(Attempt::Fail(ApiError::Internal(other.to_string())))
-            }
-            Ok(Err(RaftError::Fatal(fatal))) => Err(Attempt::Fail(ApiError::Unavailable(format!(
-                "site stopping: {fatal}"
-            )))),
-            Err(_) => Err(Attempt::Retry("not committed before the deadline".into())),
+            Ok(Ok(response)) => Ok(self.committed(proposed, response.data)),
+            Ok(Err(RaftError::APIError(refused))) => Err(self.refused(refused)),
+            Ok(Err(RaftError::Fatal(fatal))) => Err(Attempt::Fail(self.stopping(fatal))),
+            Err(_) => Err(not_committed_in_time()),
         }
+    }
+
+    /// A write's reply, its proposal-to-apply time recorded: a quorum's
+    /// fsync and one apply.
+    fn committed(&self, proposed: Instant, reply: Reply) -> Reply {
+        metrics::histogram!("switchboard_raft_proposal_duration_seconds")
+            .record(proposed.elapsed().as_secs_f64());
+        reply
+    }
+
+    /// Why openraft did not take a write, and whether another try may.
+    fn refused(&self, error: ClientWriteError<TypeConfig>) -> Attempt {
+        match error {
+            ClientWriteError::ForwardToLeader(forward) => Attempt::Retry(format!(
+                "site {} is not the leader (leader: {:?})",
+                self.id, forward.leader_id
+            )),
+            ClientWriteError::LogEntryDiscarded(_) => {
+                Attempt::Retry("the entry was discarded by a leader change".into())
+            }
+            other => Attempt::Fail(ApiError::Internal(other.to_string())),
+        }
+    }
+
+    fn stopping(&self, why: impl std::fmt::Display) -> ApiError {
+        ApiError::Unavailable(self.stopping_message(why))
+    }
+
+    fn stopping_message(&self, why: impl std::fmt::Display) -> String {
+        format!("site {} stopping: {why}", self.id)
     }
 
     async fn forward_write(
@@ -171,41 +236,33 @@ impl Site {
         proposal: &Proposal,
         deadline: Instant,
     ) -> Result<Reply, Attempt> {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let mut client = self
-            .peers
-            .raft_client(leader, &node.raft_addr)
-            .map_err(|e| Attempt::Retry(e.to_string()))?;
-        let request = self.peers.request(
-            leader,
-            ForwardWriteRequest {
-                proposal: proposal.encode(),
-            },
-            Some(remaining),
-        );
-        match client.forward_write(request).await {
-            Ok(response) => {
-                let reply: Reply = wire::decode("forwarded reply", &response.into_inner().reply)
-                    .map_err(|e| Attempt::Fail(ApiError::Internal(e.to_string())))?;
-                Ok(reply)
-            }
-            Err(status) => match status.code() {
-                Code::Unavailable
-                | Code::DeadlineExceeded
-                | Code::Cancelled
-                | Code::Unknown
-                | Code::Aborted => Err(Attempt::Retry(format!(
-                    "leader {leader}: {}",
-                    status.message()
-                ))),
-                Code::InvalidArgument => Err(Attempt::Fail(ApiError::InvalidArgument(
-                    status.message().into(),
-                ))),
-                _ => Err(Attempt::Fail(ApiError::Internal(format!(
-                    "leader {leader}: {}",
-                    status.message()
-                )))),
-            },
-        }
+        let encoded = proposal.encode().into();
+        self.forwarder
+            .forward(leader, &node.raft_addr, encoded, deadline)
+            .await
+            .map_err(|status| forward_failure(leader, &status))
+    }
+}
+
+const NOT_COMMITTED_IN_TIME: &str = "not committed before the deadline";
+
+fn not_committed_in_time() -> Attempt {
+    Attempt::Retry(NOT_COMMITTED_IN_TIME.into())
+}
+
+/// What a leader's (or the call's) status means for a forwarded write:
+/// another try for what a leader change explains, an error for the rest.
+fn forward_failure(leader: SiteId, status: &tonic::Status) -> Attempt {
+    match status.code() {
+        Code::Unavailable
+        | Code::DeadlineExceeded
+        | Code::Cancelled
+        | Code::Unknown
+        | Code::Aborted => Attempt::Retry(format!("leader {leader}: {}", status.message())),
+        Code::InvalidArgument => Attempt::Fail(ApiError::InvalidArgument(status.message().into())),
+        _ => Attempt::Fail(ApiError::Internal(format!(
+            "leader {leader}: {}",
+            status.message()
+        ))),
     }
 }
