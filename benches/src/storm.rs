@@ -286,7 +286,7 @@ pub async fn storm(args: StormArgs) -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "3 sites, lease {} ms, {} surviving relays; times from the relay's last heartbeat; {} host watches followed; {} other writers throughout.",
+        "3 sites, lease {} ms, {} surviving relays; times from when the relay stopped heartbeating (its last acknowledged heartbeat came up to a quarter lease earlier); {} host watches followed; {} other writers throughout.",
         args.lease_ms,
         args.relays,
         sample.len(),

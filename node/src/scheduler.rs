@@ -105,9 +105,11 @@ pub async fn run_scheduler(site: Arc<Site>, mut stop: tokio::sync::watch::Receiv
     }
 }
 
-/// Moves the hosts of relays that are down, batch after batch with no pace
-/// (their routes are broken), at most `DOWN_BATCHES_PER_TICK_MAX` batches a
-/// tick so drains and windows still get their turn.
+/// Moves the hosts of relays that are down with no pace (their routes are
+/// broken): every batch a relay needs is proposed at once, so the batches
+/// commit back to back instead of one round trip each, at most
+/// `DOWN_BATCHES_PER_TICK_MAX` batches a tick so drains and windows still
+/// get their turn. Each entry still moves at most `RELAY_DOWN_BATCH_HOSTS`.
 async fn replace_hosts_of_down_relays(site: &Site, applied: &AppliedState) {
     // Without room elsewhere a batch would move nothing: propose none
     // rather than one empty entry a tick.
@@ -115,34 +117,41 @@ async fn replace_hosts_of_down_relays(site: &Site, applied: &AppliedState) {
     let down = applied
         .state
         .relays()
-        .filter(|r| !r.live && r.route_count > 0)
-        .filter(|r| room_elsewhere(applied.state.relays(), &r.relay_id, now_ms) > 0)
-        .map(|r| r.relay_id.clone());
+        .filter(|r| !r.live && r.route_count > 0);
     let mut budget = DOWN_BATCHES_PER_TICK_MAX;
-    for relay_id in down {
-        while budget > 0 {
-            budget -= 1;
-            let request = WriteRequest::drain_batch(relay_id.clone(), RELAY_DOWN_BATCH_HOSTS);
-            let proposal = Proposal::new(RequestId::NONE, Actor::system(), request.into_command());
-            let moved = match site.propose_as_leader(proposal).await {
+    for relay in down {
+        let room = room_elsewhere(applied.state.relays(), &relay.relay_id, now_ms);
+        let movable = u64::from(relay.route_count).min(room);
+        let batches = movable
+            .div_ceil(u64::from(RELAY_DOWN_BATCH_HOSTS))
+            .min(u64::from(budget)) as u32;
+        if batches == 0 {
+            continue;
+        }
+        budget -= batches;
+        let proposals = (0..batches)
+            .map(|_| {
+                let request =
+                    WriteRequest::drain_batch(relay.relay_id.clone(), RELAY_DOWN_BATCH_HOSTS);
+                Proposal::new(RequestId::NONE, Actor::system(), request.into_command())
+            })
+            .collect();
+        for result in site.propose_many_as_leader(proposals).await {
+            let moved = match result {
                 Ok(reply) => reply.answer::<RelayChange>(),
                 Err(error) => {
-                    tracing::warn!(relay = %relay_id, %error, "re-placement batch not applied");
+                    tracing::warn!(relay = %relay.relay_id, %error, "re-placement batch not applied");
                     return;
                 }
             };
-            match moved {
-                Ok(applied) => {
-                    let change = applied.answer;
-                    metrics::counter!("switchboard_relay_down_hosts_moved_total")
-                        .increment(u64::from(change.hosts_moved));
-                    if change.hosts_moved == 0 || change.relay.route_count == 0 {
-                        break;
-                    }
-                }
-                // Back up, or removed, since this tick read the state.
-                Err(_) => break,
+            // A refusal: back up, or removed, since this tick read the state.
+            if let Ok(applied) = moved {
+                metrics::counter!("switchboard_relay_down_hosts_moved_total")
+                    .increment(u64::from(applied.answer.hosts_moved));
             }
+        }
+        if budget == 0 {
+            return;
         }
     }
 }
