@@ -136,16 +136,9 @@ async fn catch_up(routes: u64, workers: usize, relays: u32) -> anyhow::Result<()
             .clone(),
     );
     let started = Instant::now();
-    let (acked, failures) = AttachLoad::start(client.clone(), "host", routes, workers)
-        .finish()
-        .await;
+    let acked = attach_every(&client, "host", routes, workers).await?;
     let attach_time = started.elapsed();
     let builds = probe.finish().await?;
-    anyhow::ensure!(
-        failures.is_empty(),
-        "attaches failed: {:?}",
-        &failures[..failures.len().min(5)]
-    );
     let latencies: Latencies = acked.iter().map(|a| a.finished - a.started).collect();
     let (across, clear): (Vec<_>, Vec<_>) = acked
         .iter()
@@ -346,10 +339,7 @@ async fn resolve(samples: usize, hosts: u64) -> anyhow::Result<()> {
     let cluster = TestCluster::start_with(TestSpec::default()).await;
     let client = Arc::new(cluster.client());
     register_relays(&client, 10, (hosts / 5 + 10) as u32).await;
-    let (_, failures) = AttachLoad::start(client.clone(), "host", hosts, 32)
-        .finish()
-        .await;
-    anyhow::ensure!(failures.is_empty(), "attaches failed");
+    attach_all(&client, hosts, 32).await?;
     let leader = cluster.leader().await;
     let follower = (1..=3).find(|s| *s != leader).expect("a follower");
     let commit = cluster.status(leader).await.commit_index;
@@ -425,7 +415,20 @@ async fn attach_all(
     hosts: u64,
     workers: usize,
 ) -> anyhow::Result<()> {
-    let (_, failures) = AttachLoad::start(client.clone(), "host", hosts, workers)
+    attach_every(client, "host", hosts, workers)
+        .await
+        .map(|_| ())
+}
+
+/// Attaches `prefix-00000`.. up to `hosts` with `workers` in parallel;
+/// every one must succeed. Their acknowledgements, with their times.
+pub(crate) async fn attach_every(
+    client: &Arc<switchboard_api::ClusterClient>,
+    prefix: &str,
+    hosts: u64,
+    workers: usize,
+) -> anyhow::Result<Vec<switchboard_tests::load::Acked>> {
+    let (acked, failures) = AttachLoad::start(client.clone(), prefix, hosts, workers)
         .finish()
         .await;
     anyhow::ensure!(
@@ -433,7 +436,7 @@ async fn attach_all(
         "attaches failed: {:?}",
         &failures[..failures.len().min(5)]
     );
-    Ok(())
+    Ok(acked)
 }
 
 fn print_table(title: &str, rows: &[(String, String)]) {

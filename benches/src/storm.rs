@@ -22,7 +22,6 @@ use switchboard_node::local::RelayBook;
 use switchboard_node::local::SimRelay;
 use switchboard_tests::TestCluster;
 use switchboard_tests::TestSpec;
-use switchboard_tests::load::AttachLoad;
 use switchboard_tests::signed_node_info;
 
 use crate::latency::Latencies;
@@ -191,14 +190,7 @@ pub async fn storm(args: StormArgs) -> anyhow::Result<()> {
 
     eprintln!("placing {} hosts on {victim_id} ...", args.hosts);
     let placing = Instant::now();
-    let (acked, failures) = AttachLoad::start(client.clone(), "storm", args.hosts, args.workers)
-        .finish()
-        .await;
-    anyhow::ensure!(
-        failures.is_empty(),
-        "attaches failed: {:?}",
-        &failures[..failures.len().min(5)]
-    );
+    let acked = crate::attach_every(&client, "storm", args.hosts, args.workers).await?;
     anyhow::ensure!(
         acked.iter().all(|a| a.relay_id == victim_id),
         "every host is on {victim_id}, the only relay"
