@@ -291,7 +291,7 @@ async fn start_site(
         signer: Signer::new(state_key),
         leases: Leases::default(),
         heartbeats: HeartbeatBatcher::default(),
-        forwarder: WriteForwarder::start(peers.clone()),
+        forwarder: WriteForwarder::new(peers.clone()),
         clock,
         events: Default::default(),
     });

@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Instant;
 
 use prost::bytes::Bytes;
@@ -26,8 +28,9 @@ use tonic::Status;
 
 use crate::peer::clients::PeerClients;
 
-/// Writes waiting to be forwarded; past this a write waits for room, up to
-/// its deadline. Four full batches: enough to keep every call in flight fed.
+/// Writes waiting to be forwarded to one leader; past this a write waits
+/// for room, up to its deadline. Four full batches: enough to keep every
+/// call in flight fed.
 pub const FORWARD_QUEUE_MAX: usize = FORWARD_BATCH_PROPOSALS_MAX * FORWARD_CALLS_IN_FLIGHT_MAX;
 
 /// Proposals in one forwarding call (the leader refuses more): bounds the
@@ -40,8 +43,6 @@ pub const FORWARD_BATCH_BYTES_MAX: usize = 2 * 1024 * 1024;
 
 /// Forwarding calls to one leader at once. More calls in flight mean
 /// smaller batches at low load (lower latency); fewer mean larger batches.
-/// Each leader has its own, so calls stuck on a dead one never hold up
-/// the writes for its successor.
 pub const FORWARD_CALLS_IN_FLIGHT_MAX: usize = 4;
 
 /// Forwarding calls a leader serves at once, from all followers together:
@@ -63,19 +64,37 @@ struct Queued {
     done: oneshot::Sender<Forwarded>,
 }
 
-/// The queue of writes to forward, drained by one task per site.
+/// Queues of writes to forward, one per leader (by id and address), each
+/// drained by its own task: a leader that went dark holds up only the
+/// writes queued for it, never those for its successor.
 #[derive(Clone)]
 pub struct WriteForwarder {
-    queue: mpsc::Sender<Queued>,
+    peers: PeerClients,
+    queues: Arc<Mutex<HashMap<(SiteId, String), mpsc::Sender<Queued>>>>,
 }
 
 impl WriteForwarder {
-    /// Starts the task that forwards queued writes through `peers`; it ends
-    /// when the last handle is dropped.
-    pub fn start(peers: PeerClients) -> Self {
-        let (queue, queued) = mpsc::channel(FORWARD_QUEUE_MAX);
-        tokio::spawn(drain(peers, queued));
-        WriteForwarder { queue }
+    /// Forwards through `peers`; a leader's task starts with its first
+    /// write and ends when the forwarder is dropped.
+    pub fn new(peers: PeerClients) -> Self {
+        WriteForwarder {
+            peers,
+            queues: Default::default(),
+        }
+    }
+
+    /// The queue for `leader` at `raft_addr`, its task started on first
+    /// use. There are as many as leaders this site has forwarded to.
+    fn queue_for(&self, leader: SiteId, raft_addr: &str) -> mpsc::Sender<Queued> {
+        let mut queues = self.queues.lock();
+        queues
+            .entry((leader, raft_addr.to_owned()))
+            .or_insert_with(|| {
+                let (queue, queued) = mpsc::channel(FORWARD_QUEUE_MAX);
+                tokio::spawn(drain(self.peers.clone(), queued));
+                queue
+            })
+            .clone()
     }
 
     /// Forwards one encoded proposal to `leader` and waits for its answer,
@@ -95,8 +114,9 @@ impl WriteForwarder {
             deadline,
             done,
         };
+        let queue = self.queue_for(leader, raft_addr);
         let deadline = tokio::time::Instant::from_std(deadline);
-        match tokio::time::timeout_at(deadline, self.queue.send(queued)).await {
+        match tokio::time::timeout_at(deadline, queue.send(queued)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(Status::unavailable("site stopping")),
             Err(_) => {
@@ -113,11 +133,11 @@ impl WriteForwarder {
     }
 }
 
-/// Takes writes off the queue a batch at a time, each batch once a call
-/// slot is free, so a batch holds everything that queued meanwhile.
+/// Takes one leader's writes off its queue a batch at a time, each batch
+/// once a call slot is free, so a batch holds everything that queued
+/// meanwhile.
 async fn drain(peers: PeerClients, mut queue: mpsc::Receiver<Queued>) {
-    // Call slots by leader; a handful of entries (one per leader seen).
-    let mut slots: HashMap<(SiteId, String), Arc<Semaphore>> = HashMap::new();
+    let slots = Arc::new(Semaphore::new(FORWARD_CALLS_IN_FLIGHT_MAX));
     let mut carried: Option<Queued> = None;
     loop {
         let first = match carried.take() {
@@ -127,11 +147,7 @@ async fn drain(peers: PeerClients, mut queue: mpsc::Receiver<Queued>) {
                 None => return,
             },
         };
-        let leader_slots = slots
-            .entry((first.leader, first.raft_addr.clone()))
-            .or_insert_with(|| Arc::new(Semaphore::new(FORWARD_CALLS_IN_FLIGHT_MAX)))
-            .clone();
-        let Ok(slot) = leader_slots.acquire_owned().await else {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
         let batch = gather(first, &mut queue, &mut carried);
