@@ -64,13 +64,16 @@ struct Queued {
     done: oneshot::Sender<Forwarded>,
 }
 
+/// A leader by id and raft address: one forwarding queue each.
+type LeaderAddr = (SiteId, String);
+
 /// Queues of writes to forward, one per leader (by id and address), each
 /// drained by its own task: a leader that went dark holds up only the
 /// writes queued for it, never those for its successor.
 #[derive(Clone)]
 pub struct WriteForwarder {
     peers: PeerClients,
-    queues: Arc<Mutex<HashMap<(SiteId, String), mpsc::Sender<Queued>>>>,
+    queues: Arc<Mutex<HashMap<LeaderAddr, mpsc::Sender<Queued>>>>,
 }
 
 impl WriteForwarder {
