@@ -383,7 +383,11 @@ impl Limits {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Snapshots {
-    /// Take a snapshot after this many entries since the last one. Default 10000.
+    /// Take a snapshot after this many entries since the last one. Default
+    /// 100000, as etcd's `--snapshot-count`: a snapshot writes the whole
+    /// state (seconds at a million routes), so it must be rare next to the
+    /// writes; the price is a longer log to replay after a crash (the applied
+    /// state is not synced) and a longer log kept on disk.
     pub logs_since_last: u64,
     /// Entries kept in the log behind a snapshot, so a briefly lagging site
     /// catches up from the log instead of a snapshot. Default 1000.
@@ -393,7 +397,7 @@ pub struct Snapshots {
 impl Default for Snapshots {
     fn default() -> Self {
         Snapshots {
-            logs_since_last: 10_000,
+            logs_since_last: 100_000,
             logs_kept: 1_000,
         }
     }
@@ -608,7 +612,7 @@ key_file = "/etc/switchboard/site.key"
         config.validate().unwrap();
         assert_eq!(config.timing.heartbeat_ms, 100);
         assert_eq!(config.timing.election_max_ms, 1000);
-        assert_eq!(config.snapshots.logs_since_last, 10_000);
+        assert_eq!(config.snapshots.logs_since_last, 100_000);
         let raft = config.raft_config().unwrap();
         assert_eq!(raft.election_timeout_max, 1000);
     }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::Serialize;
@@ -34,12 +35,16 @@ pub const LABEL_VALUE_BYTES_MAX: usize = 128;
 pub const RELAY_CAPACITY_MAX: u32 = 1_000_000;
 
 /// A relay's id: lowercase letters, digits, `-`, one DNS label.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct RelayId(String);
+///
+/// Shared text (`Arc<str>`): the state's persistent maps copy whole nodes
+/// of ids on every write, and a copy must not allocate.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RelayId(Arc<str>);
 
-/// A VPN host's id: letters, digits and `.`, `_`, `:`, `-`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct HostId(String);
+/// A VPN host's id: letters, digits and `.`, `_`, `:`, `-`. Shared text,
+/// as [`RelayId`].
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HostId(Arc<str>);
 
 /// Failure-domain labels (region, datacenter, power feed, uplink, ...).
 pub type Labels = BTreeMap<String, String>;
@@ -118,7 +123,7 @@ impl RelayId {
     pub fn new(value: impl Into<String>) -> Result<Self, Error> {
         let value = value.into();
         check_dns_label("relay_id", &value, RELAY_ID_BYTES_MAX)?;
-        Ok(RelayId(value))
+        Ok(RelayId(value.into()))
     }
 
     /// The id as text.
@@ -135,7 +140,7 @@ impl RelayId {
 impl HostId {
     /// Validates and wraps a host id.
     pub fn new(value: impl Into<String>) -> Result<Self, Error> {
-        let host = HostId(value.into());
+        let host = HostId(value.into().into());
         host.validate()?;
         Ok(host)
     }
@@ -172,7 +177,22 @@ impl HostId {
 }
 
 macro_rules! text_id_traits {
-    ($name:ident) => {
+    ($name:ident, $name_str:literal) => {
+        // Encoded exactly as the derived `String` newtype was (formats on
+        // disk and on the wire are frozen), decoded into shared text.
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_newtype_struct(stringify!($name), &*self.0)
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                #[derive(Deserialize)]
+                #[serde(rename = $name_str)]
+                struct Text(String);
+                Text::deserialize(deserializer).map(|text| $name(text.0.into()))
+            }
+        }
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 fmt::Debug::fmt(&self.0, f)
@@ -185,8 +205,8 @@ macro_rules! text_id_traits {
         }
     };
 }
-text_id_traits!(RelayId);
-text_id_traits!(HostId);
+text_id_traits!(RelayId, "RelayId");
+text_id_traits!(HostId, "HostId");
 
 /// Checks a region name; the empty string means "no region".
 pub fn validate_region(region: &str) -> Result<(), Error> {

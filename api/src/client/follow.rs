@@ -137,10 +137,20 @@ impl<T: WatchMessage> Follower<T> {
         self.stream.as_ref().map(|(_, endpoint)| endpoint.as_str())
     }
 
-    /// Gives up on the current site: the next open tries another first.
+    /// Gives up on the current site, which is stale but answering: the
+    /// next open tries another first.
     fn leave(&mut self) {
         if let Some((_, endpoint)) = self.stream.take() {
             self.client.step_past(&endpoint);
+        }
+    }
+
+    /// Gives up on the current site, which went quiet or cut the stream:
+    /// every call of the client tries it last for a while
+    /// (`ClientSettings::suspect_for`).
+    fn leave_unreached(&mut self) {
+        if let Some((_, endpoint)) = self.stream.take() {
+            self.client.suspect(&endpoint);
         }
     }
 
@@ -199,9 +209,9 @@ impl<T: WatchMessage> Follower<T> {
                     });
                 }
                 // Ended or failed: open again, another site first.
-                Ok(Ok(None)) | Ok(Err(_)) => self.leave(),
+                Ok(Ok(None)) | Ok(Err(_)) => self.leave_unreached(),
                 // Quiet past the heartbeats: the site or its link is gone.
-                Err(_) => self.leave(),
+                Err(_) => self.leave_unreached(),
             }
         }
     }

@@ -43,6 +43,7 @@ mod relays;
 mod resolve;
 mod retry;
 mod settings;
+mod suspects;
 
 pub use credentials::Credentials;
 pub use error::ClientError;
@@ -63,6 +64,7 @@ use tonic::transport::Channel;
 use tonic::transport::ClientTlsConfig;
 
 use crate::directory::Directory;
+use suspects::Suspects;
 
 /// A fresh random request id.
 pub fn new_request_id() -> Vec<u8> {
@@ -73,6 +75,8 @@ pub fn new_request_id() -> Vec<u8> {
 pub struct ClusterClient {
     endpoints: Mutex<Vec<String>>,
     preferred: AtomicUsize,
+    /// Sites that just failed at the transport, tried after the others.
+    suspects: Mutex<Suspects>,
     channels: Mutex<HashMap<String, Channel>>,
     settings: ClientSettings,
     tls: Option<ClientTlsConfig>,
@@ -100,6 +104,7 @@ impl ClusterClient {
         Ok(ClusterClient {
             endpoints: Mutex::new(endpoints),
             preferred: AtomicUsize::new(0),
+            suspects: Mutex::new(Suspects::default()),
             channels: Mutex::new(HashMap::new()),
             settings,
             tls: credentials.tls,

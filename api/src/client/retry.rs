@@ -32,6 +32,14 @@ fn retryable(status: &Status) -> bool {
     )
 }
 
+/// Whether the request never reached a site that could answer it: tonic
+/// failed to connect, or lost the connection, and made the status itself
+/// (it carries the transport error as its source; a status a site sent
+/// has none).
+fn unreached(status: &Status) -> bool {
+    std::error::Error::source(status).is_some() && retryable(status)
+}
+
 /// The wait a RESOURCE_EXHAUSTED answer asks for, if it names one.
 fn retry_after(status: &Status) -> Option<Duration> {
     if status.code() != Code::ResourceExhausted {
@@ -74,12 +82,37 @@ impl ClusterClient {
     }
 
     /// Makes the site after `endpoint` the first one tried: `endpoint`
-    /// went quiet or stale under a watch.
+    /// went stale under a watch.
     pub(super) fn step_past(&self, endpoint: &str) {
         let endpoints = self.endpoints();
         if let Some(index) = endpoints.iter().position(|e| e == endpoint) {
             self.preferred.store(index + 1, Ordering::Relaxed);
         }
+    }
+
+    /// `endpoint` could not be reached (a failed connection, no answer in
+    /// time, a watch gone quiet): every round tries it last for
+    /// `suspect_for`, and the site after it first.
+    pub(super) fn suspect(&self, endpoint: &str) {
+        self.suspects
+            .lock()
+            .suspect(endpoint, Instant::now(), self.settings.suspect_for);
+        self.step_past(endpoint);
+    }
+
+    /// The order of one round: from the preferred site on, suspects last,
+    /// a leader hint (which a live site just gave) before all.
+    fn round(&self, endpoints: &[String], hinted: Option<String>) -> Vec<String> {
+        let first = self.preferred.load(Ordering::Relaxed) % endpoints.len();
+        let order: Vec<String> = (0..endpoints.len())
+            .map(|i| endpoints[(first + i) % endpoints.len()].clone())
+            .collect();
+        let mut order = self.suspects.lock().last(order, Instant::now());
+        if let Some(leader) = hinted {
+            order.retain(|e| e != &leader);
+            order.insert(0, leader);
+        }
+        order
     }
 
     /// As `call`, also saying which site answered.
@@ -100,15 +133,7 @@ impl ClusterClient {
             if endpoints.is_empty() {
                 return Err(ClientError::NoEndpoints);
             }
-            let first = self.preferred.load(Ordering::Relaxed) % endpoints.len();
-            let mut order: Vec<String> = (0..endpoints.len())
-                .map(|i| endpoints[(first + i) % endpoints.len()].clone())
-                .collect();
-            if let Some(leader) = hinted.take() {
-                order.retain(|e| e != &leader);
-                order.insert(0, leader);
-            }
-            for endpoint in order {
+            for endpoint in self.round(&endpoints, hinted.take()) {
                 if Instant::now() >= deadline {
                     break;
                 }
@@ -117,16 +142,29 @@ impl ClusterClient {
                 // Bounded here, not only by the grpc-timeout header: a site
                 // that stopped answering (paused, or dark behind a dead
                 // link) may never send the error that ends the call.
-                let answer = tokio::time::timeout(self.settings.attempt_timeout, call(channel))
-                    .await
-                    .unwrap_or_else(|_| {
+                let answer = match tokio::time::timeout(
+                    self.settings.attempt_timeout,
+                    call(channel),
+                )
+                .await
+                {
+                    Ok(answer) => answer,
+                    Err(_) => {
+                        self.suspect(&endpoint);
                         Err(Status::deadline_exceeded(format!(
                             "no answer within {} ms",
                             self.settings.attempt_timeout.as_millis()
                         )))
-                    });
+                    }
+                };
+                if let Err(status) = &answer
+                    && unreached(status)
+                {
+                    self.suspect(&endpoint);
+                }
                 match answer {
                     Ok(value) => {
+                        self.suspects.lock().clear(&endpoint);
                         if let Some(index) = endpoints.iter().position(|e| e == &endpoint) {
                             self.preferred.store(index, Ordering::Relaxed);
                         }

@@ -26,6 +26,13 @@ pub struct ClientSettings {
     /// heartbeat every second), or hear only that its site is this stale,
     /// before it is reopened at another site from the last index it saw.
     pub watch_quiet_timeout: Duration,
+    /// How long a site that failed at the transport (no connection, no
+    /// answer within `attempt_timeout`, a watch gone quiet or cut) is tried
+    /// only after every other site, unless it answers first. A dark site
+    /// costs a connect timeout or more per request; this keeps retries and
+    /// moving watches off it for longer than a failover takes, yet lets a
+    /// site back from a restart take calls again soon.
+    pub suspect_for: Duration,
 }
 
 impl Default for ClientSettings {
@@ -39,6 +46,7 @@ impl Default for ClientSettings {
             keepalive_interval: Duration::from_secs(1),
             keepalive_timeout: Duration::from_secs(2),
             watch_quiet_timeout: Duration::from_secs(3),
+            suspect_for: Duration::from_secs(10),
         }
     }
 }

@@ -3,6 +3,8 @@
 //! Bounded twice over, deterministically (every site evicts the same entries
 //! at the same log index): by age in state time, and by count.
 
+use std::sync::Arc;
+
 use imbl::OrdMap;
 
 use crate::ids::RequestId;
@@ -20,7 +22,9 @@ pub const REQUESTS_RETAINED_MAX: usize = 200_000;
 /// The answers, by request id, and the order they were applied in.
 #[derive(Clone, Debug, Default)]
 pub struct RequestLog {
-    by_id: OrdMap<RequestId, RequestRecord>,
+    /// Shared records: a write copies whole map nodes, and copying a
+    /// record (its reply's text) would allocate for every one in the node.
+    by_id: OrdMap<RequestId, Arc<RequestRecord>>,
     /// log index -> request id, oldest first, for eviction.
     by_index: OrdMap<u64, RequestId>,
 }
@@ -28,7 +32,7 @@ pub struct RequestLog {
 impl RequestLog {
     /// The answer remembered for a request id.
     pub fn get(&self, request_id: RequestId) -> Option<&RequestRecord> {
-        self.by_id.get(&request_id)
+        self.by_id.get(&request_id).map(|record| &**record)
     }
 
     /// How many answers are remembered.
@@ -43,13 +47,13 @@ impl RequestLog {
 
     /// Every remembered answer, in request-id order.
     pub fn iter(&self) -> impl Iterator<Item = (&RequestId, &RequestRecord)> {
-        self.by_id.iter()
+        self.by_id.iter().map(|(id, record)| (id, &**record))
     }
 
     /// Remembers an answer.
     pub(crate) fn insert(&mut self, request_id: RequestId, record: RequestRecord) {
         let index = record.reply.log_index;
-        if let Some(previous) = self.by_id.insert(request_id, record) {
+        if let Some(previous) = self.by_id.insert(request_id, Arc::new(record)) {
             self.by_index.remove(&previous.reply.log_index);
         }
         self.by_index.insert(index, request_id);
