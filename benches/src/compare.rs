@@ -196,13 +196,21 @@ fn timing(args: &CompareArgs) -> switchboard_node::Timing {
     }
 }
 
+/// The sites log warnings and errors only, as etcd runs here (`--log-level
+/// warn`): at info a site logs every admin attach (an audit line), which
+/// the driver's attaches are.
+const SITE_LOG_FILTER: &str = "warn";
+
 async fn measure_switchboard(args: &CompareArgs) -> anyhow::Result<Vec<(Op, Mode, Sample)>> {
     let one_way = Duration::from_millis(args.wan_ms);
     let (cluster, _proxies) = if one_way.is_zero() {
-        let spec = TestSpec::default();
+        let spec = TestSpec {
+            log_filter: SITE_LOG_FILTER.into(),
+            ..TestSpec::default()
+        };
         (TestCluster::start_with(spec).await, Default::default())
     } else {
-        switchboard_tests::wan_cluster(timing(args), one_way).await
+        switchboard_tests::wan_cluster(timing(args), one_way, SITE_LOG_FILTER).await
     };
     // Room for every write of the run, spread so no relay fills.
     register_relays(&cluster.client(), 100, 50_000).await;

@@ -105,6 +105,9 @@ pub struct TestSpec {
     pub limits: switchboard_node::Limits,
     /// Sites log JSON lines instead of text.
     pub log_json: bool,
+    /// `RUST_LOG` of the sites: info for tests (their logs explain a
+    /// failure); benches run at warn, as they run etcd.
+    pub log_filter: String,
 }
 
 impl Default for TestSpec {
@@ -127,6 +130,7 @@ impl Default for TestSpec {
             dir: None,
             limits: switchboard_node::Limits::default(),
             log_json: false,
+            log_filter: "info,openraft=warn".into(),
         }
     }
 }
@@ -162,7 +166,7 @@ impl TestCluster {
         launch.site_hosts = spec.site_hosts;
         launch.site_names = spec.site_names;
         launch.limits = spec.limits;
-        launch.log_filter = "info,openraft=warn".into();
+        launch.log_filter = spec.log_filter;
         launch.log_json = spec.log_json;
         let cluster = LocalCluster::start(launch)
             .await
@@ -451,6 +455,7 @@ pub async fn sbctl_json(cluster_json: &std::path::Path, args: &[&str]) -> serde_
 pub async fn wan_cluster(
     timing: Timing,
     one_way: Duration,
+    log_filter: &str,
 ) -> (
     TestCluster,
     std::collections::BTreeMap<u64, delay_proxy::DelayProxy>,
@@ -458,6 +463,7 @@ pub async fn wan_cluster(
     let cluster = TestCluster::start_with(TestSpec {
         bootstrap: Bootstrap::Manual,
         timing,
+        log_filter: log_filter.to_owned(),
         ..TestSpec::default()
     })
     .await;
