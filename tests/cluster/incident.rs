@@ -450,11 +450,22 @@ async fn the_2013_outage_replayed_strands_nobody_and_loses_no_route() {
     let relay_watches: Vec<String> = relays
         .iter()
         .map(|r| {
+            let trail = r.counters.watch_trail.lock();
+            let since_cut = |at: Instant| at.saturating_duration_since(cut_at).as_millis();
+            let sites: Vec<String> = trail
+                .sites
+                .iter()
+                .map(|(site, at)| format!("{site} at {} ms", since_cut(*at)))
+                .collect();
             format!(
-                "{}: {} watch restarts, {} heartbeats failed",
+                "{}: {} watch restarts, {} heartbeats failed, watch on {sites:?} \
+                 (ms after the cut), last change heard {:?} ms after the cut, \
+                 drain {} ms after the cut",
                 r.relay_id,
                 r.counters.watch_resyncs.load(Ordering::Relaxed),
-                r.counters.heartbeats_failed.load(Ordering::Relaxed)
+                r.counters.heartbeats_failed.load(Ordering::Relaxed),
+                trail.last_change_at.map(since_cut),
+                since_cut(moved_at),
             )
         })
         .collect();

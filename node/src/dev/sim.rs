@@ -58,6 +58,40 @@ pub struct RelayCounters {
     pub heartbeats_acknowledged: AtomicU64,
     pub heartbeats_failed: AtomicU64,
     pub watch_resyncs: AtomicU64,
+    /// What the route watch did, for a test that finds the relay behind:
+    /// each site it was on and when it got there, and when it last heard
+    /// a change (not a progress heartbeat).
+    pub watch_trail: Mutex<WatchTrail>,
+}
+
+/// Where a relay's route watch has been.
+#[derive(Default, Debug)]
+pub struct WatchTrail {
+    /// Each site the watch was on, in order, with when it was first heard
+    /// from there. Bounded to `WATCH_TRAIL_SITES_MAX`.
+    pub sites: Vec<(String, Instant)>,
+    /// When the watch last delivered a change.
+    pub last_change_at: Option<Instant>,
+}
+
+/// Sites kept in a relay's watch trail: a test's failover moves a watch a
+/// few times; more is a watch going round in circles, and the first ones
+/// say where it started.
+pub const WATCH_TRAIL_SITES_MAX: usize = 32;
+
+impl WatchTrail {
+    fn heard(&mut self, site: Option<&str>, change: bool) {
+        let now = Instant::now();
+        if let Some(site) = site
+            && self.sites.last().is_none_or(|(last, _)| last != site)
+            && self.sites.len() < WATCH_TRAIL_SITES_MAX
+        {
+            self.sites.push((site.to_owned(), now));
+        }
+        if change {
+            self.last_change_at = Some(now);
+        }
+    }
 }
 
 /// A simulated relay.
@@ -183,6 +217,8 @@ async fn relay_watch_loop(
             followed = routes.next() => followed,
             _ = stopped.changed() => return,
         };
+        let change = matches!(&followed, Ok(Followed::Event(event)) if !event.host_id.is_empty());
+        counters.watch_trail.lock().heard(routes.site(), change);
         match followed {
             Ok(Followed::Restarted) => {
                 counters.watch_resyncs.fetch_add(1, Ordering::Relaxed);
