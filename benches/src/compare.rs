@@ -165,6 +165,9 @@ async fn run_plan(
     let mut samples = Vec::new();
     for (op, mode) in plan(args) {
         let warmup = Duration::from_secs_f64(args.warmup_seconds);
+        // Said before each row, so a profiler started alongside knows when
+        // the load it wants is running.
+        eprintln!("  {:<18} {:<22} running", op.name(), mode_name(mode));
         measure(&connections, op, mode, warmup, args.preload).await;
         let sample = measure(
             &connections,

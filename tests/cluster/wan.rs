@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use switchboard_api::new_request_id;
 use switchboard_proto::v1 as pb;
-use switchboard_tests::TestSpec;
+use switchboard_tests::TEST_LOG_FILTER;
 use switchboard_tests::Timing;
 use switchboard_tests::median;
 use switchboard_tests::nemesis::Run;
@@ -29,8 +29,7 @@ async fn run_wan(one_way: Duration) {
     // Default timing: heartbeats every 100 ms, elections after 0.5-1 s,
     // well above a 60 ms round trip. Every site reaches every other
     // through the other's proxy.
-    let (cluster, proxies) =
-        wan_cluster(Timing::default(), one_way, &TestSpec::default().log_filter).await;
+    let (cluster, proxies) = wan_cluster(Timing::default(), one_way, TEST_LOG_FILTER).await;
     let leader = cluster.leader().await;
     switchboard_tests::load::register_relays(&cluster.client(), 1, 10_000).await;
 

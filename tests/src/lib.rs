@@ -110,6 +110,9 @@ pub struct TestSpec {
     pub log_filter: String,
 }
 
+/// `RUST_LOG` of a test's sites: info, so their logs explain a failure.
+pub const TEST_LOG_FILTER: &str = "info,openraft=warn";
+
 impl Default for TestSpec {
     fn default() -> Self {
         TestSpec {
@@ -130,7 +133,7 @@ impl Default for TestSpec {
             dir: None,
             limits: switchboard_node::Limits::default(),
             log_json: false,
-            log_filter: "info,openraft=warn".into(),
+            log_filter: TEST_LOG_FILTER.into(),
         }
     }
 }

@@ -142,26 +142,20 @@ impl ClusterClient {
                 // Bounded here, not only by the grpc-timeout header: a site
                 // that stopped answering (paused, or dark behind a dead
                 // link) may never send the error that ends the call.
-                let answer = match tokio::time::timeout(
-                    self.settings.attempt_timeout,
-                    call(channel),
-                )
-                .await
-                {
-                    Ok(answer) => answer,
-                    Err(_) => {
-                        self.suspect(&endpoint);
-                        Err(Status::deadline_exceeded(format!(
-                            "no answer within {} ms",
-                            self.settings.attempt_timeout.as_millis()
-                        )))
-                    }
-                };
-                if let Err(status) = &answer
-                    && unreached(status)
+                let timed =
+                    tokio::time::timeout(self.settings.attempt_timeout, call(channel)).await;
+                if timed
+                    .as_ref()
+                    .map_or(true, |answer| answer.as_ref().is_err_and(unreached))
                 {
                     self.suspect(&endpoint);
                 }
+                let answer = timed.unwrap_or_else(|_| {
+                    Err(Status::deadline_exceeded(format!(
+                        "no answer within {} ms",
+                        self.settings.attempt_timeout.as_millis()
+                    )))
+                });
                 match answer {
                     Ok(value) => {
                         self.suspects.lock().clear(&endpoint);
