@@ -5,8 +5,9 @@
 //! goes quiet, or carries only progress heartbeats that say the site is
 //! stale. A [`Follower`] notices each of these within the client's
 //! `watch_quiet_timeout` and reopens the watch at another known site from
-//! the last index it saw, so no change is missed and none is delivered
-//! twice; when no site still holds that history, it starts again from the
+//! the last index it saw completely, skipping what it already delivered of
+//! a part-seen index (`position.rs`), so no change is
+//! missed and none is delivered twice; when no site still holds that history, it starts again from the
 //! full current state and says so ([`Followed::Restarted`]).
 
 use std::future::Future;
@@ -22,11 +23,20 @@ use tonic::Streaming;
 
 use super::ClientError;
 use super::ClusterClient;
+use super::position::Position;
+use super::position::Verdict;
 
 /// A message of a watch stream.
 pub trait WatchMessage: Sized + Send + 'static {
     /// The log index the message is at.
     fn index(&self) -> u64;
+    /// Tells this change apart from the others at its index (which host,
+    /// where to), so a replay of a part-seen index skips what was
+    /// delivered.
+    fn change_key(&self) -> String;
+    /// Whether this message ends the full current state a watch from
+    /// index 0 starts with.
+    fn ends_initial(&self) -> bool;
     /// For a progress heartbeat, the serving site's staleness; `None` for
     /// a change.
     fn progress_staleness_ms(&self) -> Option<u64>;
@@ -44,10 +54,18 @@ pub trait WatchMessage: Sized + Send + 'static {
 /// Implements [`WatchMessage`] for a watch event type whose stream the
 /// client opens with `$open`.
 macro_rules! watch_message {
-    ($message:ty, $open:ident) => {
+    ($message:ty, $open:ident, $key:expr, $ends_initial:expr) => {
         impl WatchMessage for $message {
             fn index(&self) -> u64 {
                 self.index
+            }
+
+            fn change_key(&self) -> String {
+                $key(self)
+            }
+
+            fn ends_initial(&self) -> bool {
+                $ends_initial(self)
             }
 
             fn progress_staleness_ms(&self) -> Option<u64> {
@@ -69,8 +87,23 @@ macro_rules! watch_message {
     };
 }
 
-watch_message!(pb::RouteEvent, open_watch_route);
-watch_message!(pb::RelayRoutesEvent, open_watch_relay_routes);
+// A host's watch starts with one message, its route.
+watch_message!(
+    pb::RouteEvent,
+    open_watch_route,
+    |m: &pb::RouteEvent| match &m.route {
+        Some(route) => format!("{}@{}", route.relay_id, route.generation),
+        None => String::new(),
+    },
+    |_: &pb::RouteEvent| true
+);
+// A relay's watch ends its full set with a `synced` message.
+watch_message!(
+    pb::RelayRoutesEvent,
+    open_watch_relay_routes,
+    |m: &pb::RelayRoutesEvent| format!("{}:{}@{}", m.host_id, m.attached, m.generation),
+    |m: &pb::RelayRoutesEvent| m.synced
+);
 
 /// What a followed watch yields.
 #[derive(Debug)]
@@ -86,7 +119,7 @@ pub enum Followed<T> {
 pub struct Follower<T: WatchMessage> {
     client: Arc<ClusterClient>,
     id: String,
-    after_index: u64,
+    position: Position,
     stream: Option<(Streaming<T>, String)>,
     backoff: ExponentialBackoff,
 }
@@ -112,7 +145,7 @@ impl<T: WatchMessage> Follower<T> {
         Follower {
             client,
             id: id.to_owned(),
-            after_index: 0,
+            position: Position::default(),
             stream: None,
             backoff,
         }
@@ -129,7 +162,7 @@ impl<T: WatchMessage> Follower<T> {
 
     /// The last index this follower has seen everything up to.
     pub fn index(&self) -> u64 {
-        self.after_index
+        self.position.resume_after()
     }
 
     /// The site the watch is on now, if it is open.
@@ -140,6 +173,7 @@ impl<T: WatchMessage> Follower<T> {
     /// Gives up on the current site, which is stale but answering: the
     /// next open tries another first.
     fn leave(&mut self) {
+        self.position.broke();
         if let Some((_, endpoint)) = self.stream.take() {
             self.client.step_past(&endpoint);
         }
@@ -149,6 +183,7 @@ impl<T: WatchMessage> Follower<T> {
     /// every call of the client tries it last for a while
     /// (`ClientSettings::suspect_for`).
     fn leave_unreached(&mut self) {
+        self.position.broke();
         if let Some((_, endpoint)) = self.stream.take() {
             self.client.suspect(&endpoint);
         }
@@ -160,11 +195,12 @@ impl<T: WatchMessage> Follower<T> {
         let quiet = self.client.settings.watch_quiet_timeout;
         loop {
             if self.stream.is_none() {
-                match T::open(&self.client, &self.id, self.after_index).await {
+                let after = self.position.resume_after();
+                match T::open(&self.client, &self.id, after).await {
                     Ok(opened) => {
                         self.stream = Some(opened);
                         self.backoff = Self::fresh_backoff(&self.client);
-                        if self.after_index == 0 {
+                        if self.position.opened() {
                             return Ok(Followed::Restarted);
                         }
                     }
@@ -173,7 +209,7 @@ impl<T: WatchMessage> Follower<T> {
                     // opens: start again from the full state, or the watch
                     // would ask the same site for ever.
                     Err(error) if error.code() == Some(Code::OutOfRange) => {
-                        self.after_index = 0;
+                        self.position.reset();
                         continue;
                     }
                     Err(error) if final_refusal(error.code()) => return Err(error),
@@ -187,17 +223,25 @@ impl<T: WatchMessage> Follower<T> {
             let (stream, _) = self.stream.as_mut().expect("opened above");
             match tokio::time::timeout(quiet, stream.message()).await {
                 Ok(Ok(Some(message))) => {
-                    self.after_index = self.after_index.max(message.index());
                     self.client.offer(message.node_info());
-                    match message.progress_staleness_ms() {
-                        None => return Ok(Followed::Event(message)),
-                        Some(stale) if u128::from(stale) > quiet.as_millis() => self.leave(),
-                        Some(_) => {}
+                    let Some(stale) = message.progress_staleness_ms() else {
+                        let key = message.change_key();
+                        let verdict =
+                            self.position
+                                .on_change(message.index(), key, message.ends_initial());
+                        match verdict {
+                            Verdict::Deliver => return Ok(Followed::Event(message)),
+                            Verdict::Skip => continue,
+                        }
+                    };
+                    self.position.on_progress(message.index());
+                    if u128::from(stale) > quiet.as_millis() {
+                        self.leave();
                     }
                 }
                 Ok(Err(status)) if status.code() == Code::OutOfRange => {
                     // The site no longer holds the history after our index.
-                    self.after_index = 0;
+                    self.position.reset();
                     self.stream = None;
                 }
                 Ok(Err(status)) if final_refusal(Some(status.code())) => {

@@ -39,6 +39,7 @@ mod follow;
 mod hosts;
 mod membership;
 mod operations;
+mod position;
 mod relays;
 mod resolve;
 mod retry;
