@@ -108,9 +108,18 @@ const ATTACK_WAIT: Duration = Duration::from_secs(15);
 /// (Before, 48 such requests pinned 194 MiB for as long as the caller
 /// liked; with the 128 KiB request limit alone, 400 of them would still
 /// pin 50 MiB until the request timeout.)
+///
+/// "At once" holds while the caller stays within the connection's
+/// concurrent requests (`REQUESTS_PER_CONNECTION_MAX`). Past it, requests
+/// wait for a slot with their first frames buffered by HTTP/2 and not
+/// read, so they can fill the connection's receive window and starve the
+/// requests being served of their next frames: those end at the request
+/// timeout (CANCELLED) instead. The memory is bounded either way (the
+/// window), which the second attack shows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn requests_whose_last_byte_is_withheld_pin_at_most_a_connections_budget() {
     use switchboard_api::limits::API_REQUEST_BYTES_MAX;
+    use switchboard_api::limits::REQUESTS_PER_CONNECTION_MAX;
     let limits = switchboard_node::Limits {
         request_timeout_ms: 3_000,
         ..switchboard_node::Limits::default()
@@ -145,67 +154,125 @@ async fn requests_whose_last_byte_is_withheld_pin_at_most_a_connections_budget()
         "every one is refused at once: {statuses:?}"
     );
 
-    // A token caller: 400 requests of the largest size, each short a byte.
-    let streams = 400;
-    let tls = connect_from(&cluster, "127.0.0.2", api).await.expect("tls");
-    let started = Instant::now();
-    let attack = tokio::spawn(async move {
-        withhold_last_bytes(
-            tls,
-            Some(&token),
-            streams,
-            (API_REQUEST_BYTES_MAX, API_REQUEST_BYTES_MAX - 1),
-            ATTACK_WAIT,
-        )
-        .await
-    });
-    let mut rss_peak = 0;
-    let mut served_max = Duration::ZERO;
-    // The whole attack, however slowly this machine moves its 50 MiB.
-    while !attack.is_finished() && started.elapsed() < ATTACK_WAIT + Duration::from_secs(1) {
-        rss_peak = rss_peak.max(process_rss_bytes(pid));
-        let call = Instant::now();
-        admin
-            .status_of(&cluster.api(leader))
-            .await
-            .expect("the operator is served during the attack");
-        served_max = served_max.max(call.elapsed());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (statuses, _held) = attack.await.expect("attack");
-    let exhausted = statuses
-        .iter()
-        .filter(|s| s.as_deref() == Some("8"))
-        .count();
-    let grown = rss_peak.saturating_sub(rss_before);
-    println!(
-        "{streams} requests of {} KiB short a byte: {exhausted} refused with RESOURCE_EXHAUSTED, memory grew {:.1} MiB at most (budget {:.1} MiB, {:.1} MiB asked for), slowest operator call {} ms",
-        API_REQUEST_BYTES_MAX >> 10,
-        grown as f64 / 1048576.0,
-        budget as f64 / 1048576.0,
-        (streams * API_REQUEST_BYTES_MAX) as f64 / 1048576.0,
-        served_max.as_millis()
-    );
-    assert!(
-        statuses.iter().all(Option::is_some),
-        "every request is answered within {ATTACK_WAIT:?}: {statuses:?}"
-    );
+    // A token caller within the connection's concurrent requests: every
+    // request past the budget is refused at once.
+    let within = REQUESTS_PER_CONNECTION_MAX;
+    let attack = TokenAttack {
+        cluster: &cluster,
+        site: leader,
+        token: &token,
+    };
+    let (statuses, served_max) = attack.run(within, rss_before, budget).await;
+    let exhausted = count(&statuses, "8");
     // At most `fit` requests fit the budget at once, each held until the
     // request timeout; every other one is refused.
     let fit = budget / API_REQUEST_BYTES_MAX;
     let rounds = (ATTACK_WAIT.as_millis() / 3_000) as usize + 1;
     assert!(
-        exhausted >= streams - fit * rounds,
-        "at most {fit} requests fit the budget per {rounds} timeouts; {exhausted} of {streams} refused: {statuses:?}"
-    );
-    assert!(
-        grown < 20 << 20,
-        "memory grew {grown} bytes; the budget is {budget}"
+        exhausted >= within - fit * rounds,
+        "at most {fit} requests fit the budget per {rounds} timeouts; {exhausted} of {within} refused: {statuses:?}"
     );
     assert!(
         served_max < Duration::from_secs(1),
         "operator call took {served_max:?}"
     );
+
+    // Past them: those waiting for a slot may starve the served ones until
+    // the request timeout, but each ends one way or the other and the
+    // memory stays bounded.
+    let (statuses, served_max) = attack.run(400, rss_before, budget).await;
+    let ended = count(&statuses, "8") + count(&statuses, "1");
+    assert_eq!(
+        ended,
+        statuses.len(),
+        "each is refused or times out: {statuses:?}"
+    );
+    assert!(
+        served_max < Duration::from_secs(1),
+        "operator call took {served_max:?}"
+    );
+}
+
+/// How many answers carry `code`.
+fn count(statuses: &[Option<String>], code: &str) -> usize {
+    statuses
+        .iter()
+        .filter(|s| s.as_deref() == Some(code))
+        .count()
+}
+
+/// A host-token caller sending requests of the largest size, each short
+/// a byte, on one connection to `site`.
+struct TokenAttack<'a> {
+    cluster: &'a TestCluster,
+    site: u64,
+    token: &'a str,
+}
+
+impl TokenAttack<'_> {
+    /// Runs `streams` requests and, meanwhile, operator calls to the site
+    /// every 100 ms; asserts that every request is answered within
+    /// `ATTACK_WAIT` and the site's memory grew less than 20 MiB over
+    /// `rss_before`; returns the answers and the slowest operator call.
+    async fn run(
+        &self,
+        streams: usize,
+        rss_before: u64,
+        budget: usize,
+    ) -> (Vec<Option<String>>, Duration) {
+        use switchboard_api::limits::API_REQUEST_BYTES_MAX;
+        let cluster = self.cluster;
+        let admin = cluster.client();
+        let pid = cluster.cluster.sites[&self.site].pid().expect("running");
+        let api: std::net::SocketAddr = cluster.api(self.site).parse().expect("address");
+        let tls = connect_from(cluster, "127.0.0.2", api).await.expect("tls");
+        let token = self.token.to_owned();
+        let started = Instant::now();
+        let attack = tokio::spawn(async move {
+            withhold_last_bytes(
+                tls,
+                Some(&token),
+                streams,
+                (API_REQUEST_BYTES_MAX, API_REQUEST_BYTES_MAX - 1),
+                ATTACK_WAIT,
+            )
+            .await
+        });
+        let mut rss_peak = 0;
+        let mut served_max = Duration::ZERO;
+        // The whole attack, however slowly this machine moves its 50 MiB.
+        while !attack.is_finished() && started.elapsed() < ATTACK_WAIT + Duration::from_secs(1) {
+            rss_peak = rss_peak.max(process_rss_bytes(pid));
+            let call = Instant::now();
+            admin
+                .status_of(&cluster.api(self.site))
+                .await
+                .expect("the operator is served during the attack");
+            served_max = served_max.max(call.elapsed());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (statuses, _held) = attack.await.expect("attack");
+        let grown = rss_peak.saturating_sub(rss_before);
+        println!(
+            "{streams} requests of {} KiB short a byte: {} refused with RESOURCE_EXHAUSTED, {} timed out, memory grew {:.1} MiB at most (budget {:.1} MiB, {:.1} MiB asked for), slowest operator call {} ms",
+            API_REQUEST_BYTES_MAX >> 10,
+            count(&statuses, "8"),
+            count(&statuses, "1"),
+            grown as f64 / 1048576.0,
+            budget as f64 / 1048576.0,
+            (streams * API_REQUEST_BYTES_MAX) as f64 / 1048576.0,
+            served_max.as_millis()
+        );
+        assert!(
+            statuses.iter().all(Option::is_some),
+            "every request is answered within {ATTACK_WAIT:?}: {statuses:?}"
+        );
+        assert!(
+            grown < 20 << 20,
+            "memory grew {grown} bytes; the budget is {budget}"
+        );
+        (statuses, served_max)
+    }
 }
 
 /// One address holds at most `connections_per_source_max` connections,
