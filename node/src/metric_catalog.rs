@@ -116,6 +116,10 @@ fn describe_storage() {
         "Time of one RocksDB WAL sync in the writer thread; every synced write waits for one."
     );
     describe_counter!("switchboard_storage_wal_syncs_total", "RocksDB WAL syncs.");
+    describe_counter!(
+        "switchboard_storage_write_failures_total",
+        "Storage failures (a RocksDB write or WAL sync); after the first, the site refuses every write and stops at its next log append."
+    );
     describe_histogram!(
         "switchboard_storage_group_jobs",
         "Write jobs committed by one WAL sync (group commit)."

@@ -198,10 +198,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         );
         // Buffered: losing it only means re-learning the commit index from the
         // leader; it lets a restarted site re-apply its committed log sooner.
-        self.writer
-            .write(batch, Durability::Buffered, None)
-            .await
-            .map_err(to_io)
+        // Not waited for: nothing reads it before a restart, and the apply
+        // that follows on every commit should not wait for the writer.
+        self.writer.write_behind(batch).await.map_err(to_io)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {

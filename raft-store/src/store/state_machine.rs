@@ -40,7 +40,6 @@ use crate::store::change_feed::ChangeEvent;
 use crate::store::change_feed::ChangeFeed;
 use crate::store::change_feed::IndexedEvent;
 use crate::store::snapshot_dir::SnapshotDir;
-use crate::store::writer::Durability;
 use crate::store::writer::Writer;
 use crate::types::LogId;
 use crate::types::SnapshotMeta;
@@ -203,8 +202,11 @@ impl StateMachineStore {
         self.changes.clear();
         // Buffered: every applied entry is in the synced log, so a lost state
         // write is re-applied from it after a crash; the rows and the applied
-        // id are in one batch, so they are lost or kept together.
-        self.writer.write(batch, Durability::Buffered, None).await
+        // id are in one batch, so they are lost or kept together. Not waited
+        // for: reads are served from memory, the writer keeps the order, and
+        // a failed write fails every later one (see `Writer`), so the rows
+        // on disk are always those of one applied index.
+        self.writer.write_behind(batch).await
     }
 }
 
