@@ -11,6 +11,7 @@
 mod change_feed;
 mod dir_lock;
 mod identity;
+mod idle_thread;
 mod log_store;
 mod recover;
 mod snapshot_dir;

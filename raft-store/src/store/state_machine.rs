@@ -39,6 +39,7 @@ use crate::store::cf;
 use crate::store::change_feed::ChangeEvent;
 use crate::store::change_feed::ChangeFeed;
 use crate::store::change_feed::IndexedEvent;
+use crate::store::idle_thread::run_idle;
 use crate::store::snapshot_dir::SnapshotDir;
 use crate::store::writer::Writer;
 use crate::types::LogId;
@@ -365,9 +366,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, SnapshotFile>, io::Error> {
         let applied = self.applied.clone();
         let snapshots = self.snapshots.clone();
-        let built = tokio::task::spawn_blocking(move || snapshots.build(&applied))
+        let built = run_idle("snapshot-build", move || snapshots.build(&applied))
             .await
-            .map_err(io::Error::other)
             .and_then(|built| built.map_err(io::Error::from));
         if built.is_err() {
             metrics::counter!("switchboard_snapshot_failures_total", "phase" => "build")
