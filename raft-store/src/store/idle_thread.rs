@@ -36,6 +36,7 @@ pub(crate) async fn run_idle<T: Send + 'static>(
 /// Lowers the calling thread to nice 19. An unprivileged thread may always
 /// lower its own priority; if the call still fails, the work runs at
 /// normal priority, as before, and the failure is logged.
+#[cfg(target_os = "linux")]
 fn lower_this_thread() {
     // SAFETY: plain system call on the calling thread (who 0; on Linux the
     // nice value is per thread); no memory is passed.
@@ -48,7 +49,12 @@ fn lower_this_thread() {
     }
 }
 
-#[cfg(test)]
+/// Elsewhere `setpriority(PRIO_PROCESS, 0)` lowers the whole process:
+/// the work runs at normal priority.
+#[cfg(not(target_os = "linux"))]
+fn lower_this_thread() {}
+
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::run_idle;
 

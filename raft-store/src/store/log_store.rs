@@ -198,12 +198,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         );
         // Buffered: losing it only means re-learning the commit index from the
         // leader; it lets a restarted site re-apply its committed log sooner.
-        // Not waited for: nothing reads it before a restart, and the apply
-        // that follows on every commit should not wait for the writer.
+        // Not waited for: only `read_committed` reads it (after a barrier),
+        // and the apply that follows every commit should not wait for the
+        // writer; if the process dies first, it is lost like any buffered
+        // write.
         self.writer.write_behind(batch).await.map_err(to_io)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        // `save_committed` does not wait for its write: an empty write
+        // behind it returns once it is written (read at startup only).
+        self.writer
+            .write(WriteBatch::default(), Durability::Buffered, None)
+            .await
+            .map_err(to_io)?;
         Ok(self
             .read_raft_key::<Option<LogId>>(KEY_COMMITTED, "committed log id")
             .map_err(to_io)?
@@ -263,8 +271,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             index_key(log_id.index + 1),
         );
         // Synced, and the sync also makes durable every buffered state write
-        // before it (one WAL): the applied state covering the purged entries
-        // is on disk before the entries are gone.
+        // queued before it (one WAL, one writer keeping the queue's order; a
+        // purge follows the snapshot, which follows the applies it covers):
+        // the applied state covering the purged entries is on disk before
+        // the entries are gone.
         self.writer.write_synced(batch).await.map_err(to_io)?;
         metrics::gauge!("switchboard_storage_purged_index").set(log_id.index as f64);
         Ok(())

@@ -193,18 +193,23 @@ impl SnapshotDir {
     }
 
     fn make_current(&self, record: SnapshotRecord) {
-        let mut current = self.current.lock();
-        let newer = current
-            .as_ref()
-            .is_none_or(|c| log_index(&c.meta) <= log_index(&record.meta));
-        if newer {
-            if let Some(previous) = current.replace(record) {
-                remove_quietly(&previous.path);
+        let stale = {
+            let mut current = self.current.lock();
+            let newer = current
+                .as_ref()
+                .is_none_or(|c| log_index(&c.meta) <= log_index(&record.meta));
+            if newer {
+                current.replace(record).map(|previous| previous.path)
+            } else {
+                // An older build finished after a newer install: open handles keep it
+                // readable for whoever holds it; the directory keeps the newer one.
+                Some(record.path)
             }
-        } else {
-            // An older build finished after a newer install: open handles keep it
-            // readable for whoever holds it; the directory keeps the newer one.
-            remove_quietly(&record.path);
+        };
+        // Outside the lock: a build's thread runs at nice 19, and the state
+        // machine takes this lock to answer for the current snapshot.
+        if let Some(path) = stale {
+            remove_quietly(&path);
         }
     }
 }

@@ -206,7 +206,9 @@ impl StateMachineStore {
         // id are in one batch, so they are lost or kept together. Not waited
         // for: reads are served from memory, the writer keeps the order, and
         // a failed write fails every later one (see `Writer`), so the rows
-        // on disk are always those of one applied index.
+        // on disk are always those of one applied index. A process that dies
+        // with batches still queued loses them, as a power loss loses any
+        // buffered write: the log has every entry again.
         self.writer.write_behind(batch).await
     }
 }

@@ -16,6 +16,7 @@
 //! is refused too, and the next synced append reports the failure.
 
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::thread;
 
 use rocksdb::DB;
@@ -38,8 +39,10 @@ pub const WRITE_QUEUE_JOBS_MAX: usize = 1024;
 /// Whether a write must reach the disk before it is acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Durability {
-    /// Written to the memtable and the WAL buffer; survives a process crash
-    /// (the page cache keeps it) but not a power loss.
+    /// Written to the memtable and the WAL buffer; once written it survives
+    /// a process crash (the page cache keeps it) but not a power loss. A job
+    /// queued with [`Writer::write_behind`] and not yet written is lost with
+    /// the process.
     Buffered,
     /// The WAL is fsynced before the job is answered.
     Synced,
@@ -60,6 +63,8 @@ struct WriteJob {
 pub struct Writer {
     jobs: mpsc::Sender<WriteJob>,
     stopped: Stopped,
+    /// The writer thread's first failure, once there is one.
+    failed: Arc<OnceLock<String>>,
 }
 
 /// Tells when the writer thread has ended and released the database, so the
@@ -93,17 +98,23 @@ impl Writer {
         let (jobs, receiver) = mpsc::channel(WRITE_QUEUE_JOBS_MAX);
         let stopped = Stopped::default();
         let signal = stopped.clone();
+        let failed = Arc::new(OnceLock::new());
+        let first_failure = FirstFailure(failed.clone());
         thread::Builder::new()
             .name("rocksdb-writer".into())
             .spawn(move || {
-                run(db, receiver);
+                run(db, receiver, first_failure);
                 // `run` consumed the database handle: it is released by now,
                 // and the data dir with it.
                 drop(lock);
                 signal.set();
             })
             .map_err(|e| Error::io("starting the storage writer thread", e))?;
-        Ok(Writer { jobs, stopped })
+        Ok(Writer {
+            jobs,
+            stopped,
+            failed,
+        })
     }
 
     /// The signal that the writer thread has ended.
@@ -137,8 +148,14 @@ impl Writer {
     /// without waiting for it to be written (a wake-up of the writer thread
     /// and one of the caller, ~0.1-0.8 ms each on a busy 2-core machine).
     /// For batches nothing reads back before a restart, whose loss in a
-    /// crash the log repairs. A failure shows at every later write.
+    /// crash the log repairs. Fails once the writer has failed (this batch
+    /// would be refused), so a failure shows at the caller's next batch.
     pub async fn write_behind(&self, batch: WriteBatch) -> Result<(), Error> {
+        if let Some(reason) = self.failed.get() {
+            return Err(Error::WriteFailed {
+                reason: reason.clone(),
+            });
+        }
         let job = WriteJob {
             batch,
             durability: Durability::Buffered,
@@ -171,7 +188,7 @@ impl Writer {
     }
 }
 
-fn run(db: Arc<DB>, mut receiver: mpsc::Receiver<WriteJob>) {
+fn run(db: Arc<DB>, mut receiver: mpsc::Receiver<WriteJob>, mut failed: FirstFailure) {
     // Every write goes to the WAL; none syncs by itself: the group syncs once.
     let mut options = WriteOptions::default();
     options.set_sync(false);
@@ -179,7 +196,6 @@ fn run(db: Arc<DB>, mut receiver: mpsc::Receiver<WriteJob>) {
 
     let mut group: Vec<WriteJob> = Vec::with_capacity(WRITE_GROUP_JOBS_MAX);
     let mut outcomes: Vec<Result<(), String>> = Vec::with_capacity(WRITE_GROUP_JOBS_MAX);
-    let mut failed = FirstFailure::default();
     while let Some(first) = receiver.blocking_recv() {
         group.push(first);
         while group.len() < WRITE_GROUP_JOBS_MAX {
@@ -231,9 +247,9 @@ fn run(db: Arc<DB>, mut receiver: mpsc::Receiver<WriteJob>) {
 
 /// The writer's first failure. Once there is one, every later attempt is
 /// refused with it and not made, so what reaches the disk is a prefix of
-/// what was queued.
+/// what was queued. Shared with the [`Writer`] handles.
 #[derive(Debug, Default)]
-struct FirstFailure(Option<String>);
+struct FirstFailure(Arc<OnceLock<String>>);
 
 impl FirstFailure {
     /// Makes `attempt` (a `what`: "write", "WAL sync") unless an earlier
@@ -243,13 +259,15 @@ impl FirstFailure {
         what: &str,
         attempt: impl FnOnce() -> Result<(), String>,
     ) -> Result<(), String> {
-        if let Some(first) = &self.0 {
+        if let Some(first) = self.0.get() {
             return Err(first.clone());
         }
         attempt().inspect_err(|reason| {
             tracing::error!(%reason, "storage {what} failed; every later write is refused");
             metrics::counter!("switchboard_storage_write_failures_total").increment(1);
-            self.0 = Some(format!("an earlier storage {what} failed: {reason}"));
+            let _ = self
+                .0
+                .set(format!("an earlier storage {what} failed: {reason}"));
         })
     }
 }
@@ -272,6 +290,7 @@ mod tests {
             Ok(())
         });
         assert!(!made, "not attempted after a failure");
+        assert!(failed.0.get().is_some(), "the handles see it too");
         assert_eq!(
             later,
             Err("an earlier storage write failed: disk full".into())
