@@ -125,12 +125,12 @@ impl ChangeFeed {
             });
         }
         let receiver = self.live.subscribe();
-        let replay = history
-            .events
-            .iter()
-            .filter(|e| e.index > after_index)
-            .cloned()
-            .collect();
+        // Events are in index order: find the first to replay by bisection,
+        // not by looking at all of them (up to FEED_EVENTS_RETAINED_MAX, with
+        // the lock held that `publish`, on the apply path, needs; a reconnect
+        // storm of watches spent 10 % of a site's CPU here).
+        let first = history.events.partition_point(|e| e.index <= after_index);
+        let replay = history.events.range(first..).cloned().collect();
         Ok((replay, receiver))
     }
 }
@@ -168,6 +168,29 @@ mod tests {
             feed.subscribe(7).unwrap_err(),
             Compacted { complete_from: 10 }
         );
+    }
+
+    proptest::proptest! {
+        /// The replay is every retained event after the index asked for,
+        /// in order, however many events each index has.
+        #[test]
+        fn the_replay_is_every_event_after_the_index(
+            per_index in proptest::collection::vec(0usize..4, 1..40),
+            after in 0u64..45,
+        ) {
+            let feed = ChangeFeed::new(1);
+            let mut published = Vec::new();
+            for (offset, count) in per_index.iter().enumerate() {
+                let index = offset as u64 + 1;
+                let events: Vec<_> = (0..*count).map(|n| route(index, &format!("h{n}"))).collect();
+                published.extend(events.clone());
+                feed.publish(events);
+            }
+            let (replay, _) = feed.subscribe(after).unwrap();
+            let expected: Vec<_> = published.into_iter().filter(|e| e.index > after).collect();
+            let replayed: Vec<_> = replay.iter().map(|e| (**e).clone()).collect();
+            proptest::prop_assert_eq!(replayed, expected);
+        }
     }
 }
 
