@@ -47,6 +47,10 @@ fn describe_requests() {
 }
 
 fn describe_raft() {
+    describe_counter!(
+        "switchboard_election_nudges_total",
+        "Pre-vote rounds this site asked for because no leader was heard for the leader lease (see site::election_nudge)."
+    );
     describe_gauge!("switchboard_raft_term", "This site's Raft term.");
     describe_gauge!("switchboard_raft_is_leader", "1 while this site leads.");
     describe_gauge!(

@@ -162,6 +162,10 @@ pub async fn serve(
         )),
         tokio::spawn(keeper::run_key_keeper(site.clone(), stop_signal.clone())),
         tokio::spawn(scheduler::run_scheduler(site.clone(), stop_signal.clone())),
+        tokio::spawn(crate::site::election_nudge::run_election_nudge(
+            site.clone(),
+            stop_signal.clone(),
+        )),
         tokio::spawn(crate::site::events::run_event_watcher(
             site.clone(),
             stop_signal.clone(),

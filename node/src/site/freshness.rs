@@ -25,6 +25,8 @@ struct Contacts {
     pending: VecDeque<(Instant, u64)>,
     /// The leader of the last message accepted.
     last_leader: Option<u64>,
+    /// When the last message from a leader arrived.
+    heard_at: Option<Instant>,
     /// When this tracker began: a site that has never been made fresh
     /// has heard nothing since then.
     started_at: Instant,
@@ -42,6 +44,7 @@ impl Default for LeaderContact {
                 fresh_at: None,
                 pending: VecDeque::new(),
                 last_leader: None,
+                heard_at: None,
                 started_at: Instant::now(),
             }),
         }
@@ -73,6 +76,11 @@ impl LeaderContact {
         let mut contacts = self.contacts.lock();
         if leader.is_some() {
             contacts.last_leader = leader;
+            contacts.heard_at = Some(
+                contacts
+                    .heard_at
+                    .map_or(received_at, |at| at.max(received_at)),
+            );
         }
         if leader_commit <= applied {
             // Never backwards: an older confirmation adds nothing.
@@ -91,6 +99,13 @@ impl LeaderContact {
     /// after the append).
     pub fn last_leader(&self) -> Option<u64> {
         self.contacts.lock().last_leader
+    }
+
+    /// Time since a message from a leader last arrived, or since the site
+    /// started if none has: how long openraft's leader lease here has run.
+    pub fn unheard_from_leader(&self) -> std::time::Duration {
+        let contacts = self.contacts.lock();
+        contacts.heard_at.unwrap_or(contacts.started_at).elapsed()
     }
 
     /// Milliseconds the site has gone without being made fresh by a

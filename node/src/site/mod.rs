@@ -10,6 +10,7 @@
 //!   signing of node info and tickets.
 
 mod clock;
+pub mod election_nudge;
 pub mod events;
 mod forwarding;
 pub mod freshness;
