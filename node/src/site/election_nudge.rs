@@ -14,6 +14,14 @@
 //! grant the vote, so a site that was cut off still cannot disturb a
 //! healthy leader. The ranks put the survivors one `spacing` apart, so two
 //! of them do not split the vote; openraft's own timer stays as it was.
+//!
+//! Only a follower whose vote is still the committed vote of another site
+//! (the silent leader) asks. Once it has granted a vote or campaigned, its
+//! vote is not committed and the retries are openraft's, on its randomized
+//! timer: a split vote (two survivors whose pre-votes crossed on a slow
+//! link) is not repeated on this fixed timetable, and a site that just
+//! granted a new leader its vote does not ask for another term before that
+//! leader's first message arrives.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,11 +55,19 @@ pub fn nudge_due(
     unheard >= turn && since_last.is_none_or(|since| since >= round)
 }
 
-/// This site's rank among the voters (by id), and how many there are;
-/// `None` if it is not a voter.
-fn rank_among_voters(site: &Site) -> Option<(u32, u32)> {
+/// This site's rank among the voters (by id), and how many there are, if
+/// it is a voter following another site's committed vote; `None` if not
+/// (a leader, a candidate, a learner, or a follower that has granted a
+/// vote no quorum has committed yet).
+fn turn_of(site: &Site) -> Option<(u32, u32)> {
     let metrics = site.raft.metrics();
     let metrics = metrics.borrow_watched();
+    let following = metrics.state == openraft::ServerState::Follower
+        && metrics.vote.is_committed()
+        && metrics.vote.leader_id().node_id != site.id;
+    if !following {
+        return None;
+    }
     let mut voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
     voters.sort_unstable();
     let rank = voters.iter().position(|id| *id == site.id)?;
@@ -69,10 +85,7 @@ pub async fn run_election_nudge(site: Arc<Site>, mut stop: tokio::sync::watch::R
             _ = ticker.tick() => {}
             _ = stop.changed() => return,
         }
-        if site.is_leader() {
-            continue;
-        }
-        let Some(rank) = rank_among_voters(&site) else {
+        let Some(rank) = turn_of(&site) else {
             continue;
         };
         let unheard = site.contact.unheard_from_leader();
