@@ -186,7 +186,7 @@ mod tests {
                 published.extend(events.clone());
                 feed.publish(events);
             }
-            let (replay, _) = feed.subscribe(after).unwrap();
+            let (replay, _) = feed.subscribe(after).expect("index 0 on is retained");
             let expected: Vec<_> = published.into_iter().filter(|e| e.index > after).collect();
             let replayed: Vec<_> = replay.iter().map(|e| (**e).clone()).collect();
             proptest::prop_assert_eq!(replayed, expected);

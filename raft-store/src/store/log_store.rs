@@ -206,12 +206,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        // `save_committed` does not wait for its write: an empty write
-        // behind it returns once it is written (read at startup only).
-        self.writer
-            .write(WriteBatch::default(), Durability::Buffered, None)
-            .await
-            .map_err(to_io)?;
+        // `save_committed` does not wait for its write (read at startup only).
+        self.writer.all_queued_written().await.map_err(to_io)?;
         Ok(self
             .read_raft_key::<Option<LogId>>(KEY_COMMITTED, "committed log id")
             .map_err(to_io)?

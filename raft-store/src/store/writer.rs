@@ -165,6 +165,14 @@ impl Writer {
         self.jobs.send(job).await.map_err(|_| Error::WriterStopped)
     }
 
+    /// Returns once every batch queued before the call is written
+    /// (readable), those queued with [`write_behind`](Self::write_behind)
+    /// included: an empty job behind them, as the writer keeps the order.
+    pub async fn all_queued_written(&self) -> Result<(), Error> {
+        self.write(WriteBatch::default(), Durability::Buffered, None)
+            .await
+    }
+
     /// Writes a batch and returns once it is on disk.
     pub async fn write_synced(&self, batch: WriteBatch) -> Result<(), Error> {
         let (done, receiver) = oneshot::channel::<Result<(), std::io::Error>>();
