@@ -80,10 +80,12 @@ pub struct SiteConfig {
 /// Defaults suit sites whose round trip is up to ~20 ms. For a WAN with
 /// round-trip time R: keep `heartbeat_ms` at 2R or more (at least 100),
 /// `election_min_ms` at 5 to 10 heartbeats, and `election_max_ms` at about
-/// twice `election_min_ms`. A follower starts an election only after
-/// `election_max_ms` plus a random time in [min, max), so failover takes
-/// roughly 2 x `election_max_ms`: shorter timeouts mean faster failover but
-/// spurious elections when the WAN hiccups.
+/// twice `election_min_ms`. The followers refuse any election until the
+/// leader lease (`election_max_ms` since its last heartbeat) runs out, then
+/// the first survivor asks one heartbeat later (`site::election_nudge`), so
+/// failover takes about `election_max_ms` + 1 to 2 `heartbeat_ms` plus a
+/// vote round: shorter timeouts mean faster failover but spurious elections
+/// when the WAN hiccups.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Timing {
@@ -576,6 +578,7 @@ impl SiteConfig {
             write_deadline: Duration::from_millis(self.timing.write_deadline_ms),
             read_deadline: Duration::from_millis(self.timing.read_deadline_ms),
             leader_lease: Duration::from_millis(self.timing.election_max_ms),
+            election_nudge_spacing: Duration::from_millis(self.timing.heartbeat_ms),
             local_read_stale_max: Duration::from_millis(self.timing.local_read_stale_ms_max),
             relay_lease_ttl: Duration::from_millis(self.relays.lease_ttl_ms),
             heartbeat_forward_interval: Duration::from_millis(

@@ -18,8 +18,11 @@ use switchboard_raft_store::ids::HostId;
 use switchboard_raft_store::ids::RelayId;
 use switchboard_raft_store::store::AppliedState;
 use switchboard_raft_store::store::ChangeEvent;
+use switchboard_raft_store::store::Ended;
 use switchboard_raft_store::store::IndexedEvent;
-use tokio::sync::broadcast::error::RecvError;
+use switchboard_raft_store::store::Interest;
+use switchboard_raft_store::store::LiveEvents;
+use switchboard_raft_store::store::Subscription;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -47,6 +50,9 @@ fn out_of_range(reason: &str) -> Status {
 /// What a watch sends for one event, if anything.
 trait Watcher: Send + 'static {
     type Message: Send + 'static;
+    /// What it follows: the feed hands it only those events (and every
+    /// node-info change and reset).
+    fn interest(&self) -> Interest;
     /// Messages for one change.
     fn on_event(&mut self, site: &Site, event: &IndexedEvent) -> Vec<Self::Message>;
     /// A progress heartbeat: everything up to `index` was sent, and the
@@ -58,117 +64,182 @@ trait Watcher: Send + 'static {
 fn run<W: Watcher>(
     site: Arc<Site>,
     slot: WatchSlot,
-    mut watcher: W,
+    watcher: W,
     after_index: u64,
     initial: Vec<W::Message>,
 ) -> Result<WatchStream<W::Message>, Status> {
-    let (replay, mut live) = site.feed.subscribe(after_index).map_err(|compacted| {
-        out_of_range(&format!(
-            "this site keeps changes from index {} on",
-            compacted.complete_from
-        ))
-    })?;
+    let Subscription { replay, mut live } = site
+        .feed
+        .subscribe(after_index, watcher.interest())
+        .map_err(|compacted| {
+            out_of_range(&format!(
+                "this site keeps changes from index {} on",
+                compacted.complete_from
+            ))
+        })?;
     let (sender, receiver) = mpsc::channel(WATCH_BUFFER_MESSAGES);
     metrics::gauge!("switchboard_watches").increment(1.0);
     tokio::spawn(async move {
         // Held until the watch ends.
         let _slot = slot;
-        let send_all = |messages: Vec<W::Message>,
-                        sender: &mpsc::Sender<Result<W::Message, Status>>| {
-            let sender = sender.clone();
-            async move {
-                for message in messages {
-                    if sender.send(Ok(message)).await.is_err() {
-                        return false;
-                    }
-                }
-                true
-            }
-        };
-        let mut open = send_all(initial, &sender).await;
-        let mut sent_up_to = after_index;
-        for event in replay {
-            if !open {
-                break;
-            }
-            sent_up_to = sent_up_to.max(event.index);
-            if matches!(event.event, ChangeEvent::Reset) {
-                let _ = sender
-                    .send(Err(out_of_range("the site installed a snapshot")))
-                    .await;
-                open = false;
-                break;
-            }
-            open = send_all(watcher.on_event(&site, &event), &sender).await;
-        }
         let mut heartbeat = tokio::time::interval(WATCH_PROGRESS_INTERVAL);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         heartbeat.reset();
-        // A caller may come from a site further ahead; this one must reach
-        // the caller's index within a local read's staleness bound, or the
-        // index is one no site may reach soon (u64::MAX, say).
-        let catch_up_by = tokio::time::Instant::now() + site.settings.local_read_stale_max;
-        while open {
-            let event = tokio::select! {
-                _ = sender.closed() => break,
-                event = live.recv() => event,
-                _ = heartbeat.tick() => {
-                    let applied = site.reader.load().applied_index();
-                    if applied < after_index && tokio::time::Instant::now() >= catch_up_by {
-                        let _ = sender.send(Err(out_of_range(&format!(
-                            "this site is at index {applied} and did not reach index {after_index} within {} ms",
-                            site.settings.local_read_stale_max.as_millis()
-                        )))).await;
-                        break;
-                    }
-                    let staleness = site.staleness_ms().unwrap_or(u64::MAX);
-                    // Skipped when the buffer is full: the watch is not quiet.
-                    let _ = sender.try_send(Ok(watcher.progress(sent_up_to, staleness)));
-                    continue;
-                }
-            };
-            if let Ok(event) = &event {
-                // A site behind the caller (a watch moved here from a site
-                // further ahead) applies entries the caller was already
-                // told of: they are not sent again, nor out of order.
-                if event.index <= after_index {
-                    continue;
-                }
-                sent_up_to = sent_up_to.max(event.index);
-            }
-            match event {
-                // The feed hands each event once: replayed ones were published
-                // before the subscription, live ones after it.
-                Ok(event) => {
-                    if matches!(event.event, ChangeEvent::Reset) {
-                        let _ = sender
-                            .send(Err(out_of_range("the site installed a snapshot")))
-                            .await;
-                        break;
-                    }
-                    let messages = watcher.on_event(&site, &event);
-                    // The progress heartbeat waits for a quiet watch, and a
-                    // watch quiet for its own host or relay is quiet: resetting
-                    // its timer (a clock read, a timer-wheel move) on every
-                    // other event was 5 % of a site's CPU in a storm of moves.
-                    if !messages.is_empty() {
-                        heartbeat.reset();
-                    }
-                    open = send_all(messages, &sender).await;
-                }
-                Err(RecvError::Lagged(_)) => {
-                    metrics::counter!("switchboard_watches_cut_off_total").increment(1);
-                    let _ = sender
-                        .send(Err(out_of_range("the watch fell behind")))
-                        .await;
-                    break;
-                }
-                Err(RecvError::Closed) => break,
-            }
+        let mut watch = Watch {
+            site,
+            watcher,
+            sender,
+            heartbeat,
+            after_index,
+            sent_up_to: after_index,
+        };
+        if watch.send_all(initial).await && watch.deliver(&replay).await {
+            watch.follow(&mut live).await;
         }
         metrics::gauge!("switchboard_watches").decrement(1.0);
     });
     Ok(ReceiverStream::new(receiver))
+}
+
+/// A running watch.
+struct Watch<W: Watcher> {
+    site: Arc<Site>,
+    watcher: W,
+    sender: mpsc::Sender<Result<W::Message, Status>>,
+    heartbeat: tokio::time::Interval,
+    /// The index the caller has seen: nothing at or before it is sent.
+    after_index: u64,
+    /// The highest index of an event handed to the watcher.
+    sent_up_to: u64,
+}
+
+impl<W: Watcher> Watch<W> {
+    /// Sends `messages` in order: false once the caller is gone.
+    async fn send_all(&mut self, messages: Vec<W::Message>) -> bool {
+        if messages.is_empty() {
+            return true;
+        }
+        // The progress heartbeat waits for a quiet watch, and a watch quiet
+        // for its own host or relay is quiet.
+        self.heartbeat.reset();
+        for message in messages {
+            if self.sender.send(Ok(message)).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Sends what `events` mean to this watch: false once it has ended.
+    async fn deliver(&mut self, events: &[Arc<IndexedEvent>]) -> bool {
+        for event in events {
+            // A site behind the caller (a watch moved here from a site
+            // further ahead) applies entries the caller was already told
+            // of: they are not sent again, nor out of order.
+            if event.index <= self.after_index {
+                continue;
+            }
+            self.sent_up_to = self.sent_up_to.max(event.index);
+            if matches!(event.event, ChangeEvent::Reset) {
+                self.end(out_of_range("the site installed a snapshot"))
+                    .await;
+                return false;
+            }
+            let messages = self.watcher.on_event(&self.site, event);
+            if !self.send_all(messages).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn end(&mut self, status: Status) {
+        let _ = self.sender.send(Err(status)).await;
+    }
+
+    /// Follows the live events until the watch ends; says where it is when
+    /// it has sent nothing for a while.
+    async fn follow(&mut self, live: &mut LiveEvents) {
+        // A caller may come from a site further ahead; this one must reach
+        // the caller's index within a local read's staleness bound, or the
+        // index is one no site may reach soon (u64::MAX, say).
+        let catch_up_by = tokio::time::Instant::now() + self.site.settings.local_read_stale_max;
+        loop {
+            // The feed hands each event once: replayed ones were published
+            // before the subscription, live ones after it, in batches.
+            let batch = tokio::select! {
+                _ = self.sender.closed() => return,
+                batch = live.recv() => batch,
+                _ = self.heartbeat.tick() => {
+                    if !self.quiet(live, catch_up_by).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let open = match batch {
+                Ok(batch) => self.deliver(&batch).await,
+                Err(ended) => {
+                    self.ended(ended).await;
+                    false
+                }
+            };
+            if !open {
+                return;
+            }
+        }
+    }
+
+    /// The watch has sent nothing for a progress interval: sends a progress
+    /// heartbeat with the index everything concerning it was sent up to.
+    /// False once the watch has ended.
+    async fn quiet(&mut self, live: &mut LiveEvents, catch_up_by: tokio::time::Instant) -> bool {
+        let applied = self.site.reader.load().applied_index();
+        if applied < self.after_index && tokio::time::Instant::now() >= catch_up_by {
+            let reason = format!(
+                "this site is at index {applied} and did not reach index {} within {} ms",
+                self.after_index,
+                self.site.settings.local_read_stale_max.as_millis()
+            );
+            self.end(out_of_range(&reason)).await;
+            return false;
+        }
+        // Every event up to `published` that concerns this watch is queued:
+        // send those first, so the progress index never passes an event not
+        // yet sent.
+        let published = live.published_index();
+        loop {
+            match live.try_recv() {
+                Ok(Some(batch)) => {
+                    if !self.deliver(&batch).await {
+                        return false;
+                    }
+                }
+                Ok(None) => break,
+                Err(ended) => {
+                    self.ended(ended).await;
+                    return false;
+                }
+            }
+        }
+        let through = published.max(self.after_index);
+        // Past `through` (part of a later publish was sent): the watch is not
+        // quiet. Skipped too when the buffer is full.
+        if self.sent_up_to <= through {
+            let staleness = self.site.staleness_ms().unwrap_or(u64::MAX);
+            let _ = self
+                .sender
+                .try_send(Ok(self.watcher.progress(through, staleness)));
+        }
+        true
+    }
+
+    async fn ended(&mut self, ended: Ended) {
+        if ended == Ended::CutOff {
+            metrics::counter!("switchboard_watches_cut_off_total").increment(1);
+            self.end(out_of_range("the watch fell behind")).await;
+        }
+    }
 }
 
 /// Tracks the node-info version a watcher has, to send newer documents.
@@ -212,6 +283,10 @@ fn route_event(
 
 impl Watcher for HostWatcher {
     type Message = pb::RouteEvent;
+
+    fn interest(&self) -> Interest {
+        Interest::Host(self.host_id.clone())
+    }
 
     fn progress(&self, index: u64, staleness_ms: u64) -> pb::RouteEvent {
         pb::RouteEvent {
@@ -304,6 +379,10 @@ struct RelayWatcher {
 
 impl Watcher for RelayWatcher {
     type Message = pb::RelayRoutesEvent;
+
+    fn interest(&self) -> Interest {
+        Interest::Relay(self.relay_id.clone())
+    }
 
     fn progress(&self, index: u64, staleness_ms: u64) -> pb::RelayRoutesEvent {
         pb::RelayRoutesEvent {

@@ -12,8 +12,12 @@
 //! (`trigger().elect(true)`). openraft refuses it locally while this site's
 //! own lease is valid, and a pre-vote changes no term unless a quorum would
 //! grant the vote, so a site that was cut off still cannot disturb a
-//! healthy leader. The ranks put the survivors one `spacing` apart, so two
-//! of them do not split the vote; openraft's own timer stays as it was.
+//! healthy leader. The survivors (the voters but the silent leader) take
+//! turns by id one heartbeat interval apart: the operator keeps
+//! `heartbeat_ms` at two round trips or more, so the first survivor's vote
+//! request (a pre-vote round trip, then half of one) has reached the next
+//! before its turn, and two of them do not split the vote; openraft's own
+//! timer stays as it was.
 //!
 //! Only a follower whose vote is still the committed vote of another site
 //! (the silent leader) asks. Once it has granted a vote or campaigned, its
@@ -30,53 +34,55 @@ use tokio::time::Instant;
 use crate::site::Site;
 use openraft::async_runtime::watch::WatchReceiver;
 
-/// How far apart the voters' turns are, and how often a site checks: more
-/// than a pre-vote and vote round on a LAN (a few ms), so the first
-/// survivor's election is under way before the next asks, and small
-/// against the lease.
-pub const ELECTION_NUDGE_SPACING: Duration = Duration::from_millis(20);
-
-/// Whether a site of `rank` (0 for the lowest voter id) that has heard from
-/// no leader for `unheard` should ask for a pre-vote now: the `lease` has
-/// run out, its rank's turn (`rank + 1` spacings after it: the first one
-/// leaves openraft's lease, which starts when the core takes the message,
-/// time to run out too) has come, and its last request (if any) was a
-/// whole round of `voters` turns ago, and a quarter lease (a site cut off
-/// from a live leader asks no more often than that).
+/// Whether a survivor of `rank` (0 for the lowest id among the voters but
+/// the silent leader) that has heard from no leader for `unheard` should
+/// ask for a pre-vote now: the `lease` has run out, its rank's turn
+/// (`rank + 1` spacings after it: the first one leaves openraft's lease,
+/// which starts when the core takes the message, time to run out too) has
+/// come, and its last request (if any) was a whole round of `survivors`
+/// turns ago, and a quarter lease (a site cut off from a live leader asks
+/// no more often than that).
 pub fn nudge_due(
     unheard: Duration,
     lease: Duration,
-    (rank, voters): (u32, u32),
+    (rank, survivors): (u32, u32),
     spacing: Duration,
     since_last: Option<Duration>,
 ) -> bool {
     let turn = lease + spacing * (rank + 1);
-    let round = (spacing * voters.max(1)).max(lease / 4);
+    let round = (spacing * survivors.max(1)).max(lease / 4);
     unheard >= turn && since_last.is_none_or(|since| since >= round)
 }
 
-/// This site's rank among the voters (by id), and how many there are, if
-/// it is a voter following another site's committed vote; `None` if not
-/// (a leader, a candidate, a learner, or a follower that has granted a
-/// vote no quorum has committed yet).
+/// This site's rank among the survivors (the voters but the silent leader,
+/// by id), and how many there are, if it is a voter following another
+/// site's committed vote; `None` if not (a leader, a candidate, a learner,
+/// or a follower that has granted a vote no quorum has committed yet).
 fn turn_of(site: &Site) -> Option<(u32, u32)> {
     let metrics = site.raft.metrics();
     let metrics = metrics.borrow_watched();
+    let leader = metrics.vote.leader_id().node_id;
     let following = metrics.state == openraft::ServerState::Follower
         && metrics.vote.is_committed()
-        && metrics.vote.leader_id().node_id != site.id;
+        && leader != site.id;
     if !following {
         return None;
     }
-    let mut voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
-    voters.sort_unstable();
-    let rank = voters.iter().position(|id| *id == site.id)?;
-    Some((rank as u32, voters.len() as u32))
+    let mut survivors: Vec<u64> = metrics
+        .membership_config
+        .membership()
+        .voter_ids()
+        .filter(|id| *id != leader)
+        .collect();
+    survivors.sort_unstable();
+    let rank = survivors.iter().position(|id| *id == site.id)?;
+    Some((rank as u32, survivors.len() as u32))
 }
 
-/// Runs the nudge every `ELECTION_NUDGE_SPACING` until the site stops.
+/// Runs the nudge, checking every `election_nudge_spacing`, until the site
+/// stops.
 pub async fn run_election_nudge(site: Arc<Site>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let spacing = ELECTION_NUDGE_SPACING;
+    let spacing = site.settings.election_nudge_spacing;
     let mut ticker = tokio::time::interval(spacing);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last: Option<Instant> = None;

@@ -72,6 +72,9 @@ pub struct SiteSettings {
     /// The leader lease (openraft's: `election_timeout_max`). A leader that a
     /// quorum acknowledged within it reports zero staleness.
     pub leader_lease: Duration,
+    /// How far apart the survivors' turns to ask for an election are when
+    /// the leader falls silent (`election_nudge`): one heartbeat interval.
+    pub election_nudge_spacing: Duration,
     /// The staleness a local read may have when its caller names no bound.
     pub local_read_stale_max: Duration,
     /// A relay without an acknowledged heartbeat for this long is down.

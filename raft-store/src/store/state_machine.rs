@@ -270,7 +270,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         // Published before anyone is answered: a caller that reads right after
         // its write, at this site, sees it.
         self.publish();
-        self.feed.publish(events);
+        self.feed.publish(self.applied.applied_index(), events);
         for (responder, reply) in answers {
             responder.send(reply);
         }
@@ -340,10 +340,14 @@ impl StateMachineStore {
         // Synced: openraft drops the log the snapshot covers right after this.
         self.writer.write_synced(batch).await?;
         self.publish();
-        self.feed.publish([IndexedEvent {
-            index: self.applied.applied_index(),
-            event: ChangeEvent::Reset,
-        }]);
+        let index = self.applied.applied_index();
+        self.feed.publish(
+            index,
+            [IndexedEvent {
+                index,
+                event: ChangeEvent::Reset,
+            }],
+        );
         metrics::histogram!("switchboard_snapshot_install_seconds")
             .record(started.elapsed().as_secs_f64());
         tracing::info!(
