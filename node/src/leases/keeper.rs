@@ -26,13 +26,18 @@ use switchboard_raft_store::ids::RelayId;
 use switchboard_raft_store::ids::RequestId;
 use switchboard_raft_store::state::RelayRecord;
 
-/// How often the leader checks leases: a tenth of the TTL, at most 200 ms,
-/// so a relay is judged within TTL + 200 ms of its last heartbeat.
+/// How often the leader checks leases: a twentieth of the TTL, at most
+/// `LEASE_CHECK_INTERVAL_MAX`, so a relay is judged within TTL + 50 ms of
+/// its last heartbeat (the re-placement of its hosts must fit in the second
+/// after the lease). A check walks every relay once.
 pub fn check_interval(lease_ttl: Duration) -> Duration {
-    (lease_ttl / 10)
-        .min(Duration::from_millis(200))
+    (lease_ttl / 20)
+        .min(LEASE_CHECK_INTERVAL_MAX)
         .max(Duration::from_millis(10))
 }
+
+/// The longest time between two lease checks.
+pub const LEASE_CHECK_INTERVAL_MAX: Duration = Duration::from_millis(50);
 
 /// What the keeper does about one relay.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,7 +163,7 @@ pub async fn run_heartbeat_forwarder(
             _ = ticker.tick() => {}
             _ = stop.changed() => return,
         }
-        let Some((heartbeats, waiters)) = site.heartbeats.take() else {
+        let Some((heartbeats, waiters)) = site.heartbeats.take(site.clock.now()) else {
             continue;
         };
         let outcome = forward(&site, heartbeats, interval).await;
@@ -306,14 +311,14 @@ mod tests {
     }
 
     #[test]
-    fn the_check_interval_is_a_tenth_of_the_ttl_within_bounds() {
+    fn the_check_interval_is_a_twentieth_of_the_ttl_within_bounds() {
         assert_eq!(
-            check_interval(Duration::from_secs(1)),
-            Duration::from_millis(100)
+            check_interval(Duration::from_millis(600)),
+            Duration::from_millis(30)
         );
         assert_eq!(
             check_interval(Duration::from_secs(10)),
-            Duration::from_millis(200)
+            Duration::from_millis(50)
         );
         assert_eq!(
             check_interval(Duration::from_millis(50)),

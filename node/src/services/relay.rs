@@ -59,14 +59,19 @@ impl RelayService for RelayApi {
             relay_id: relay_id.to_string(),
             incarnation: message.incarnation,
             active_sessions: message.active_sessions,
+            held_ms: 0,
         };
         let lease_ttl_ms = if self.site.is_leader() {
             self.site
                 .record_heartbeats(std::slice::from_ref(&heartbeat))?
         } else {
-            let answer = self.site.heartbeats.submit(heartbeat).ok_or_else(|| {
-                ApiError::ResourceExhausted("too many heartbeats waiting for the leader".into())
-            })?;
+            let answer = self
+                .site
+                .heartbeats
+                .submit(heartbeat, self.site.clock.now())
+                .ok_or_else(|| {
+                    ApiError::ResourceExhausted("too many heartbeats waiting for the leader".into())
+                })?;
             let wait = self.site.settings.heartbeat_forward_interval * 2
                 + self.site.settings.write_deadline;
             match tokio::time::timeout(wait, answer).await {

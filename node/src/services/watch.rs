@@ -18,7 +18,7 @@ use switchboard_raft_store::ids::HostId;
 use switchboard_raft_store::ids::RelayId;
 use switchboard_raft_store::store::AppliedState;
 use switchboard_raft_store::store::ChangeEvent;
-use switchboard_raft_store::store::Ended;
+use switchboard_raft_store::store::CutOff;
 use switchboard_raft_store::store::IndexedEvent;
 use switchboard_raft_store::store::Interest;
 use switchboard_raft_store::store::LiveEvents;
@@ -166,10 +166,10 @@ impl<W: Watcher> Watch<W> {
         let catch_up_by = tokio::time::Instant::now() + self.site.settings.local_read_stale_max;
         loop {
             // The feed hands each event once: replayed ones were published
-            // before the subscription, live ones after it, in batches.
-            let batch = tokio::select! {
+            // before the subscription, live ones after it.
+            let events = tokio::select! {
                 _ = self.sender.closed() => return,
-                batch = live.recv() => batch,
+                events = live.recv() => events,
                 _ = self.heartbeat.tick() => {
                     if !self.quiet(live, catch_up_by).await {
                         return;
@@ -177,10 +177,10 @@ impl<W: Watcher> Watch<W> {
                     continue;
                 }
             };
-            let open = match batch {
-                Ok(batch) => self.deliver(&batch).await,
-                Err(ended) => {
-                    self.ended(ended).await;
+            let open = match events {
+                Ok(events) => self.deliver(&events).await,
+                Err(CutOff) => {
+                    self.cut_off().await;
                     false
                 }
             };
@@ -208,18 +208,15 @@ impl<W: Watcher> Watch<W> {
         // send those first, so the progress index never passes an event not
         // yet sent.
         let published = live.published_index();
-        loop {
-            match live.try_recv() {
-                Ok(Some(batch)) => {
-                    if !self.deliver(&batch).await {
-                        return false;
-                    }
-                }
-                Ok(None) => break,
-                Err(ended) => {
-                    self.ended(ended).await;
+        match live.try_recv() {
+            Ok(events) => {
+                if !self.deliver(&events).await {
                     return false;
                 }
+            }
+            Err(CutOff) => {
+                self.cut_off().await;
+                return false;
             }
         }
         let through = published.max(self.after_index);
@@ -234,11 +231,9 @@ impl<W: Watcher> Watch<W> {
         true
     }
 
-    async fn ended(&mut self, ended: Ended) {
-        if ended == Ended::CutOff {
-            metrics::counter!("switchboard_watches_cut_off_total").increment(1);
-            self.end(out_of_range("the watch fell behind")).await;
-        }
+    async fn cut_off(&mut self) {
+        metrics::counter!("switchboard_watches_cut_off_total").increment(1);
+        self.end(out_of_range("the watch fell behind")).await;
     }
 }
 

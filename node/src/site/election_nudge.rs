@@ -79,11 +79,16 @@ fn turn_of(site: &Site) -> Option<(u32, u32)> {
     Some((rank as u32, survivors.len() as u32))
 }
 
-/// Runs the nudge, checking every `election_nudge_spacing`, until the site
-/// stops.
+/// Checks per turn: a site asks within a quarter turn of its turn coming,
+/// so the turns stay about a spacing apart whatever the sites' phases.
+const CHECKS_PER_TURN: u32 = 4;
+
+/// Runs the nudge, checking `CHECKS_PER_TURN` times a spacing, until the
+/// site stops.
 pub async fn run_election_nudge(site: Arc<Site>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let spacing = site.settings.election_nudge_spacing;
-    let mut ticker = tokio::time::interval(spacing);
+    let check = (spacing / CHECKS_PER_TURN).max(Duration::from_millis(1));
+    let mut ticker = tokio::time::interval(check);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last: Option<Instant> = None;
     loop {

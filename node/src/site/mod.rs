@@ -218,7 +218,11 @@ impl Site {
                 relay_id,
                 heartbeat.incarnation,
                 heartbeat.active_sessions,
-                now,
+                crate::leases::heartbeats::received_at(
+                    now,
+                    heartbeat.held_ms,
+                    self.settings.relay_lease_ttl,
+                ),
             );
         }
         metrics::counter!("switchboard_relay_heartbeats_recorded_total")

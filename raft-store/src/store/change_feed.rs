@@ -9,8 +9,8 @@
 //!
 //! Each subscriber names what it follows (a host, or a relay) and is handed
 //! only the events about it (and every node-info change and reset), on its
-//! own bounded queue: a change wakes the watches it concerns, not every
-//! watch of the site. A subscriber that falls a whole queue behind is cut
+//! own queue: a change wakes the watches it concerns, once per publish, not
+//! every watch of the site. A subscriber that falls too far behind is cut
 //! off and told so; it resyncs.
 
 use parking_lot::Mutex;
@@ -18,11 +18,10 @@ use std::collections::HashMap;
 use std::collections::HashSet;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::ids::HostId;
 use crate::ids::RelayId;
@@ -31,14 +30,12 @@ use crate::state::RouteChange;
 /// Events kept for replay. A relay going down moves all its hosts in one
 /// entry, so this holds many such moves.
 pub const FEED_EVENTS_RETAINED_MAX: usize = 100_000;
-/// Most events in one batch handed to a subscriber: it wakes once per batch,
-/// not once per event (a relay's watch takes 10,000 moves when a relay
-/// under 100,000 hosts dies and its hosts spread over ten).
-pub const FEED_BATCH_EVENTS_MAX: usize = 64;
-/// Batches a subscriber may fall behind by before it is cut off (and
-/// resyncs): with `FEED_BATCH_EVENTS_MAX`, at most 65,536 events queued for
-/// one slow watch; at least 1,024 changes of its own host or relay.
-pub const FEED_SUBSCRIBER_BATCHES_MAX: usize = 1_024;
+/// Events queued for one subscriber before a publish, past which it is cut
+/// off (and resyncs) instead of handed more: a relay's watch takes 10,000
+/// moves when a relay under 100,000 hosts dies and its hosts spread over
+/// ten. One publish may add more than this (an apply of many entries); the
+/// subscriber is cut off only if it had not taken this many before it.
+pub const FEED_SUBSCRIBER_EVENTS_MAX: usize = 65_536;
 
 /// One change.
 // The variants' fields are named for what they hold and each variant's
@@ -91,14 +88,23 @@ fn routed_to(route: &Option<(RelayId, u64)>, relay: &RelayId) -> bool {
     route.as_ref().is_some_and(|(on, _)| on == relay)
 }
 
-/// Events handed over together, in index order: at most
-/// `FEED_BATCH_EVENTS_MAX`, all from one publish.
-pub type EventBatch = Arc<[Arc<IndexedEvent>]>;
+/// A subscriber's queue: events in index order, taken all at once by its
+/// reader, which a publish wakes once.
+#[derive(Default)]
+struct Mailbox {
+    queue: Mutex<Queued>,
+    ready: Notify,
+}
+
+#[derive(Default)]
+struct Queued {
+    events: VecDeque<Arc<IndexedEvent>>,
+    cut_off: bool,
+}
 
 struct Subscriber {
     interest: Interest,
-    queue: mpsc::Sender<EventBatch>,
-    cut_off: Arc<AtomicBool>,
+    mailbox: Arc<Mailbox>,
 }
 
 /// The subscribers, indexed by what they follow.
@@ -187,14 +193,10 @@ pub struct Compacted {
     pub complete_from: u64,
 }
 
-/// Why a subscription's live events ended.
+/// A subscriber fell `FEED_SUBSCRIBER_EVENTS_MAX` events behind and was
+/// cut off: it must resync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ended {
-    /// It fell `FEED_SUBSCRIBER_BATCHES_MAX` batches behind and was cut off.
-    CutOff,
-    /// The feed is gone (the site is stopping).
-    Closed,
-}
+pub struct CutOff;
 
 /// A subscriber's retained events to replay, and its live events after
 /// them (no gap, no repeat). Dropping it unsubscribes.
@@ -208,42 +210,40 @@ pub struct Subscription {
 /// A subscriber's queue of live events.
 pub struct LiveEvents {
     id: u64,
-    queue: mpsc::Receiver<EventBatch>,
-    cut_off: Arc<AtomicBool>,
+    mailbox: Arc<Mailbox>,
     feed: ChangeFeed,
 }
 
 impl LiveEvents {
-    /// The next batch, waiting for one.
-    pub async fn recv(&mut self) -> Result<EventBatch, Ended> {
-        match self.queue.recv().await {
-            Some(batch) => Ok(batch),
-            None => Err(self.ended()),
+    /// Every event queued, in index order, waiting for one.
+    pub async fn recv(&mut self) -> Result<Vec<Arc<IndexedEvent>>, CutOff> {
+        loop {
+            let taken = self.try_recv()?;
+            if !taken.is_empty() {
+                return Ok(taken);
+            }
+            // One reader: a wake-up sent while it was not waiting is kept.
+            self.mailbox.ready.notified().await;
         }
     }
 
-    /// The next batch if one is queued: `Ok(None)` if none is.
-    pub fn try_recv(&mut self) -> Result<Option<EventBatch>, Ended> {
-        match self.queue.try_recv() {
-            Ok(batch) => Ok(Some(batch)),
-            Err(mpsc::error::TryRecvError::Empty) => Ok(None),
-            Err(mpsc::error::TryRecvError::Disconnected) => Err(self.ended()),
+    /// Every event queued, in index order (none if none is).
+    pub fn try_recv(&mut self) -> Result<Vec<Arc<IndexedEvent>>, CutOff> {
+        let mut queued = self.mailbox.queue.lock();
+        if !queued.events.is_empty() {
+            return Ok(std::mem::take(&mut queued.events).into());
         }
+        if queued.cut_off {
+            return Err(CutOff);
+        }
+        Ok(Vec::new())
     }
 
     /// Every event up to this index that concerns this subscriber is queued
-    /// here (or was received). Read it before draining the queue to tell a
-    /// caller how far it is: events after it may still be on their way.
+    /// here (or was taken). Read it before taking the queue to tell a caller
+    /// how far it is: events after it may still be on their way.
     pub fn published_index(&self) -> u64 {
         self.feed.published_index.load(Ordering::Acquire)
-    }
-
-    fn ended(&self) -> Ended {
-        if self.cut_off.load(Ordering::Acquire) {
-            Ended::CutOff
-        } else {
-            Ended::Closed
-        }
     }
 }
 
@@ -267,8 +267,8 @@ impl ChangeFeed {
     }
 
     /// Adds the events of the entries applied up to `applied_index` (in
-    /// index order) and hands each to the subscribers it concerns, in
-    /// batches of at most `FEED_BATCH_EVENTS_MAX`.
+    /// index order) and queues each for the subscribers it concerns, waking
+    /// each of them once.
     pub fn publish(&self, applied_index: u64, events: impl IntoIterator<Item = IndexedEvent>) {
         let mut inner = self.inner.lock();
         let mut outbox: HashMap<u64, Vec<Arc<IndexedEvent>>> = HashMap::new();
@@ -284,18 +284,11 @@ impl ChangeFeed {
             }
             inner.registry.concerned(&event.event, &mut concerned);
             for id in &concerned {
-                let batch = outbox.entry(*id).or_default();
-                batch.push(event.clone());
-                if batch.len() == FEED_BATCH_EVENTS_MAX {
-                    let full = std::mem::take(batch);
-                    hand_over(&mut inner.registry, *id, full);
-                }
+                outbox.entry(*id).or_default().push(event.clone());
             }
         }
-        for (id, batch) in outbox {
-            if !batch.is_empty() {
-                hand_over(&mut inner.registry, id, batch);
-            }
+        for (id, events) in outbox {
+            hand_over(&mut inner.registry, id, events);
         }
         trim(&mut inner);
         self.published_index
@@ -327,19 +320,16 @@ impl ChangeFeed {
             .filter(|e| interest.wants(&e.event))
             .cloned()
             .collect();
-        let (queue, receiver) = mpsc::channel(FEED_SUBSCRIBER_BATCHES_MAX);
-        let cut_off = Arc::new(AtomicBool::new(false));
+        let mailbox = Arc::new(Mailbox::default());
         let id = inner.registry.add(Subscriber {
             interest,
-            queue,
-            cut_off: cut_off.clone(),
+            mailbox: mailbox.clone(),
         });
         Ok(Subscription {
             replay,
             live: LiveEvents {
                 id,
-                queue: receiver,
-                cut_off,
+                mailbox,
                 feed: self.clone(),
             },
         })
@@ -351,20 +341,26 @@ impl ChangeFeed {
     }
 }
 
-/// Queues `batch` for subscriber `id`; a subscriber whose queue is full is
-/// cut off (its queue closes once drained, and it learns why).
-fn hand_over(registry: &mut Registry, id: u64, batch: Vec<Arc<IndexedEvent>>) {
+/// Queues `events` for subscriber `id` and wakes it; one that had
+/// `FEED_SUBSCRIBER_EVENTS_MAX` waiting already is cut off instead (it takes
+/// what is queued, then learns why).
+fn hand_over(registry: &mut Registry, id: u64, events: Vec<Arc<IndexedEvent>>) {
     let Some(subscriber) = registry.subscribers.get(&id) else {
         return;
     };
-    match subscriber.queue.try_send(batch.into()) {
-        Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            subscriber.cut_off.store(true, Ordering::Release);
-            registry.remove(id);
+    let mailbox = subscriber.mailbox.clone();
+    let cut_off = {
+        let mut queued = mailbox.queue.lock();
+        queued.cut_off = queued.events.len() >= FEED_SUBSCRIBER_EVENTS_MAX;
+        if !queued.cut_off {
+            queued.events.extend(events);
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => registry.remove(id),
+        queued.cut_off
+    };
+    if cut_off {
+        registry.remove(id);
     }
+    mailbox.ready.notify_one();
 }
 
 /// Drops the oldest history beyond `FEED_EVENTS_RETAINED_MAX`, a whole
@@ -414,10 +410,8 @@ mod tests {
 
     fn drain(live: &mut LiveEvents) -> Vec<IndexedEvent> {
         let mut out = Vec::new();
-        while let Ok(Some(batch)) = live.try_recv() {
-            assert!(!batch.is_empty() && batch.len() <= FEED_BATCH_EVENTS_MAX);
-            out.extend(batch.iter().map(|e| (**e).clone()));
-        }
+        let taken = live.try_recv().expect("not cut off");
+        out.extend(taken.iter().map(|e| (**e).clone()));
         out
     }
 
@@ -482,23 +476,42 @@ mod tests {
         assert_eq!(drain(&mut relay_y), vec![x_to_y, node_info]);
     }
 
-    /// A watch that stops reading is cut off once its queue is full, and
-    /// learns why; the others go on.
+    /// A watch that stops reading is cut off once it has too many events
+    /// waiting, takes what was queued, and learns why; the others go on.
     #[test]
-    fn a_subscriber_that_falls_a_queue_behind_is_cut_off() {
+    fn a_subscriber_that_falls_too_far_behind_is_cut_off() {
         let feed = ChangeFeed::new(1);
         let mut slow = feed.subscribe(0, Interest::Host(host("a"))).unwrap().live;
         let mut other = feed.subscribe(0, Interest::Host(host("b"))).unwrap().live;
-        for index in 1..=FEED_SUBSCRIBER_BATCHES_MAX as u64 {
-            feed.publish(index, [route(index, "a")]);
-        }
-        assert_eq!(feed.subscribers(), 2, "a full queue is not yet a cut-off");
-        let next = FEED_SUBSCRIBER_BATCHES_MAX as u64 + 1;
-        feed.publish(next, [route(next, "a"), route(next, "b")]);
+        let many: Vec<_> = (0..FEED_SUBSCRIBER_EVENTS_MAX + 10)
+            .map(|_| route(1, "a"))
+            .collect();
+        feed.publish(1, many);
+        assert_eq!(
+            feed.subscribers(),
+            2,
+            "one publish may queue more than the bound"
+        );
+        feed.publish(2, [route(2, "b")]);
+        assert_eq!(feed.subscribers(), 2, "only its own events count");
+        feed.publish(3, [route(3, "a"), route(3, "b")]);
         assert_eq!(feed.subscribers(), 1);
-        assert_eq!(drain(&mut slow).len(), FEED_SUBSCRIBER_BATCHES_MAX);
-        assert_eq!(slow.try_recv().err(), Some(Ended::CutOff));
-        assert_eq!(drain(&mut other), vec![route(next, "b")]);
+        assert_eq!(drain(&mut slow).len(), FEED_SUBSCRIBER_EVENTS_MAX + 10);
+        assert_eq!(slow.try_recv().err(), Some(CutOff));
+        assert_eq!(drain(&mut other), vec![route(2, "b"), route(3, "b")]);
+    }
+
+    /// A reader waiting for events is woken by the publish that queues them.
+    #[tokio::test]
+    async fn a_waiting_reader_is_woken_by_a_publish() {
+        let feed = ChangeFeed::new(1);
+        let mut live = feed.subscribe(0, Interest::Host(host("a"))).unwrap().live;
+        let publisher = feed.clone();
+        let waiting = tokio::spawn(async move { live.recv().await.map(|events| events.len()) });
+        tokio::task::yield_now().await;
+        publisher.publish(1, [route(1, "b")]);
+        publisher.publish(2, [route(2, "a"), route(2, "a")]);
+        assert_eq!(waiting.await.unwrap(), Ok(2));
     }
 
     #[test]
@@ -514,9 +527,9 @@ mod tests {
         assert!(inner.registry.by_host.is_empty() && inner.registry.by_relay.is_empty());
     }
 
-    /// A storm's events arrive in order, in bounded batches.
+    /// A storm's events arrive in order.
     #[test]
-    fn a_storm_arrives_in_order_in_bounded_batches() {
+    fn a_storm_arrives_in_order() {
         let feed = ChangeFeed::new(1);
         let mut live = feed.subscribe(0, Interest::Relay(relay("x"))).unwrap().live;
         let moves: Vec<_> = (0..1_000)
