@@ -58,6 +58,9 @@ pub struct RelayCounters {
     pub heartbeats_acknowledged: AtomicU64,
     pub heartbeats_failed: AtomicU64,
     pub watch_resyncs: AtomicU64,
+    /// When the last acknowledged heartbeat was sent: a lease that ran out
+    /// began after this.
+    pub last_acknowledged_sent_at: Mutex<Option<Instant>>,
     /// What the route watch did, for a test that finds the relay behind:
     /// each site it was on and when it got there, and when it last heard
     /// a change (not a progress heartbeat).
@@ -175,11 +178,13 @@ async fn heartbeat_loop(
 ) {
     loop {
         let sessions = admission.hosts() as u32;
+        let sent_at = Instant::now();
         let interval = match client.heartbeat(&relay_id, incarnation, sessions).await {
             Ok(response) => {
                 counters
                     .heartbeats_acknowledged
                     .fetch_add(1, Ordering::Relaxed);
+                *counters.last_acknowledged_sent_at.lock() = Some(sent_at);
                 admission.heartbeat_acknowledged(
                     Instant::now(),
                     Duration::from_millis(response.lease_ttl_ms),
