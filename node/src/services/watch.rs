@@ -177,14 +177,7 @@ impl<W: Watcher> Watch<W> {
                     continue;
                 }
             };
-            let open = match events {
-                Ok(events) => self.deliver(&events).await,
-                Err(CutOff) => {
-                    self.cut_off().await;
-                    false
-                }
-            };
-            if !open {
+            if !self.take(events).await {
                 return;
             }
         }
@@ -208,16 +201,8 @@ impl<W: Watcher> Watch<W> {
         // send those first, so the progress index never passes an event not
         // yet sent.
         let published = live.published_index();
-        match live.try_recv() {
-            Ok(events) => {
-                if !self.deliver(&events).await {
-                    return false;
-                }
-            }
-            Err(CutOff) => {
-                self.cut_off().await;
-                return false;
-            }
+        if !self.take(live.try_recv()).await {
+            return false;
         }
         let through = published.max(self.after_index);
         // Past `through` (part of a later publish was sent): the watch is not
@@ -231,9 +216,17 @@ impl<W: Watcher> Watch<W> {
         true
     }
 
-    async fn cut_off(&mut self) {
-        metrics::counter!("switchboard_watches_cut_off_total").increment(1);
-        self.end(out_of_range("the watch fell behind")).await;
+    /// Sends what the feed handed over, or ends a watch it cut off: false
+    /// once the watch has ended.
+    async fn take(&mut self, taken: Result<Vec<Arc<IndexedEvent>>, CutOff>) -> bool {
+        match taken {
+            Ok(events) => self.deliver(&events).await,
+            Err(CutOff) => {
+                metrics::counter!("switchboard_watches_cut_off_total").increment(1);
+                self.end(out_of_range("the watch fell behind")).await;
+                false
+            }
+        }
     }
 }
 

@@ -144,14 +144,15 @@ impl Registry {
         match event {
             ChangeEvent::Route(change) => {
                 out.extend(self.by_host.get(&change.host_id).into_iter().flatten());
-                let relays = [&change.previous, &change.current];
-                for (n, route) in relays.iter().enumerate() {
-                    let Some((relay, _)) = route else { continue };
-                    // A host that stays on its relay (a new generation) is one
-                    // event for that relay's watches, not two.
-                    if n == 1 && routed_to(&change.previous, relay) {
-                        continue;
-                    }
+                let left = change.previous.as_ref().map(|(relay, _)| relay);
+                // A host that stays on its relay (a new generation) is one
+                // event for that relay's watches, not two.
+                let joined = change
+                    .current
+                    .as_ref()
+                    .map(|(relay, _)| relay)
+                    .filter(|relay| Some(*relay) != left);
+                for relay in left.into_iter().chain(joined) {
                     out.extend(self.by_relay.get(relay).into_iter().flatten());
                 }
             }
@@ -351,8 +352,9 @@ fn hand_over(registry: &mut Registry, id: u64, events: Vec<Arc<IndexedEvent>>) {
     let mailbox = subscriber.mailbox.clone();
     let cut_off = {
         let mut queued = mailbox.queue.lock();
-        queued.cut_off = queued.events.len() >= FEED_SUBSCRIBER_EVENTS_MAX;
-        if !queued.cut_off {
+        if queued.events.len() >= FEED_SUBSCRIBER_EVENTS_MAX {
+            queued.cut_off = true;
+        } else {
             queued.events.extend(events);
         }
         queued.cut_off
@@ -540,6 +542,35 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The index the feed routes a live change by picks exactly the
+        /// subscribers whose interest wants it (the rule the replay uses),
+        /// each once.
+        #[test]
+        fn live_routing_agrees_with_the_interest(
+            host_n in 0u8..3,
+            from in proptest::option::of(0u8..3),
+            to in proptest::option::of(0u8..3),
+        ) {
+            let mut registry = Registry::default();
+            let mut interests = HashMap::new();
+            for n in 0..3u8 {
+                for interest in [Interest::Host(host(&format!("h{n}"))), Interest::Relay(relay(&format!("r{n}")))] {
+                    let id = registry.add(Subscriber { interest: interest.clone(), mailbox: Arc::default() });
+                    interests.insert(id, interest);
+                }
+            }
+            let event = moved(1, &format!("h{host_n}"), from.map(|n| format!("r{n}")).as_deref(), to.map(|n| format!("r{n}")).as_deref()).event;
+            let mut routed = Vec::new();
+            registry.concerned(&event, &mut routed);
+            let mut wanted: Vec<u64> = interests.iter().filter(|(_, i)| i.wants(&event)).map(|(id, _)| *id).collect();
+            wanted.sort_unstable();
+            let mut sorted = routed.clone();
+            sorted.sort_unstable();
+            proptest::prop_assert_eq!(&sorted, &wanted);
+            sorted.dedup();
+            proptest::prop_assert_eq!(sorted.len(), routed.len(), "each once");
+        }
+
         /// The replay is every retained event after the index asked for
         /// that concerns the subscriber, in order, however many events each
         /// index has.
