@@ -49,9 +49,6 @@ pub const SNAPSHOT_BYTES_MAX: u64 = 8 * 1024 * 1024 * 1024;
 /// callers wait.
 pub const REQUESTS_PER_CONNECTION_MAX: usize = 256;
 
-/// Time to open a TCP connection to another site.
-pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-
 /// HTTP/2 keepalive to another site: a dead peer is noticed within
 /// interval + timeout even when no RPC is in flight.
 pub const PEER_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);

@@ -51,6 +51,10 @@ fn describe_raft() {
         "switchboard_election_nudges_total",
         "Pre-vote rounds this site asked for because no leader was heard for the leader lease (see site::election_nudge)."
     );
+    describe_counter!(
+        "switchboard_peer_reconnects_total",
+        "Connections to another site dropped and made afresh because it answered nothing for a leader lease (see peer::clients)."
+    );
     describe_gauge!("switchboard_raft_term", "This site's Raft term.");
     describe_gauge!("switchboard_raft_is_leader", "1 while this site leads.");
     describe_gauge!(

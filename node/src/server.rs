@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::leases::heartbeats::HeartbeatBatcher;
 use crate::leases::table::Leases;
 use crate::peer::clients::PeerClients;
+use crate::peer::clients::PeerTiming;
 use crate::peer::service::PeerService;
 use crate::services::AdminApi;
 use crate::services::ClientApi;
@@ -450,7 +451,7 @@ impl Security {
                 raft_server: None,
                 api_server: None,
                 tokens: None,
-                peers: PeerClients::insecure(&config.cluster_id),
+                peers: PeerClients::insecure(&config.cluster_id, PeerTiming::of(&config.timing)),
             });
         };
         let files = TlsFiles {
@@ -503,7 +504,7 @@ impl Security {
                 ReloadableServer::new(&material, ClientAuth::Required).map_err(setup)?,
             ),
             api_server: Some(ReloadableServer::new(&material, api_auth).map_err(setup)?),
-            peers: PeerClients::tls(&config.cluster_id, material),
+            peers: PeerClients::tls(&config.cluster_id, material, PeerTiming::of(&config.timing)),
             files: Some(files),
             reload_interval: Duration::from_millis(tls.reload_interval_ms),
             tokens,

@@ -384,3 +384,120 @@ async fn a_watch_at_a_site_behind_the_callers_index_repeats_nothing() {
         break;
     }
 }
+
+/// How long a long one-way cut lasts in the reconnect test: three LAN
+/// leases, long enough for the leader's TCP retransmissions to back off,
+/// as in the partition tests' rounds. The short cut is half a lease.
+const LONG_CUT_MS: u64 = 1_500;
+
+/// After a one-way cut between the leader and a follower heals, the
+/// follower hears the leader again within an election timeout, and the
+/// leader keeps the lead. The leader's connection to it, wedged by the cut
+/// (retransmissions backed off, every call on it timing out), used to stay
+/// in use for seconds under load, and openraft's replication backoff
+/// (200 ms doubling to 1 s) held the catch-up back: meanwhile a second
+/// cut, to the other follower, left the leader without a quorum and a
+/// site it could not reach was elected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_cut_off_one_way_hears_the_leader_again_soon_after_the_heal() {
+    let test = "a_follower_cut_off_one_way_hears_the_leader_again_soon_after_the_heal";
+    let Some(network) = network_or_say_why(&SITES, test) else {
+        return;
+    };
+    let cluster = switchboard_tests::TestCluster::start_with(TestSpec {
+        site_hosts: network.site_hosts(),
+        ..TestSpec::default()
+    })
+    .await;
+    switchboard_tests::load::register_relays(&cluster.client(), 2, 100).await;
+    let timing = cluster.timing().clone();
+    let bound = Duration::from_millis(timing.election_max_ms);
+    // Writes during the long cuts, so the leader has entries in flight to
+    // the follower when its packets start to vanish; none during the short
+    // ones, when only heartbeats use the connection.
+    let writes_on = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writing = {
+        let (writes_on, stop) = (writes_on.clone(), stop.clone());
+        let writer = cluster.client();
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if !writes_on.load(std::sync::atomic::Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                let host = format!("steady-{}", n % 20);
+                let _ = writer
+                    .attach(&switchboard_api::new_request_id(), &host, "")
+                    .await;
+                n += 1;
+            }
+        })
+    };
+    let leader = cluster.leader().await;
+    let mut slowest = Duration::ZERO;
+    for follower in others(leader) {
+        for leaders_packets_lost in [true, false] {
+            for (cut_ms, writing) in [(LONG_CUT_MS, true), (timing.election_max_ms / 2, false)] {
+                writes_on.store(writing, std::sync::atomic::Ordering::Relaxed);
+                if leaders_packets_lost {
+                    network.cut(leader, follower);
+                } else {
+                    network.cut(follower, leader);
+                }
+                tokio::time::sleep(Duration::from_millis(cut_ms)).await;
+                network.heal();
+                let after = heard_again_after_heal(&cluster, follower).await;
+                let way = if leaders_packets_lost {
+                    "leader's"
+                } else {
+                    "follower's"
+                };
+                println!(
+                    "{cut_ms} ms cut of the {way} packets, writes {writing}: site {follower} heard leader {leader} again {} ms after the heal",
+                    after.as_millis()
+                );
+                slowest = slowest.max(after);
+                assert_eq!(cluster.leader().await, leader, "the leader kept the lead");
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writing.await.expect("writer");
+    assert!(
+        slowest <= bound,
+        "a follower heard the leader again {} ms after a heal (bound: an election timeout, {} ms)",
+        slowest.as_millis(),
+        bound.as_millis()
+    );
+}
+
+/// How long after a heal (now) site `follower` is fresh again: its
+/// staleness within two heartbeats.
+async fn heard_again_after_heal(
+    cluster: &switchboard_tests::TestCluster,
+    follower: u64,
+) -> Duration {
+    let healed = Instant::now();
+    let timing = cluster.timing();
+    let client = cluster.site_client(follower);
+    let api = cluster.api(follower);
+    let fresh_ms = 2 * timing.heartbeat_ms;
+    switchboard_tests::wait_until(
+        timing.failover_bound() * 4,
+        &format!("site {follower} hears the leader again"),
+        || {
+            let client = &client;
+            let api = &api;
+            async move {
+                client
+                    .status_of(api)
+                    .await
+                    .is_ok_and(|status| status.staleness_ms <= fresh_ms)
+            }
+        },
+    )
+    .await;
+    healed.elapsed()
+}

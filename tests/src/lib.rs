@@ -113,6 +113,14 @@ pub struct TestSpec {
 /// `RUST_LOG` of a test's sites: info, so their logs explain a failure.
 pub const TEST_LOG_FILTER: &str = "info,openraft=warn";
 
+/// Set, a test cluster's temp dir (each site's data and `site.log`) is
+/// kept after the test and its path printed: for reading a failure.
+pub const KEEP_DIRS_VAR: &str = "SWITCHBOARD_TEST_KEEP_DIRS";
+
+/// Set, the sites' `RUST_LOG` instead of the test's own filter (say
+/// `info,openraft=info` to see votes).
+pub const LOG_FILTER_VAR: &str = "SWITCHBOARD_TEST_LOG";
+
 impl Default for TestSpec {
     fn default() -> Self {
         TestSpec {
@@ -150,11 +158,18 @@ impl TestCluster {
         let (dir, path) = match spec.dir {
             Some(path) => (None, path),
             None => {
-                let dir = tempfile::Builder::new()
+                let mut dir = tempfile::Builder::new()
                     .prefix("switchboard-test-")
                     .tempdir()
                     .expect("temp dir");
                 let path = dir.path().to_owned();
+                if std::env::var_os(KEEP_DIRS_VAR).is_some() {
+                    dir.disable_cleanup(true);
+                    eprintln!(
+                        "{KEEP_DIRS_VAR}: the sites' dirs and logs stay in {}",
+                        path.display()
+                    );
+                }
                 (Some(dir), path)
             }
         };
@@ -169,7 +184,7 @@ impl TestCluster {
         launch.site_hosts = spec.site_hosts;
         launch.site_names = spec.site_names;
         launch.limits = spec.limits;
-        launch.log_filter = spec.log_filter;
+        launch.log_filter = std::env::var(LOG_FILTER_VAR).unwrap_or(spec.log_filter);
         launch.log_json = spec.log_json;
         let cluster = LocalCluster::start(launch)
             .await

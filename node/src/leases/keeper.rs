@@ -198,10 +198,9 @@ async fn forward(
     let request = site
         .peers
         .request(leader, HeartbeatBatch { heartbeats }, Some(timeout));
-    let response = client
-        .forward_heartbeats(request)
-        .await
-        .map_err(|status| status.message().to_owned())?;
+    let response = client.forward_heartbeats(request).await;
+    site.peers.note(leader, &node.raft_addr, &response);
+    let response = response.map_err(|status| status.message().to_owned())?;
     metrics::counter!("switchboard_relay_heartbeat_batches_forwarded_total").increment(1);
     metrics::histogram!("switchboard_relay_heartbeat_batch_size").record(count as f64);
     Ok(response.into_inner().lease_ttl_ms)

@@ -127,7 +127,9 @@ impl PeerConnection {
         ) -> Fut,
         Fut: Future<Output = Result<tonic::Response<RaftMessage>, Status>>,
     {
-        let timeout = option.hard_ttl();
+        // openraft may drop the call at its hard limit; our own timeout,
+        // at the soft one, ends it first with an error that is noted.
+        let timeout = option.soft_ttl();
         let client = self
             .peers
             .raft_client(self.target, &self.addr)
@@ -143,9 +145,9 @@ impl PeerConnection {
             self.leader_age
                 .stamp(request.metadata_mut(), self.clock.unix_ms());
         }
-        let response = call(client, request)
-            .await
-            .map_err(|status| self.status_error(status, action, timeout))?;
+        let response = call(client, request).await;
+        self.peers.note(self.target, &self.addr, &response);
+        let response = response.map_err(|status| self.status_error(status, action, timeout))?;
         raft_records::decode("raft response", &response.into_inner().body)
             .map_err(|e| RPCError::Network(NetworkError::new(&WireError(e.to_string()))))
     }
@@ -217,7 +219,9 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let timeout = option.hard_ttl();
+        // openraft may drop the call at its hard limit; our own timeout,
+        // at the soft one, ends it first with an error that is noted.
+        let timeout = option.soft_ttl();
         let unreachable = |e: String| StreamingError::Unreachable(Unreachable::new(&WireError(e)));
         let client = self
             .peers
@@ -275,6 +279,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             closed = cancel => return Err(StreamingError::Closed(closed)),
             response = send => response,
         };
+        self.peers.note(target, &self.addr, &response);
         let response = response.map_err(|status| match status.code() {
             Code::DeadlineExceeded => StreamingError::Timeout(Timeout {
                 action: RPCTypes::InstallSnapshot,

@@ -213,12 +213,19 @@ async fn send(peers: &PeerClients, batch: Vec<Queued>) {
         ForwardWritesRequest { proposals },
         Some(left(deadline)),
     );
-    // The client does not enforce the timeout it sends: a leader that went
-    // dark would hold the slot until keepalive gives up.
+    // tonic starts the timeout it sends only once connected: a connection
+    // that hangs would hold the slot until keepalive gives up.
     let answer = tokio::time::timeout_at(deadline.into(), client.forward_writes(request)).await;
+    match &answer {
+        Ok(result) => peers.note(leader, &raft_addr, result),
+        Err(_) => {
+            peers.unanswered(leader, &raft_addr);
+        }
+    }
     match answer {
         Ok(Ok(response)) => answer_all(batch, response.into_inner()),
         Ok(Err(status)) if status.code() == Code::Unimplemented => {
+            let raft_addr = &raft_addr;
             let sends = batch
                 .into_iter()
                 .filter(|queued| !queued.done.is_closed())
@@ -230,12 +237,18 @@ async fn send(peers: &PeerClients, batch: Vec<Queued>) {
                         };
                         let request = peers.request(leader, request, Some(left(queued.deadline)));
                         let call = client.forward_write(request);
-                        let result =
-                            match tokio::time::timeout_at(queued.deadline.into(), call).await {
-                                Ok(Ok(response)) => reply_of(&response.into_inner().reply),
-                                Ok(Err(status)) => Err(status),
-                                Err(_) => Err(leader_silent()),
-                            };
+                        let answer = tokio::time::timeout_at(queued.deadline.into(), call).await;
+                        match &answer {
+                            Ok(result) => peers.note(leader, raft_addr, result),
+                            Err(_) => {
+                                peers.unanswered(leader, raft_addr);
+                            }
+                        }
+                        let result = match answer {
+                            Ok(Ok(response)) => reply_of(&response.into_inner().reply),
+                            Ok(Err(status)) => Err(status),
+                            Err(_) => Err(leader_silent()),
+                        };
                         let _ = queued.done.send(result);
                     }
                 });

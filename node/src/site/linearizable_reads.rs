@@ -89,7 +89,9 @@ impl Site {
         let request = self
             .peers
             .request(leader, ReadIndexRequest { lease_read }, Some(remaining));
-        match client.read_index(request).await {
+        let response = client.read_index(request).await;
+        self.peers.note(leader, &node.raft_addr, &response);
+        match response {
             Ok(response) => raft_records::decode("read log id", &response.into_inner().read_log_id)
                 .map_err(|e| Attempt::Fail(ApiError::Internal(e.to_string()))),
             Err(status) => Err(Attempt::Retry(format!(
