@@ -96,6 +96,30 @@ pub fn is_silence(status: &tonic::Status) -> bool {
     std::error::Error::source(status).is_some()
 }
 
+/// A call in flight to a peer (see [`PeerClients::begin`]).
+pub struct PendingCall<'a> {
+    peers: &'a PeerClients,
+    target: SiteId,
+    addr: &'a str,
+    ended: bool,
+}
+
+impl PendingCall<'_> {
+    /// Notes how the call ended.
+    pub fn end<T>(mut self, result: &Result<T, tonic::Status>) {
+        self.ended = true;
+        self.peers.note(self.target, self.addr, result);
+    }
+}
+
+impl Drop for PendingCall<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.peers.unanswered(self.target, self.addr);
+        }
+    }
+}
+
 /// The pooled channel to site `target` at `addr`, if any.
 fn pooled_in<'a>(
     channels: &'a mut HashMap<SiteId, HashMap<String, Pooled>>,
@@ -161,6 +185,18 @@ impl PeerClients {
         );
         metrics::counter!("switchboard_peer_reconnects_total").increment(1);
         true
+    }
+
+    /// A call to site `target` at `addr` begins: end it with its result;
+    /// dropped unended (its caller gave up on it), it counts as
+    /// unanswered.
+    pub fn begin<'a>(&'a self, target: SiteId, addr: &'a str) -> PendingCall<'a> {
+        PendingCall {
+            peers: self,
+            target,
+            addr,
+            ended: false,
+        }
     }
 
     /// Notes how a call to site `target` at `addr` ended (see
@@ -318,6 +354,25 @@ mod tests {
         assert!(pooled(&peers, ADDR), "the refusal was an answer");
         tokio::time::advance(LEASE).await;
         peers.note(2, ADDR, &timed_out());
+        assert!(!pooled(&peers, ADDR));
+    }
+
+    /// A call its caller gave up on (openraft drops a heartbeat at its own
+    /// timeout) counts as unanswered; one that ended is noted as it ended.
+    #[tokio::test(start_paused = true)]
+    async fn a_call_dropped_unended_is_unanswered() {
+        let peers = PeerClients::insecure("c", TIMING);
+        peers.channel(2, ADDR).expect("channel");
+        drop(peers.begin(2, ADDR));
+        tokio::time::advance(LEASE).await;
+        peers.begin(2, ADDR).end(&Ok::<(), tonic::Status>(()));
+        drop(peers.begin(2, ADDR));
+        assert!(
+            pooled(&peers, ADDR),
+            "the answer in between restarted the count"
+        );
+        tokio::time::advance(LEASE).await;
+        drop(peers.begin(2, ADDR));
         assert!(!pooled(&peers, ADDR));
     }
 

@@ -127,9 +127,7 @@ impl PeerConnection {
         ) -> Fut,
         Fut: Future<Output = Result<tonic::Response<RaftMessage>, Status>>,
     {
-        // openraft may drop the call at its hard limit; our own timeout,
-        // at the soft one, ends it first with an error that is noted.
-        let timeout = option.soft_ttl();
+        let timeout = option.hard_ttl();
         let client = self
             .peers
             .raft_client(self.target, &self.addr)
@@ -145,8 +143,11 @@ impl PeerConnection {
             self.leader_age
                 .stamp(request.metadata_mut(), self.clock.unix_ms());
         }
+        // openraft drops a heartbeat at its own timeout, as long as ours:
+        // a call dropped unfinished counts as unanswered too.
+        let pending = self.peers.begin(self.target, &self.addr);
         let response = call(client, request).await;
-        self.peers.note(self.target, &self.addr, &response);
+        pending.end(&response);
         let response = response.map_err(|status| self.status_error(status, action, timeout))?;
         raft_records::decode("raft response", &response.into_inner().body)
             .map_err(|e| RPCError::Network(NetworkError::new(&WireError(e.to_string()))))
@@ -219,9 +220,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        // openraft may drop the call at its hard limit; our own timeout,
-        // at the soft one, ends it first with an error that is noted.
-        let timeout = option.soft_ttl();
+        let timeout = option.hard_ttl();
         let unreachable = |e: String| StreamingError::Unreachable(Unreachable::new(&WireError(e)));
         let client = self
             .peers
