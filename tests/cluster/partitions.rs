@@ -45,6 +45,23 @@ enum Cut {
     DarkLeader,
 }
 
+/// A test cluster with each site in its own network namespace, and
+/// `relays` relays of 100 hosts' capacity registered; `None` (the test
+/// skips, loudly) without root or nftables.
+async fn cluster_in_namespaces(
+    test: &str,
+    relays: u32,
+) -> Option<(Network, switchboard_tests::TestCluster)> {
+    let network = network_or_say_why(&SITES, test)?;
+    let cluster = switchboard_tests::TestCluster::start_with(TestSpec {
+        site_hosts: network.site_hosts(),
+        ..TestSpec::default()
+    })
+    .await;
+    switchboard_tests::load::register_relays(&cluster.client(), relays, 100).await;
+    Some((network, cluster))
+}
+
 /// The sites other than `site`.
 fn others(site: u64) -> Vec<u64> {
     SITES.iter().copied().filter(|&s| s != site).collect()
@@ -254,15 +271,9 @@ async fn next_change(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_watch_on_a_cut_off_or_dark_site_moves_to_another_and_misses_no_change() {
     let test = "a_watch_on_a_cut_off_or_dark_site_moves_to_another_and_misses_no_change";
-    let Some(network) = network_or_say_why(&SITES, test) else {
+    let Some((network, cluster)) = cluster_in_namespaces(test, 2).await else {
         return;
     };
-    let spec = TestSpec {
-        site_hosts: network.site_hosts(),
-        ..TestSpec::default()
-    };
-    let cluster = switchboard_tests::TestCluster::start_with(spec).await;
-    switchboard_tests::load::register_relays(&cluster.client(), 2, 100).await;
     let writer = cluster.client();
     writer
         .attach(&switchboard_api::new_request_id(), "watched", "")
@@ -326,15 +337,9 @@ async fn a_watch_on_a_cut_off_or_dark_site_moves_to_another_and_misses_no_change
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_watch_at_a_site_behind_the_callers_index_repeats_nothing() {
     let test = "a_watch_at_a_site_behind_the_callers_index_repeats_nothing";
-    let Some(network) = network_or_say_why(&SITES, test) else {
+    let Some((network, cluster)) = cluster_in_namespaces(test, 1).await else {
         return;
     };
-    let cluster = switchboard_tests::TestCluster::start_with(TestSpec {
-        site_hosts: network.site_hosts(),
-        ..TestSpec::default()
-    })
-    .await;
-    switchboard_tests::load::register_relays(&cluster.client(), 1, 100).await;
     let leader = cluster.leader().await;
     let behind = others(leader)[0];
     let at_leader = cluster.site_client(leader);
@@ -385,9 +390,10 @@ async fn a_watch_at_a_site_behind_the_callers_index_repeats_nothing() {
     }
 }
 
-/// How long a long one-way cut lasts in the reconnect test: three LAN
-/// leases, long enough for the leader's TCP retransmissions to back off,
-/// as in the partition tests' rounds. The short cut is half a lease.
+/// How long the follower goes without the leader in a long one-way cut of
+/// the reconnect test: three LAN leases, long enough for the leader's TCP
+/// retransmissions to back off, as in the partition tests' rounds. The
+/// short cut is half a lease.
 const LONG_CUT_MS: u64 = 1_500;
 
 /// After a one-way cut between the leader and a follower heals, the
@@ -401,32 +407,21 @@ const LONG_CUT_MS: u64 = 1_500;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_follower_cut_off_one_way_hears_the_leader_again_soon_after_the_heal() {
     let test = "a_follower_cut_off_one_way_hears_the_leader_again_soon_after_the_heal";
-    let Some(network) = network_or_say_why(&SITES, test) else {
+    let Some((network, cluster)) = cluster_in_namespaces(test, 2).await else {
         return;
     };
-    let cluster = switchboard_tests::TestCluster::start_with(TestSpec {
-        site_hosts: network.site_hosts(),
-        ..TestSpec::default()
-    })
-    .await;
-    switchboard_tests::load::register_relays(&cluster.client(), 2, 100).await;
     let timing = cluster.timing().clone();
     let bound = Duration::from_millis(timing.election_max_ms);
     // Writes during the long cuts, so the leader has entries in flight to
     // the follower when its packets start to vanish; none during the short
     // ones, when only heartbeats use the connection.
-    let writes_on = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (writes_on, mut writes_wanted) = tokio::sync::watch::channel(false);
     let writing = {
-        let (writes_on, stop) = (writes_on.clone(), stop.clone());
         let writer = cluster.client();
         tokio::spawn(async move {
             let mut n = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                if !writes_on.load(std::sync::atomic::Ordering::Relaxed) {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
+            // Ends once the sender is gone (and writes are off).
+            while writes_wanted.wait_for(|on| *on).await.is_ok() {
                 let host = format!("steady-{}", n % 20);
                 let _ = writer
                     .attach(&switchboard_api::new_request_id(), &host, "")
@@ -440,13 +435,23 @@ async fn a_follower_cut_off_one_way_hears_the_leader_again_soon_after_the_heal()
     for follower in others(leader) {
         for leaders_packets_lost in [true, false] {
             for (cut_ms, writing) in [(LONG_CUT_MS, true), (timing.election_max_ms / 2, false)] {
-                writes_on.store(writing, std::sync::atomic::Ordering::Relaxed);
+                writes_on.send_replace(writing);
                 if leaders_packets_lost {
                     network.cut(leader, follower);
                 } else {
                     network.cut(follower, leader);
                 }
-                tokio::time::sleep(Duration::from_millis(cut_ms)).await;
+                // Held until the follower has gone `cut_ms` without the
+                // leader (its own packets lost, it stops hearing once the
+                // leader's unacknowledged data fills its window).
+                cluster
+                    .wait_status(
+                        follower,
+                        timing.failover_bound() * 4,
+                        &format!("site {follower} unheard for {cut_ms} ms"),
+                        |status| status.staleness_ms >= cut_ms,
+                    )
+                    .await;
                 network.heal();
                 let after = heard_again_after_heal(&cluster, follower).await;
                 let way = if leaders_packets_lost {
@@ -455,7 +460,7 @@ async fn a_follower_cut_off_one_way_hears_the_leader_again_soon_after_the_heal()
                     "follower's"
                 };
                 println!(
-                    "{cut_ms} ms cut of the {way} packets, writes {writing}: site {follower} heard leader {leader} again {} ms after the heal",
+                    "the {way} packets lost until site {follower} went {cut_ms} ms unheard, writes {writing}: it heard leader {leader} again {} ms after the heal",
                     after.as_millis()
                 );
                 slowest = slowest.max(after);
@@ -463,7 +468,8 @@ async fn a_follower_cut_off_one_way_hears_the_leader_again_soon_after_the_heal()
             }
         }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writes_on.send_replace(false);
+    drop(writes_on);
     writing.await.expect("writer");
     assert!(
         slowest <= bound,
@@ -481,23 +487,14 @@ async fn heard_again_after_heal(
 ) -> Duration {
     let healed = Instant::now();
     let timing = cluster.timing();
-    let client = cluster.site_client(follower);
-    let api = cluster.api(follower);
     let fresh_ms = 2 * timing.heartbeat_ms;
-    switchboard_tests::wait_until(
-        timing.failover_bound() * 4,
-        &format!("site {follower} hears the leader again"),
-        || {
-            let client = &client;
-            let api = &api;
-            async move {
-                client
-                    .status_of(api)
-                    .await
-                    .is_ok_and(|status| status.staleness_ms <= fresh_ms)
-            }
-        },
-    )
-    .await;
+    cluster
+        .wait_status(
+            follower,
+            timing.failover_bound() * 4,
+            &format!("site {follower} hears the leader again"),
+            |status| status.staleness_ms <= fresh_ms,
+        )
+        .await;
     healed.elapsed()
 }

@@ -397,22 +397,28 @@ impl TestCluster {
 
     /// Waits until site `id` has applied at least `index`.
     pub async fn wait_applied(&self, id: u64, index: u64, deadline: Duration) {
+        let what = format!("site {id} applies index {index}");
+        self.wait_status(id, deadline, &what, |s| s.applied_index >= index)
+            .await;
+    }
+
+    /// Waits until site `id`'s status satisfies `condition`, within
+    /// `deadline`; a status it does not give counts as not yet.
+    pub async fn wait_status(
+        &self,
+        id: u64,
+        deadline: Duration,
+        what: &str,
+        condition: impl Fn(&pb::StatusResponse) -> bool,
+    ) {
         let client = self.site_client(id);
         let api = self.api(id);
-        wait_until(
-            deadline,
-            &format!("site {id} applies index {index}"),
-            || {
-                let client = &client;
-                let api = &api;
-                async move {
-                    client
-                        .status_of(api)
-                        .await
-                        .is_ok_and(|s| s.applied_index >= index)
-                }
-            },
-        )
+        let condition = &condition;
+        wait_until(deadline, what, || {
+            let client = &client;
+            let api = &api;
+            async move { client.status_of(api).await.is_ok_and(|s| condition(&s)) }
+        })
         .await;
     }
 }

@@ -9,13 +9,13 @@
 //!
 //! A channel whose calls have failed without an answer for a leader lease
 //! ([`PeerTiming::reconnect_after`]) is replaced by a fresh connection at
-//! the next call that fails. A cut that drops one site's packets to another leaves the TCP
-//! connection under the channel wedged after the cut heals: its
-//! retransmissions backed off while the packets vanished, and every call
-//! queued on it times out until TCP tries again, seconds later. The
-//! keepalive (seconds too) would notice eventually; a new connection
-//! answers at once. At most one new connection per lease per peer while
-//! it stays silent.
+//! the next call that fails. A cut that drops one site's packets to
+//! another leaves the TCP connection under the channel wedged after the
+//! cut heals: its retransmissions backed off while the packets vanished,
+//! and every call queued on it times out until TCP tries again, seconds
+//! later. The keepalive (seconds too) would notice eventually; a new
+//! connection answers at once. At most one new connection per lease per
+//! peer while it stays silent.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -78,7 +78,7 @@ impl PeerTiming {
     }
 }
 
-/// Channels to peers, one per site.
+/// Channels to peers, one per site and address.
 #[derive(Clone)]
 pub struct PeerClients {
     cluster_id: Arc<str>,
@@ -92,7 +92,7 @@ pub struct PeerClients {
 /// the peer sent: tonic makes the status of a timeout, a failed connect or
 /// a broken connection from an error it keeps as the source; a status
 /// decoded from the peer's answer has none.
-pub fn is_silence(status: &tonic::Status) -> bool {
+fn is_silence(status: &tonic::Status) -> bool {
     std::error::Error::source(status).is_some()
 }
 

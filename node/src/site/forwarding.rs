@@ -216,12 +216,7 @@ async fn send(peers: &PeerClients, batch: Vec<Queued>) {
     // tonic starts the timeout it sends only once connected: a connection
     // that hangs would hold the slot until keepalive gives up.
     let answer = tokio::time::timeout_at(deadline.into(), client.forward_writes(request)).await;
-    match &answer {
-        Ok(result) => peers.note(leader, &raft_addr, result),
-        Err(_) => {
-            peers.unanswered(leader, &raft_addr);
-        }
-    }
+    note_answer(peers, leader, &raft_addr, &answer);
     match answer {
         Ok(Ok(response)) => answer_all(batch, response.into_inner()),
         Ok(Err(status)) if status.code() == Code::Unimplemented => {
@@ -238,12 +233,7 @@ async fn send(peers: &PeerClients, batch: Vec<Queued>) {
                         let request = peers.request(leader, request, Some(left(queued.deadline)));
                         let call = client.forward_write(request);
                         let answer = tokio::time::timeout_at(queued.deadline.into(), call).await;
-                        match &answer {
-                            Ok(result) => peers.note(leader, raft_addr, result),
-                            Err(_) => {
-                                peers.unanswered(leader, raft_addr);
-                            }
-                        }
+                        note_answer(peers, leader, raft_addr, &answer);
                         let result = match answer {
                             Ok(Ok(response)) => reply_of(&response.into_inner().reply),
                             Ok(Err(status)) => Err(status),
@@ -256,6 +246,22 @@ async fn send(peers: &PeerClients, batch: Vec<Queued>) {
         }
         Ok(Err(status)) => fail_all(batch, &status),
         Err(_) => fail_all(batch, &leader_silent()),
+    }
+}
+
+/// Notes how a call to the leader ended for its channel's health (see
+/// `peer::clients`): a write deadline that passed is silence too.
+fn note_answer<T>(
+    peers: &PeerClients,
+    leader: SiteId,
+    raft_addr: &str,
+    answer: &Result<Result<T, Status>, tokio::time::error::Elapsed>,
+) {
+    match answer {
+        Ok(result) => peers.note(leader, raft_addr, result),
+        Err(_) => {
+            peers.unanswered(leader, raft_addr);
+        }
     }
 }
 
